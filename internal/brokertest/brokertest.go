@@ -1,0 +1,286 @@
+// Package brokertest starts the real mosquitto broker on loopback high ports
+// for tests, and drives the real mosquitto_pub/mosquitto_sub clients.
+package brokertest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Require fails the test when the broker or its clients are missing: a test
+// that checks a file against the real broker must not pass without it.
+// Install them with: apt-get install -y mosquitto mosquitto-clients
+func Require(t testing.TB) {
+	t.Helper()
+	for _, bin := range []string{"mosquitto", "mosquitto_pub", "mosquitto_sub"} {
+		if _, err := lookPath(bin); err != nil {
+			t.Fatalf("%s not found: install it with `apt-get install -y mosquitto mosquitto-clients`", bin)
+		}
+	}
+}
+
+func lookPath(bin string) (string, error) {
+	if p, err := exec.LookPath(bin); err == nil {
+		return p, nil
+	}
+	// /usr/sbin is not on every PATH (sudo-less shells, go test under CI).
+	p := filepath.Join("/usr/sbin", bin)
+	if _, err := os.Stat(p); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("%s not found", bin)
+}
+
+// Dir makes a folder the broker can read after it drops root to the
+// mosquitto user: t.TempDir() is 0700 and so is its parent.
+func Dir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "mosqprov-broker-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Broker is a running mosquitto.
+type Broker struct {
+	Conf string
+	Log  string
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// Start writes conf to a file in dir (with a log_dest file line appended
+// so failures can be read) and runs mosquitto on it, waiting until every port
+// in ports accepts TCP connections. The broker is stopped at cleanup.
+func Start(t testing.TB, dir, conf string, ports ...int) *Broker {
+	t.Helper()
+	b, err := StartErr(dir, conf, ports...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Stop)
+	return b
+}
+
+// StartErr is Start that returns the failure (for tests that expect the
+// broker to refuse a config) instead of failing the test.
+func StartErr(dir, conf string, ports ...int) (*Broker, error) {
+	bin, err := lookPath("mosquitto")
+	if err != nil {
+		return nil, err
+	}
+	b := &Broker{Conf: filepath.Join(dir, "test-broker.conf"), Log: filepath.Join(dir, "test-broker.log"), done: make(chan error, 1)}
+	full := conf + "\nlog_dest file " + b.Log + "\nlog_type all\n"
+	if err := os.WriteFile(b.Conf, []byte(full), 0o644); err != nil {
+		return nil, err
+	}
+	// The log file is opened after the broker drops to its user.
+	if f, err := os.OpenFile(b.Log, os.O_CREATE|os.O_WRONLY, 0o666); err == nil {
+		f.Close()
+		os.Chmod(b.Log, 0o666)
+	}
+	var out bytes.Buffer
+	b.cmd = exec.Command(bin, "-c", b.Conf)
+	b.cmd.Stdout, b.cmd.Stderr = &out, &out
+	if err := b.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { b.done <- b.cmd.Wait() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, port := range ports {
+		for {
+			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
+			if err == nil {
+				c.Close()
+				break
+			}
+			select {
+			case err := <-b.done:
+				return nil, fmt.Errorf("mosquitto exited (%v): %s\nlog:\n%s", err, out.String(), b.ReadLog())
+			default:
+			}
+			if time.Now().After(deadline) {
+				b.Stop()
+				return nil, fmt.Errorf("mosquitto did not listen on %d: %s\nlog:\n%s", port, out.String(), b.ReadLog())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return b, nil
+}
+
+// ReadLog returns the broker's log so far.
+func (b *Broker) ReadLog() string {
+	data, _ := os.ReadFile(b.Log)
+	return string(data)
+}
+
+// Reload sends SIGHUP, as systemctl reload does.
+func (b *Broker) Reload() error {
+	return b.cmd.Process.Signal(hangup)
+}
+
+// Stop ends the broker.
+func (b *Broker) Stop() {
+	if b.cmd == nil || b.cmd.Process == nil {
+		return
+	}
+	b.cmd.Process.Kill()
+	select {
+	case <-b.done:
+	case <-time.After(5 * time.Second):
+	}
+	b.cmd = nil
+}
+
+// Client runs the real mosquitto_pub / mosquitto_sub. Args are the client's
+// own flags; the password goes through -P here because these are throwaway
+// test credentials (mosqprov itself never puts a password in argv).
+type Client struct {
+	Host     string
+	Port     int
+	User     string
+	Password string
+	// Extra are further flags: --cafile, --cert, --key, -V mqttv5...
+	Extra []string
+}
+
+func (c Client) args() []string {
+	host := c.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	args := []string{"-h", host, "-p", fmt.Sprint(c.Port)}
+	if c.User != "" {
+		args = append(args, "-u", c.User)
+	}
+	if c.Password != "" {
+		args = append(args, "-P", c.Password)
+	}
+	return append(args, c.Extra...)
+}
+
+// Publish sends one message and returns the client's error output on failure.
+func (c Client) Publish(topic, message string) error {
+	bin, err := lookPath("mosquitto_pub")
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	args := append(c.args(), "-t", topic, "-m", message, "-q", "1")
+	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("mosquitto_pub %s: %v: %s", strings.Join(redact(args), " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// Subscribe waits for up to count messages on topic for at most wait and
+// returns what arrived. It is ready to receive when it returns the ready
+// channel... simpler: callers start it, then publish; see Roundtrip.
+func (c Client) Subscribe(topic string, count int, wait time.Duration) (*Subscription, error) {
+	bin, err := lookPath("mosquitto_sub")
+	if err != nil {
+		return nil, err
+	}
+	args := append(c.args(), "-t", topic, "-C", fmt.Sprint(count), "-W", fmt.Sprint(int(wait.Seconds())), "-q", "1", "-v")
+	s := &Subscription{done: make(chan struct{})}
+	s.cmd = exec.Command(bin, args...)
+	s.cmd.Stdout, s.cmd.Stderr = &s.out, &s.errOut
+	if err := s.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { s.err = s.cmd.Wait(); close(s.done) }()
+	return s, nil
+}
+
+// Subscription is a running mosquitto_sub.
+type Subscription struct {
+	cmd    *exec.Cmd
+	out    bytes.Buffer
+	errOut bytes.Buffer
+	err    error
+	done   chan struct{}
+}
+
+// Wait returns the lines received ("topic payload") once the subscriber ends.
+func (s *Subscription) Wait() ([]string, error) {
+	<-s.done
+	text := strings.TrimSpace(s.out.String())
+	var lines []string
+	if text != "" {
+		lines = strings.Split(text, "\n")
+	}
+	if s.err != nil && len(lines) == 0 {
+		return nil, fmt.Errorf("mosquitto_sub: %v: %s", s.err, strings.TrimSpace(s.errOut.String()))
+	}
+	return lines, nil
+}
+
+// Roundtrip subscribes as sub, publishes as pub and reports whether the
+// message arrived. A subscriber that can't connect is an error; a message
+// that doesn't arrive (an ACL denial) is delivered=false.
+func Roundtrip(sub, pub Client, topic, message string) (delivered bool, err error) {
+	s, err := sub.Subscribe(topic, 1, 3*time.Second)
+	if err != nil {
+		return false, err
+	}
+	// mosquitto_sub has no "subscribed" signal; give it time to SUBACK.
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case <-s.done:
+		_, err := s.Wait()
+		return false, fmt.Errorf("subscriber ended early: %v", err)
+	default:
+	}
+	if err := pub.Publish(topic, message); err != nil {
+		s.cmd.Process.Kill()
+		return false, err
+	}
+	lines, err := s.Wait()
+	if err != nil && len(lines) == 0 && !strings.Contains(err.Error(), "exit status 27") {
+		// mosquitto_sub -W exits 27 on timeout: not delivered, not an error.
+		return false, err
+	}
+	for _, l := range lines {
+		if l == topic+" "+message {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func redact(args []string) []string {
+	out := append([]string(nil), args...)
+	for i := range out {
+		if i > 0 && out[i-1] == "-P" {
+			out[i] = "***"
+		}
+	}
+	return out
+}

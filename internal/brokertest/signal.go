@@ -1,0 +1,5 @@
+package brokertest
+
+import "syscall"
+
+var hangup = syscall.SIGHUP

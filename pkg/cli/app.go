@@ -1,0 +1,162 @@
+// Package cli wires mosqprov's cobra commands. Commands only parse flags and
+// call into the domain packages; every side effect goes through App.Sys.
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"golang.org/x/term"
+
+	"github.com/mosqprov/mosqprov/pkg/system"
+	"github.com/mosqprov/mosqprov/pkg/systemd"
+)
+
+// IOStreams are the process's standard streams.
+type IOStreams struct {
+	In     io.Reader
+	Out    io.Writer
+	ErrOut io.Writer
+	// InIsTerminal decides whether mosqprov may prompt.
+	InIsTerminal bool
+	// ReadHidden reads a line without echo (a password prompt).
+	ReadHidden func() (string, error)
+}
+
+// SystemIO returns the real standard streams.
+func SystemIO() *IOStreams {
+	fd := int(os.Stdin.Fd())
+	return &IOStreams{
+		In:           os.Stdin,
+		Out:          os.Stdout,
+		ErrOut:       os.Stderr,
+		InIsTerminal: term.IsTerminal(fd),
+		ReadHidden: func() (string, error) {
+			b, err := term.ReadPassword(fd)
+			return string(b), err
+		},
+	}
+}
+
+// Globals are the root command's persistent flags.
+type Globals struct {
+	Root    string
+	DryRun  bool
+	Output  string
+	Verbose bool
+}
+
+// App is what every command shares: streams, the System built from the
+// global flags, and the report the run prints.
+type App struct {
+	IO      *IOStreams
+	Sys     system.System
+	Globals Globals
+	// Service is the broker's unit; nil until the System exists.
+	Service *systemd.Service
+	// NewSystem builds the System from the globals; tests replace it.
+	NewSystem func(g Globals) system.System
+
+	report Report
+	need   systemd.Need
+}
+
+// NewApp returns an App on the given streams with the real host behind it.
+func NewApp(io *IOStreams) *App {
+	return &App{IO: io, NewSystem: defaultSystem, Globals: Globals{Root: "/", Output: "text"}}
+}
+
+func defaultSystem(g Globals) system.System {
+	real := system.NewReal(g.Root)
+	if g.DryRun {
+		return system.NewDryRun(real)
+	}
+	return real
+}
+
+// init builds the System once the global flags are parsed.
+func (a *App) init(command string) error {
+	if a.Globals.Output != "text" && a.Globals.Output != "json" {
+		return flagErrorf("--output: %q is not text or json", a.Globals.Output)
+	}
+	a.report.Command = command
+	a.report.DryRun = a.Globals.DryRun
+	a.report.Changes = []system.Change{}
+	if a.Sys == nil {
+		a.Sys = a.NewSystem(a.Globals)
+	}
+	if a.Service == nil {
+		a.Service = systemd.New(a.Sys)
+	}
+	return nil
+}
+
+// JSON reports whether output is json.
+func (a *App) JSON() bool { return a.Globals.Output == "json" }
+
+// Add reports changes; in text mode each is printed as it happens.
+func (a *App) Add(changes ...system.Change) {
+	for _, c := range changes {
+		a.report.Changes = append(a.report.Changes, c)
+		if c.Changed {
+			a.report.Changed = true
+		}
+		if !a.JSON() {
+			fmt.Fprintln(a.IO.Out, formatChange(c, a.Globals.DryRun))
+		}
+	}
+}
+
+// Warn reports something the user should know that isn't an error.
+func (a *App) Warn(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	a.report.Warnings = append(a.report.Warnings, msg)
+	if !a.JSON() {
+		fmt.Fprintln(a.IO.ErrOut, "warning: "+msg)
+	}
+}
+
+// Infof prints progress for people; json output leaves it out.
+func (a *App) Infof(format string, args ...any) {
+	if !a.JSON() {
+		fmt.Fprintf(a.IO.ErrOut, format+"\n", args...)
+	}
+}
+
+// Debugf prints only with --verbose.
+func (a *App) Debugf(format string, args ...any) {
+	if a.Globals.Verbose && !a.JSON() {
+		fmt.Fprintf(a.IO.ErrOut, format+"\n", args...)
+	}
+}
+
+// Result hands a command's data to the report: json output embeds result;
+// text output calls text instead.
+func (a *App) Result(result any, text func(w io.Writer)) {
+	if a.JSON() {
+		a.report.Result = result
+		return
+	}
+	if text != nil {
+		text(a.IO.Out)
+	}
+}
+
+// Need records what the broker must do once the command's writes are done.
+func (a *App) Need(n systemd.Need) { a.need = a.need.Max(n) }
+
+// Settle performs the one reload or restart the command's changes need.
+func (a *App) Settle(ctx context.Context) error {
+	if a.need == systemd.None {
+		return nil
+	}
+	change, err := a.Service.Settle(ctx, a.need)
+	if err != nil {
+		return err
+	}
+	a.need = systemd.None
+	a.Add(change)
+	return nil
+}

@@ -1,0 +1,111 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Main runs mosqprov with args and returns the process exit code.
+func Main(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return Run(ctx, NewApp(SystemIO()), args)
+}
+
+// Run executes one command line on app and prints the outcome once.
+func Run(ctx context.Context, app *App, args []string) int {
+	root := NewRootCmd(app)
+	root.SetArgs(args)
+	root.SetIn(app.IO.In)
+	root.SetOut(app.IO.Out)
+	root.SetErr(app.IO.ErrOut)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err != nil && cmd != nil && !errors.As(err, new(*flagError)) && isCobraUsageError(err) {
+		err = &flagError{err.Error()}
+	}
+	return app.finish(err)
+}
+
+// isCobraUsageError recognises the argument and flag errors cobra returns as
+// plain errors, so they get the usage exit code.
+func isCobraUsageError(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "flag needs an argument",
+		"invalid argument", "accepts ", "requires at least", "requires at most", "requires exactly",
+		"if any flags in the group", "none of the others can be", "required flag"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// finish prints the report (json) or the error (text) and picks the exit code.
+func (a *App) finish(err error) int {
+	code := exitCode(err)
+	if a.JSON() && a.report.Command != "" {
+		if err != nil && !silent(err) {
+			a.report.Error = err.Error()
+		}
+		writeJSON(a.IO.Out, a.report)
+		return code
+	}
+	if err != nil && !silent(err) {
+		fmt.Fprintln(a.IO.ErrOut, "mosqprov: "+oneLine(err.Error()))
+	}
+	return code
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+}
+
+// NewRootCmd builds the command tree on app.
+func NewRootCmd(a *App) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "mosqprov",
+		Short: "Provision and maintain a secured Eclipse Mosquitto broker",
+		Long: `mosqprov turns a Debian or Raspberry Pi OS machine into a correctly secured
+Eclipse Mosquitto MQTT broker, and keeps it that way. Every command is
+idempotent: run it twice and the second run changes nothing and says so.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			return a.init(strings.TrimPrefix(cmd.CommandPath(), "mosqprov "))
+		},
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &flagError{err.Error()} })
+	f := root.PersistentFlags()
+	f.StringVar(&a.Globals.Root, "root", "/", "resolve every system path under `DIR` (tests, image builds); services are left alone")
+	f.BoolVar(&a.Globals.DryRun, "dry-run", false, "read everything, write and run nothing, print what would change")
+	f.StringVarP(&a.Globals.Output, "output", "o", "text", "output format: text or json")
+	f.BoolVarP(&a.Globals.Verbose, "verbose", "v", false, "print more about what is happening")
+
+	for _, build := range []func(*App) *cobra.Command{
+		newVersionCmd,
+		newUserCmd,
+		newCertCmd,
+		newConfCmd,
+		newACLCmd,
+		newInstallCmd,
+		newServiceCmd,
+		newPlanCmd,
+		newApplyCmd,
+		newSetupCmd,
+		newVerifyCmd,
+		newDoctorCmd,
+		newManCmd,
+	} {
+		if c := build(a); c != nil {
+			root.AddCommand(c)
+		}
+	}
+	return root
+}

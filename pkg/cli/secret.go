@@ -1,0 +1,54 @@
+package cli
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/mosqprov/mosqprov/pkg/errs"
+)
+
+// PasswordEnv is the environment variable a password may come from.
+const PasswordEnv = "MOSQPROV_PASSWORD"
+
+// ReadSecret gets a secret without it ever being in argv: from the first line
+// of stdin when fromStdin, else from envVar when set, else from a hidden
+// prompt (asked twice when confirm) when stdin is a terminal.
+func (a *App) ReadSecret(label string, fromStdin bool, envVar string, confirm bool) (string, error) {
+	if fromStdin {
+		line, err := bufio.NewReader(a.IO.In).ReadString('\n')
+		if err != nil && line == "" {
+			return "", errs.Invalid("--password-stdin", "nothing on standard input")
+		}
+		return strings.TrimRight(line, "\r\n"), nil
+	}
+	if envVar != "" {
+		if v, ok := os.LookupEnv(envVar); ok {
+			return v, nil
+		}
+	}
+	if !a.IO.InIsTerminal || a.IO.ReadHidden == nil {
+		return "", errs.Invalid(label, "no password given: stdin is not a terminal; use --password-stdin or set %s", envVar)
+	}
+	fmt.Fprintf(a.IO.ErrOut, "%s: ", label)
+	first, err := a.IO.ReadHidden()
+	fmt.Fprintln(a.IO.ErrOut)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", label, err)
+	}
+	if !confirm {
+		return first, nil
+	}
+	fmt.Fprintf(a.IO.ErrOut, "%s (again): ", label)
+	second, err := a.IO.ReadHidden()
+	fmt.Fprintln(a.IO.ErrOut)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", label, err)
+	}
+	if first != second {
+		return "", errors.New(label + ": the two entries differ; nothing was changed")
+	}
+	return first, nil
+}

@@ -1,0 +1,85 @@
+package system
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/user"
+	"strconv"
+	"strings"
+)
+
+// ErrNoSuchUser is returned by LookupUser and LookupGroup.
+type ErrNoSuchUser struct{ Name string }
+
+func (e ErrNoSuchUser) Error() string {
+	return fmt.Sprintf("no user or group %q on this system", e.Name)
+}
+
+// LookupUser reads the target's /etc/passwd under a root other than "/" (an
+// image being built has its own accounts), and the host's otherwise.
+func (s *Real) LookupUser(name string) (Account, error) {
+	if s.root != "/" {
+		if data, err := os.ReadFile(s.HostPath("/etc/passwd")); err == nil {
+			f, ok := findEntry(data, name)
+			if !ok || len(f) < 4 {
+				return Account{}, ErrNoSuchUser{name}
+			}
+			uid, err1 := strconv.Atoi(f[2])
+			gid, err2 := strconv.Atoi(f[3])
+			if err1 != nil || err2 != nil {
+				return Account{}, fmt.Errorf("bad entry for %q in %s", name, s.HostPath("/etc/passwd"))
+			}
+			return Account{Name: name, UID: uid, GID: gid}, nil
+		}
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return Account{}, ErrNoSuchUser{name}
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return Account{Name: name, UID: uid, GID: gid}, nil
+}
+
+func (s *Real) LookupGroup(name string) (int, error) {
+	if s.root != "/" {
+		if data, err := os.ReadFile(s.HostPath("/etc/group")); err == nil {
+			f, ok := findEntry(data, name)
+			if !ok || len(f) < 3 {
+				return 0, ErrNoSuchUser{name}
+			}
+			gid, err := strconv.Atoi(f[2])
+			if err != nil {
+				return 0, fmt.Errorf("bad entry for %q in %s", name, s.HostPath("/etc/group"))
+			}
+			return gid, nil
+		}
+	}
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return 0, ErrNoSuchUser{name}
+	}
+	gid, _ := strconv.Atoi(g.Gid)
+	return gid, nil
+}
+
+func (s *Real) CurrentAccount() Account {
+	name := strconv.Itoa(os.Getuid())
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	return Account{Name: name, UID: os.Getuid(), GID: os.Getgid()}
+}
+
+func findEntry(data []byte, name string) ([]string, bool) {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		f := strings.Split(sc.Text(), ":")
+		if len(f) > 0 && f[0] == name {
+			return f, true
+		}
+	}
+	return nil, false
+}
