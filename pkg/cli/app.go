@@ -89,6 +89,7 @@ func (a *App) init(command string) error {
 	}
 	if a.Service == nil {
 		a.Service = systemd.New(a.Sys)
+		a.Service.Listeners = brokerListeners(a.Sys) // service.go
 	}
 	return nil
 }

@@ -1,6 +1,133 @@
 package cli
 
-import "github.com/spf13/cobra"
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"strings"
 
-// newApplyCmd is not built yet; its issue replaces this file.
-func newApplyCmd(a *App) *cobra.Command { return nil }
+	"github.com/spf13/cobra"
+
+	"github.com/mosqprov/mosqprov/pkg/errs"
+	"github.com/mosqprov/mosqprov/pkg/layout"
+	"github.com/mosqprov/mosqprov/pkg/plan"
+	"github.com/mosqprov/mosqprov/pkg/spec"
+)
+
+type applyOptions struct {
+	*App
+	File string
+	Yes  bool
+}
+
+func newApplyCmd(a *App) *cobra.Command {
+	o := &applyOptions{App: a}
+	cmd := &cobra.Command{
+		Use:   "apply",
+		Short: "Make the broker match broker.yaml",
+		Long: `apply makes the broker match broker.yaml (default /etc/mosqprov/broker.yaml
+under --root): package, CA, server certificate, passwords, ACL, configuration,
+service, in that order, then at most one reload or restart of the broker; if
+it doesn't come back, this run's files are restored. It shows the plan and asks
+first on a terminal; --yes skips the question (required without a terminal).
+A second apply changes nothing, writes nothing and restarts nothing.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runApply(cmd.Context(), o) },
+	}
+	cmd.Flags().StringVarP(&o.File, "file", "f", "", "the spec to apply (default "+layout.Spec+" under --root)")
+	cmd.Flags().BoolVarP(&o.Yes, "yes", "y", false, "apply without asking")
+	return cmd
+}
+
+func runApply(ctx context.Context, o *applyOptions) error {
+	a := o.App
+	s, err := spec.Load(a.Sys, specPath(a, o.File))
+	if err != nil {
+		return err
+	}
+	// The plan first: to show and ask, and so a converged broker is left
+	// entirely alone (not even a lock is taken).
+	planned, files, err := computePlan(ctx, a, s)
+	if err != nil {
+		return err
+	}
+	if a.Sys.IsDryRun() {
+		showPlan(a, planned, files)
+		a.Result(planOutput{Spec: s.File(), Result: planned, Files: files}, func(w io.Writer) {
+			fmt.Fprintln(w, applySummary(planned, true, s))
+		})
+		return nil
+	}
+	if !planned.Changed {
+		a.Add(planned.Changes()...)
+		showUnmanaged(a, planned)
+		a.Result(planOutput{Spec: s.File(), Result: planned, Files: []plan.FileDiff{}}, func(w io.Writer) {
+			fmt.Fprintln(w, applySummary(planned, false, s))
+		})
+		return nil
+	}
+	if !o.Yes {
+		if err := confirmApply(a, planned, files); err != nil {
+			return err
+		}
+	}
+	svc := a.Service
+	res, err := plan.Converge(ctx, a.Sys, s, plan.Options{Service: svc})
+	if res != nil {
+		a.Add(res.Changes()...)
+	}
+	if err != nil {
+		return err
+	}
+	showUnmanaged(a, res)
+	a.Need(res.Need)
+	if err := a.Settle(ctx); err != nil {
+		return err
+	}
+	a.Result(planOutput{Spec: s.File(), Result: res, Files: plan.Diffs(a.Sys.Changes())}, func(w io.Writer) {
+		fmt.Fprintln(w, applySummary(res, false, s))
+	})
+	return nil
+}
+
+// confirmApply shows the plan and asks; without a terminal it asks for --yes.
+func confirmApply(a *App, planned *plan.Result, files []plan.FileDiff) error {
+	if !a.IO.InIsTerminal || a.JSON() {
+		return errs.Invalid("--yes", "there are changes to make (%s) and no terminal to confirm them on; see them with `mosqprov plan`, then apply with --yes", planned.Summary)
+	}
+	saved := a.Globals.DryRun
+	a.Globals.DryRun = true
+	for _, c := range planned.Changes() {
+		if !c.Changed {
+			continue
+		}
+		fmt.Fprintln(a.IO.Out, formatChange(c, true))
+		for _, f := range files {
+			if f.Path == c.Path && c.Path != "" {
+				printDiff(a.IO.Out, f)
+				break
+			}
+		}
+	}
+	a.Globals.DryRun = saved
+	fmt.Fprintf(a.IO.Out, "Plan: %s%s.\n", planned.Summary, settleNote(planned))
+	fmt.Fprint(a.IO.ErrOut, "Apply these changes? [y/N] ")
+	line, _ := bufio.NewReader(a.IO.In).ReadString('\n')
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return nil
+	}
+	return errs.ErrInterrupted
+}
+
+func applySummary(r *plan.Result, dryRun bool, s *spec.Spec) string {
+	switch {
+	case !r.Changed:
+		return fmt.Sprintf("No changes. The broker matches %s: nothing written, nothing restarted.", s.File())
+	case dryRun:
+		return fmt.Sprintf("Dry run: %s%s; nothing was changed.", r.Summary, settleNote(r))
+	}
+	return fmt.Sprintf("Apply complete: %d created, %d changed, %d removed.", r.Summary.Create, r.Summary.Change, r.Summary.Remove)
+}
+

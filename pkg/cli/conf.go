@@ -1,6 +1,332 @@
 package cli
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
 
-// newConfCmd is not built yet; its issue replaces this file.
-func newConfCmd(a *App) *cobra.Command { return nil }
+	"github.com/spf13/cobra"
+
+	"github.com/mosqprov/mosqprov/pkg/acl"
+	"github.com/mosqprov/mosqprov/pkg/conf"
+	"github.com/mosqprov/mosqprov/pkg/errs"
+	"github.com/mosqprov/mosqprov/pkg/layout"
+)
+
+// confOptions are the flags of conf render, write and check: they describe
+// the configuration, and every subcommand builds the same one from them.
+type confOptions struct {
+	*App
+	listeners      []string
+	mutualTLS      bool
+	tlsVersion     string
+	allowAnonymous bool
+	passwordFile   string
+	aclFile        string
+	cert           string
+	key            string
+	cafile         string
+	path           string
+	pathSet        bool
+	standalone     bool
+	pidFile        string
+	persistenceDir string
+	logFile        string
+}
+
+func newConfCmd(a *App) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "conf",
+		Short: "Render, write and check the broker's configuration",
+		Long: `The broker's configuration is a drop-in, /etc/mosquitto/conf.d/mosqprov.conf:
+Debian's own mosquitto.conf keeps pid_file, persistence and log_dest and
+includes conf.d, and is never edited (that would make package upgrades stop at
+a conffile question).
+
+Listeners are given with --listener TYPE[:PORT[:BIND]][,mtls], repeatable:
+TYPE is mqtt (plain, default port 1883, bound to 127.0.0.1 unless a BIND is
+given), mqtts (TLS, 8883), ws (WebSockets, 8080, bound to 127.0.0.1) or wss
+(WebSockets over TLS, 9443); BIND is an IP address or * for every interface;
+,mtls on a TLS listener requires a client certificate. Without --listener the
+set is mqtt:1883:127.0.0.1, mqtts:8883 and wss:9443.`,
+	}
+	cmd.AddCommand(newConfRenderCmd(a), newConfWriteCmd(a), newConfCheckCmd(a))
+	return cmd
+}
+
+func bindConfFlags(cmd *cobra.Command, o *confOptions) {
+	f := cmd.Flags()
+	f.StringArrayVar(&o.listeners, "listener", nil, "a listener as `TYPE[:PORT[:BIND]][,mtls]` (repeatable; see conf --help)")
+	f.BoolVar(&o.mutualTLS, "mutual-tls", false, "require a client certificate on every TLS listener (its CN becomes the user name)")
+	f.StringVar(&o.tlsVersion, "tls-version", conf.DefaultTLSVersion, "minimum TLS version of TLS listeners: tlsv1.2 or tlsv1.3")
+	f.BoolVar(&o.allowAnonymous, "allow-anonymous", false, "let clients connect without a user name")
+	f.StringVar(&o.passwordFile, "password-file", layout.PasswordFile, "password file (empty: none)")
+	f.StringVar(&o.aclFile, "acl-file", layout.ACLFile, "ACL file, referenced only when it has rules (empty: none)")
+	f.StringVar(&o.cert, "cert", layout.ServerCert, "server certificate of TLS listeners")
+	f.StringVar(&o.key, "key", layout.ServerKey, "server key of TLS listeners")
+	f.StringVar(&o.cafile, "cafile", layout.BrokerCACert, "CA certificate (for mutual TLS, and sent to clients)")
+	f.StringVar(&o.path, "conf", layout.DropIn, "where the configuration goes")
+	f.BoolVar(&o.standalone, "standalone", false, "render a complete file (pid_file, persistence, log_dest) for layouts without Debian's mosquitto.conf")
+	d := conf.DebianStandalone()
+	f.StringVar(&o.pidFile, "pid-file", d.PIDFile, "with --standalone: the broker's pid file")
+	f.StringVar(&o.persistenceDir, "persistence-dir", d.PersistenceDir, "with --standalone: persistence_location")
+	f.StringVar(&o.logFile, "log-file", d.LogFile, "with --standalone: the log file")
+}
+
+// flagsSeen records which flags were given, once cobra has parsed them.
+func (o *confOptions) flagsSeen(cmd *cobra.Command) error {
+	f := cmd.Flags()
+	o.pathSet = f.Changed("conf")
+	if !o.standalone {
+		for _, n := range []string{"pid-file", "persistence-dir", "log-file"} {
+			if f.Changed(n) {
+				return flagErrorf("--%s only applies with --standalone", n)
+			}
+		}
+	}
+	return nil
+}
+
+func newConfRenderCmd(a *App) *cobra.Command {
+	o := &confOptions{App: a}
+	cmd := &cobra.Command{
+		Use:   "render",
+		Short: "Print the configuration the flags describe",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.flagsSeen(cmd); err != nil {
+				return err
+			}
+			return runConfRender(cmd.Context(), o)
+		},
+	}
+	bindConfFlags(cmd, o)
+	return cmd
+}
+
+func newConfWriteCmd(a *App) *cobra.Command {
+	o := &confOptions{App: a}
+	cmd := &cobra.Command{
+		Use:   "write",
+		Short: "Write the configuration when it differs, then restart a running broker",
+		Long: `Write the configuration the flags describe to --conf when it differs from
+what is there. A running broker is restarted when listeners changed, or
+reloaded when only allow_anonymous, password_file or acl_file changed.
+Unchanged: nothing is written or restarted.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.flagsSeen(cmd); err != nil {
+				return err
+			}
+			return runConfWrite(cmd.Context(), o)
+		},
+	}
+	bindConfFlags(cmd, o)
+	return cmd
+}
+
+func newConfCheckCmd(a *App) *cobra.Command {
+	o := &confOptions{App: a}
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Check the configuration the flags describe against this machine",
+		Long: `Check the configuration the flags describe, as it would be written to --conf:
+its ports against every other listener of the broker's configuration
+(mosquitto.conf and its include_dir files), settings the broker refuses to see
+twice, that every file it names exists and is readable by the mosquitto user,
+and what a person should know (plain listeners beyond loopback, WebSockets
+listeners binding every interface). Exit 1 when an error is found.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.flagsSeen(cmd); err != nil {
+				return err
+			}
+			return runConfCheck(cmd.Context(), o)
+		},
+	}
+	bindConfFlags(cmd, o)
+	return cmd
+}
+
+// parseListener reads TYPE[:PORT[:BIND]][,mtls]. BIND is whatever follows
+// the second colon, so IPv6 addresses need no brackets (mqtt:1883:::1).
+func parseListener(spec string) (conf.Listener, error) {
+	main, opts, _ := strings.Cut(spec, ",")
+	parts := strings.SplitN(main, ":", 3)
+	l := conf.Listener{Type: conf.Type(parts[0])}
+	valid := false
+	for _, t := range conf.Types {
+		valid = valid || l.Type == t
+	}
+	if !valid {
+		return l, errs.Invalid("--listener", "%q: type %q is not mqtt, mqtts, ws or wss", spec, parts[0])
+	}
+	l.Port = l.Type.DefaultPort()
+	if len(parts) > 1 && parts[1] != "" {
+		p, err := strconv.Atoi(parts[1])
+		if err != nil {
+			return l, errs.Invalid("--listener", "%q: port %q is not a number", spec, parts[1])
+		}
+		l.Port = p
+	}
+	if len(parts) > 2 {
+		l.Bind = strings.TrimSuffix(strings.TrimPrefix(parts[2], "["), "]")
+		if l.Bind == "" {
+			return l, errs.Invalid("--listener", "%q: empty bind address (write * for every interface)", spec)
+		}
+		if l.Bind == "*" {
+			l.Bind = ""
+		}
+	} else if !l.TLS() {
+		// Plain listeners send passwords in clear: loopback unless asked.
+		l.Bind = "127.0.0.1"
+	}
+	for _, opt := range strings.Split(opts, ",") {
+		switch opt {
+		case "":
+		case "mtls":
+			l.MutualTLS = true
+		default:
+			return l, errs.Invalid("--listener", "%q: option %q is not mtls", spec, opt)
+		}
+	}
+	return l, nil
+}
+
+// config builds and validates the configuration the flags describe.
+// acl_file is referenced only when the ACL file has rules: an acl_file
+// without rules denies every client everything.
+func (o *confOptions) config() (conf.Config, error) {
+	cfg := conf.Config{
+		AllowAnonymous: o.allowAnonymous,
+		PasswordFile:   o.passwordFile,
+		CertFile:       o.cert,
+		KeyFile:        o.key,
+		CAFile:         o.cafile,
+	}
+	if len(o.listeners) == 0 {
+		cfg.Listeners = conf.Default().Listeners
+	}
+	for _, spec := range o.listeners {
+		l, err := parseListener(spec)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Listeners = append(cfg.Listeners, l)
+	}
+	if o.mutualTLS && !cfg.HasTLS() {
+		return cfg, errs.Invalid("--mutual-tls", "no TLS listener (mqtts or wss) to require client certificates on")
+	}
+	for i := range cfg.Listeners {
+		if cfg.Listeners[i].TLS() {
+			cfg.Listeners[i].TLSVersion = o.tlsVersion
+			cfg.Listeners[i].MutualTLS = cfg.Listeners[i].MutualTLS || o.mutualTLS
+		}
+	}
+	if o.standalone {
+		cfg.Standalone = &conf.Standalone{PIDFile: o.pidFile, PersistenceDir: o.persistenceDir, LogFile: o.logFile}
+	}
+	if err := conf.ValidatePath("--acl-file", o.aclFile, true); err != nil {
+		return cfg, err
+	}
+	if err := conf.ValidatePath("--conf", o.path, false); err != nil {
+		return cfg, err
+	}
+	if o.aclFile != "" {
+		rules, err := acl.Load(o.Sys, o.aclFile)
+		if err != nil {
+			return cfg, err
+		}
+		if len(rules.Rules) > 0 {
+			cfg.ACLFile = o.aclFile
+		}
+	}
+	cfg = cfg.WithDefaults()
+	return cfg, cfg.Validate()
+}
+
+func (o *confOptions) warn(cfg conf.Config) {
+	for _, f := range conf.Warnings(cfg) {
+		o.Warn("%s", f.Message)
+	}
+}
+
+type confRendered struct {
+	Path   string      `json:"path"`
+	Config conf.Config `json:"config"`
+	Text   string      `json:"text"`
+}
+
+func runConfRender(_ context.Context, o *confOptions) error {
+	cfg, err := o.config()
+	if err != nil {
+		return err
+	}
+	data, err := conf.Render(cfg)
+	if err != nil {
+		return err
+	}
+	o.warn(cfg)
+	o.Result(confRendered{Path: o.path, Config: cfg, Text: string(data)}, func(w io.Writer) { w.Write(data) })
+	return nil
+}
+
+func runConfWrite(ctx context.Context, o *confOptions) error {
+	if o.standalone && !o.pathSet {
+		return errs.Invalid("--conf", "--standalone writes a complete file: say where with --conf (Debian's %s is a conffile that package upgrades would ask about)", layout.MosquittoConf)
+	}
+	cfg, err := o.config()
+	if err != nil {
+		return err
+	}
+	o.warn(cfg)
+	change, need, err := conf.Write(o.Sys, o.path, cfg)
+	if err != nil {
+		return err
+	}
+	o.Add(change)
+	o.Need(need)
+	return o.Settle(ctx)
+}
+
+type confChecked struct {
+	Path     string         `json:"path"`
+	OK       bool           `json:"ok"`
+	Findings []conf.Finding `json:"findings"`
+}
+
+func runConfCheck(_ context.Context, o *confOptions) error {
+	cfg, err := o.config()
+	if err != nil {
+		return err
+	}
+	findings := conf.Check(o.Sys, cfg, o.path)
+	if findings == nil {
+		findings = []conf.Finding{}
+	}
+	failed := conf.Failed(findings)
+	o.Result(confChecked{Path: o.path, OK: !failed, Findings: findings}, func(w io.Writer) {
+		for _, f := range findings {
+			fmt.Fprintln(w, f.String())
+		}
+		nerr, nwarn := 0, 0
+		for _, f := range findings {
+			if f.Severity == conf.SevError {
+				nerr++
+			} else {
+				nwarn++
+			}
+		}
+		if failed {
+			fmt.Fprintf(w, "conf check: %s: %d error(s), %d warning(s)\n", o.path, nerr, nwarn)
+		} else {
+			fmt.Fprintf(w, "conf check: %s: ok (%d warning(s))\n", o.path, nwarn)
+		}
+	})
+	if failed {
+		return errs.ErrCheckFailed
+	}
+	return nil
+}

@@ -17,6 +17,8 @@ type Report struct {
 	Warnings []string        `json:"warnings,omitempty"`
 	Result   any             `json:"result,omitempty"`
 	Error    string          `json:"error,omitempty"`
+	// Journal is the unit's last journal lines when a service operation failed.
+	Journal []string `json:"journal,omitempty"`
 }
 
 var pastTense = map[system.Action]string{

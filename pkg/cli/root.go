@@ -50,15 +50,30 @@ func isCobraUsageError(err error) bool {
 // finish prints the report (json) or the error (text) and picks the exit code.
 func (a *App) finish(err error) int {
 	code := exitCode(err)
+	// A failed service operation (pkg/systemd) carries the unit's journal
+	// lines, which say why; they follow the one-line error.
+	var journal interface{ JournalLines() []string }
+	if !errors.As(err, &journal) {
+		journal = nil
+	}
 	if a.JSON() && a.report.Command != "" {
 		if err != nil && !silent(err) {
 			a.report.Error = err.Error()
+		}
+		if journal != nil {
+			a.report.Journal = journal.JournalLines()
 		}
 		writeJSON(a.IO.Out, a.report)
 		return code
 	}
 	if err != nil && !silent(err) {
 		fmt.Fprintln(a.IO.ErrOut, "mosqprov: "+oneLine(err.Error()))
+	}
+	if journal != nil && len(journal.JournalLines()) > 0 {
+		fmt.Fprintln(a.IO.ErrOut, "last journal lines (journalctl -u mosquitto -n 20 --no-pager):")
+		for _, line := range journal.JournalLines() {
+			fmt.Fprintln(a.IO.ErrOut, "  "+line)
+		}
 	}
 	return code
 }

@@ -1,6 +1,132 @@
 package cli
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"fmt"
+	"os"
 
-// newSetupCmd is not built yet; its issue replaces this file.
-func newSetupCmd(a *App) *cobra.Command { return nil }
+	"github.com/AlecAivazis/survey/v2/terminal"
+	"github.com/spf13/cobra"
+
+	"github.com/mosqprov/mosqprov/pkg/certs"
+	"github.com/mosqprov/mosqprov/pkg/errs"
+	"github.com/mosqprov/mosqprov/pkg/layout"
+	"github.com/mosqprov/mosqprov/pkg/spec"
+	"github.com/mosqprov/mosqprov/pkg/system"
+	"github.com/mosqprov/mosqprov/pkg/wizard"
+)
+
+type setupOptions struct {
+	*App
+	// Prompter asks the questions; nil means the terminal (survey).
+	Prompter wizard.Prompter
+	// Host gives the defaults; nil means this machine.
+	Host wizard.Host
+}
+
+func newSetupCmd(a *App) *cobra.Command {
+	o := &setupOptions{App: a}
+	return &cobra.Command{
+		Use:   "setup",
+		Short: "Answer a few questions, see the broker.yaml and the plan, and apply",
+		Long: `setup asks, with defaults detected from this machine (and from
+` + layout.Spec + ` when it exists): the host name and other names clients use,
+the IP addresses for the certificate, the listeners (each with its security
+note), the key type, the first users and their passwords (hidden, asked twice;
+only a hash is stored), and whether to limit users to their own topics.
+
+It then shows the resulting broker.yaml and the plan, and on "yes" writes
+` + layout.Spec + ` and applies it, exactly as ` + "`mosqprov apply`" + ` would.
+Ctrl-C or "no" at any point changes nothing. It needs a terminal; for scripts,
+write broker.yaml and run ` + "`mosqprov apply -f broker.yaml --yes`" + `.`,
+		Example: `  sudo mosqprov setup
+  mosqprov setup --root /tmp/image --dry-run`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runSetup(cmd.Context(), o) },
+	}
+}
+
+func runSetup(ctx context.Context, o *setupOptions) error {
+	a := o.App
+	if a.JSON() {
+		return errs.Invalid("--output", "setup asks questions on a terminal; for json, use `mosqprov plan -o json` and `mosqprov apply -o json --yes`")
+	}
+	p := o.Prompter
+	if p == nil {
+		in, inOK := a.IO.In.(terminal.FileReader)
+		out, outOK := a.IO.Out.(terminal.FileWriter)
+		if !a.IO.InIsTerminal || !inOK || !outOK {
+			return errs.Invalid("stdin", "not a terminal, and setup asks questions; write broker.yaml (see examples/) and run `mosqprov apply -f broker.yaml --yes`")
+		}
+		p = wizard.Survey{In: in, Out: out, Err: a.IO.ErrOut}
+	}
+	host := o.Host
+	if host == nil {
+		host = certs.LiveHost{Sys: a.Sys}
+	}
+
+	path := specPath(a, "")
+	var start *spec.Spec
+	if _, err := os.Stat(path); err == nil {
+		s, err := spec.Load(a.Sys, path)
+		if err != nil {
+			return fmt.Errorf("%w (fix it, or move it away to start afresh)", err)
+		}
+		start = s
+		a.Infof("Starting from %s.", path)
+	}
+
+	s, err := wizard.Run(p, host, start)
+	if err != nil {
+		return err
+	}
+	data, err := spec.Marshal(s)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.IO.Out, "\n%s:\n\n%s\n", layout.Spec, data)
+
+	planned, files, err := computePlan(ctx, a, s)
+	if err != nil {
+		return err
+	}
+	if !planned.Changed {
+		fmt.Fprintln(a.IO.Out, "The broker already matches these answers.")
+	} else {
+		for _, c := range planned.Changes() {
+			if !c.Changed {
+				continue
+			}
+			fmt.Fprintln(a.IO.Out, formatChange(c, true))
+			for _, f := range files {
+				if f.Path == c.Path && c.Path != "" {
+					printDiff(a.IO.Out, f)
+					break
+				}
+			}
+		}
+		fmt.Fprintf(a.IO.Out, "Plan: %s%s.\n", planned.Summary, settleNote(planned))
+	}
+	if a.Sys.IsDryRun() {
+		fmt.Fprintln(a.IO.Out, "Dry run: nothing was written.")
+		return nil
+	}
+
+	ok, err := p.Confirm("Write "+layout.Spec+" and apply?", "No leaves every file as it is.", false)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errs.ErrInterrupted
+	}
+	// The spec holds password hashes: root only.
+	if _, err := a.Sys.EnsureDir(layout.StateDir, system.Attr{Mode: 0o755, User: "root", Group: "root"}); err != nil {
+		return fmt.Errorf("create %s: %w", layout.StateDir, err)
+	}
+	action, err := a.Sys.WriteFile(layout.Spec, data, layout.RootOnly)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", layout.Spec, err)
+	}
+	a.Add(system.NewChange("spec", layout.Spec, action, ""))
+	return runApply(ctx, &applyOptions{App: a, Yes: true})
+}

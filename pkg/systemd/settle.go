@@ -7,7 +7,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
+	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/system"
 )
 
@@ -58,11 +60,21 @@ type Service struct {
 	Unit string
 	// Booted replaces the systemd detection in tests.
 	Booted func() bool
+	// Listeners lists what must accept TCP connections once the broker is
+	// up; New reads them from the broker's configuration on Sys.
+	Listeners func(ctx context.Context) ([]Listener, error)
+	// UpTimeout bounds the wait for the unit to be active and listening
+	// after a start, restart or reload.
+	UpTimeout time.Duration
+	// Poll is the pause between two checks while waiting.
+	Poll time.Duration
 }
 
 // New returns the mosquitto service behind sys.
 func New(sys system.System) *Service {
-	return &Service{Sys: sys, Unit: Unit, Booted: Booted}
+	s := &Service{Sys: sys, Unit: Unit, Booted: Booted, UpTimeout: 30 * time.Second, Poll: 200 * time.Millisecond}
+	s.Listeners = func(context.Context) ([]Listener, error) { return s.defaultListeners() }
+	return s
 }
 
 // Manageable says whether the service can be driven at all, and why not.
@@ -76,15 +88,30 @@ func (s *Service) Manageable() (bool, string) {
 	return true, ""
 }
 
-// IsActive runs systemctl is-active.
+// IsActive reports whether the unit is active.
 func (s *Service) IsActive(ctx context.Context) bool {
-	_, err := s.Sys.Run(ctx, system.Cmd{Name: "systemctl", Args: []string{"is-active", "--quiet", s.Unit}, ReadOnly: true})
-	return err == nil
+	return s.ActiveState(ctx) == "active"
 }
 
 // Settle does what need asks of a running broker: at most one reload or
-// restart. A broker that isn't running is left stopped (it will read the new
-// files when it starts); where the service can't be driven it says why.
+// restart, then a bounded wait until the unit is active and every listener
+// accepts connections. If the broker does not come back, every file this
+// run changed (s.Sys.Changes) is put back as it was, the broker is
+// restarted on the old files, and the error wraps errs.ErrRolledBack and
+// carries the journal lines that say why: a broker that was up before is
+// up after.
+//
+// A broker that isn't running is left stopped (it reads the new files when
+// it starts); where the service can't be driven Settle says why and does
+// nothing, so file commands still work in containers and image builds.
+//
+// What 2.0.11 re-reads on SIGHUP (checked with the real broker in
+// TestReloadPicksUp): the password file, the ACL file and the TLS
+// certificate and key files. It does not open or close listeners: a
+// reload with a changed listener line logs "It is not currently possible
+// to add/remove listeners when reloading the config file" and keeps the old
+// sockets. Hence Reload for password/ACL/certificates, Restart for
+// listeners and any other configuration.
 func (s *Service) Settle(ctx context.Context, need Need) (system.Change, error) {
 	what := "service " + s.Unit
 	if need == None {
@@ -93,15 +120,65 @@ func (s *Service) Settle(ctx context.Context, need Need) (system.Change, error) 
 	if ok, why := s.Manageable(); !ok {
 		return system.NewChange(what, "", system.Noop, need.String()+" skipped: "+why), nil
 	}
-	if !s.IsActive(ctx) {
-		return system.NewChange(what, "", system.Noop, "not running; it reads the new files when started"), nil
+	if state := s.ActiveState(ctx); state != "active" {
+		return system.NewChange(what, "", system.Noop, "not running ("+state+"); it reads the new files when started"), nil
 	}
 	action := system.Reload
 	if need == Restart {
 		action = system.Restart
 	}
-	if _, err := s.Sys.Run(ctx, system.Cmd{Name: "systemctl", Args: []string{need.String(), s.Unit}}); err != nil {
-		return system.Change{}, fmt.Errorf("%s %s: %w", need, s.Unit, err)
+	op := need.String() + " " + s.Unit
+	var cmd system.Cmd
+	var err error
+	if need == Restart {
+		cmd = s.systemctl("restart")
+		_, err = s.Sys.Run(ctx, cmd)
+	} else {
+		cmd, err = s.sendReload(ctx)
 	}
-	return system.NewChange(what, "", action, ""), nil
+	if err != nil {
+		return s.rollback(ctx, op, err)
+	}
+	if s.Sys.IsDryRun() {
+		return system.NewChange(what, "", action, ""), nil
+	}
+	up, err := s.WaitUp(ctx)
+	if err != nil {
+		return s.rollback(ctx, op, err)
+	}
+	if cmd.Args[0] == "kill" {
+		up += "; SIGHUP sent with " + cmd.String() + " because systemctl reload failed"
+	}
+	return system.NewChange(what, "", action, up), nil
+}
+
+// rollback restores this run's files after a failed reload or restart and
+// restarts the broker on them.
+func (s *Service) rollback(ctx context.Context, op string, cause error) (system.Change, error) {
+	journal := s.Journal(ctx)
+	changes := s.Sys.Changes()
+	if len(changes) == 0 {
+		return system.Change{}, &Error{Op: op, Err: cause, Journal: journal}
+	}
+	if err := system.Restore(s.Sys, changes); err != nil {
+		return system.Change{}, &Error{Op: op, Err: fmt.Errorf("%v; restoring the previous files failed too: %v", cause, err), Journal: journal}
+	}
+	// Restart=on-failure may have hit the start limit while the broker
+	// failed on the new files; clear it or the restart below is refused.
+	s.Sys.Run(ctx, s.systemctl("reset-failed"))
+	if _, err := s.Sys.Run(ctx, s.systemctl("restart")); err != nil {
+		return system.Change{}, &Error{Op: op, Err: fmt.Errorf("%v; previous files restored, but the broker does not start on them either: %v", cause, err), Journal: journal}
+	}
+	if _, err := s.WaitUp(ctx); err != nil {
+		return system.Change{}, &Error{Op: op, Err: fmt.Errorf("%v; previous files restored, but the broker does not come up on them either: %v", cause, err), Journal: journal}
+	}
+	return system.Change{}, &Error{Op: op, Err: fmt.Errorf("%w (%d file(s)): %v", errs.ErrRolledBack, countPaths(changes), cause), Journal: journal}
+}
+
+func countPaths(changes []system.FileChange) int {
+	seen := map[string]bool{}
+	for _, c := range changes {
+		seen[c.Path] = true
+	}
+	return len(seen)
 }

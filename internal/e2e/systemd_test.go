@@ -1,0 +1,260 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mosqprov/mosqprov/internal/brokertest"
+	"github.com/mosqprov/mosqprov/internal/nspawn"
+)
+
+// TestInstallAndServiceInRealSystemd boots bookworm without mosquitto,
+// installs it with `mosqprov install` (real apt against the mirror), then
+// drives the unit with `mosqprov service ...` and forces a failed restart
+// that must roll back. After every step the unit's state comes from
+// systemctl and the broker is proven with a real MQTT client.
+func TestInstallAndServiceInRealSystemd(t *testing.T) {
+	nspawn.Require(t)
+	brokertest.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	defer cancel()
+
+	bin := buildMosqprov(t)
+	image, err := nspawn.Image(ctx, cacheDir(), nspawn.DefaultRecipe(), t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := nspawn.Boot(t, image)
+	if err := copyFile(bin, c.Path("/usr/local/bin/mosqprov"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{ctx: ctx, c: c}
+
+	// The container shares the host's network (apt needs the mirror), so
+	// the broker gets a free high port instead of 1883, through a drop-in
+	// written before the package exists: Debian's mosquitto.conf includes
+	// conf.d, and the package's postinst starts the broker on it.
+	port := brokertest.FreePort(t)
+	e.write(t, "/etc/mosquitto/conf.d/e2e.conf", fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\n", port))
+
+	t.Run("dry-run install runs nothing", func(t *testing.T) {
+		out := e.mosqprov(t, 0, "--dry-run", "install")
+		mustContain(t, out, "~ packages: would run (apt-get install -y ", "+ package mosquitto: would create (candidate 2.0.11")
+		if out, err := c.Exec(ctx, "dpkg-query", "-W", "mosquitto"); err == nil {
+			t.Fatalf("a dry run installed mosquitto: %s", out)
+		}
+	})
+	t.Run("install", func(t *testing.T) {
+		// A fresh image whose apt has no lists yet: install must update first.
+		e.exec("sh", "-c", "rm -rf /var/lib/apt/lists/*")
+		start := time.Now()
+		out := e.mosqprov(t, 0, "install")
+		t.Logf("install took %s", time.Since(start).Round(time.Second))
+		// apt's own progress is streamed.
+		mustContain(t, out, "~ package lists: ran (apt-get update -o DPkg::Lock::Timeout=600; apt doesn't know mosquitto, mosquitto-clients yet)", "Setting up mosquitto (2.0.11",
+			"+ package mosquitto: created (2.0.11", "+ package mosquitto-clients: created (2.0.11", "broker: mosquitto 2.0.11 (2.0 series)")
+		e.up(t, port)
+	})
+	t.Run("install again changes nothing", func(t *testing.T) {
+		out := e.mosqprov(t, 0, "install")
+		mustContain(t, out, "= package mosquitto: unchanged (2.0.11", "= package mosquitto-clients: unchanged (2.0.11")
+		if strings.Contains(out, "apt-get") {
+			t.Errorf("second install ran apt:\n%s", out)
+		}
+	})
+	t.Run("status", func(t *testing.T) {
+		out := e.mosqprov(t, 0, "service", "status")
+		mustContain(t, out, "mosquitto: active (running)", fmt.Sprintf("listener 127.0.0.1:%d: accepting connections", port))
+	})
+	t.Run("enable", func(t *testing.T) {
+		e.exec("systemctl", "disable", "mosquitto")
+		mustContain(t, e.mosqprov(t, 0, "service", "enable"), "~ service mosquitto: ran (systemctl enable mosquitto)")
+		mustContain(t, e.mosqprov(t, 0, "service", "enable"), "= service mosquitto: unchanged (already enabled)")
+		if got := e.exec("systemctl", "is-enabled", "mosquitto"); got != "enabled" {
+			t.Errorf("is-enabled says %q", got)
+		}
+		e.up(t, port)
+	})
+	t.Run("stop and start", func(t *testing.T) {
+		mustContain(t, e.mosqprov(t, 0, "service", "stop"), "~ service mosquitto: ran (systemctl stop mosquitto)")
+		mustContain(t, e.mosqprov(t, 0, "service", "stop"), "= service mosquitto: unchanged (not running (inactive))")
+		e.down(t, port)
+		e.mosqprov(t, 1, "service", "status") // not active: exit 1
+		mustContain(t, e.mosqprov(t, 0, "service", "start"), "~ service mosquitto: ran (systemctl start mosquitto; active, accepting on 127.0.0.1:")
+		mustContain(t, e.mosqprov(t, 0, "service", "start"), "= service mosquitto: unchanged (already active)")
+		e.up(t, port)
+	})
+	t.Run("restart", func(t *testing.T) {
+		pid := e.mainPID()
+		mustContain(t, e.mosqprov(t, 0, "service", "restart"), "~ service mosquitto: ran (systemctl restart mosquitto; active")
+		if e.mainPID() == pid {
+			t.Errorf("restart kept pid %s", pid)
+		}
+		e.up(t, port)
+	})
+	t.Run("reload", func(t *testing.T) {
+		pid := e.mainPID()
+		mustContain(t, e.mosqprov(t, 0, "service", "reload"), "~ service mosquitto: ran (systemctl reload mosquitto; active")
+		if got := e.mainPID(); got != pid {
+			t.Errorf("reload replaced the broker: pid %s -> %s", pid, got)
+		}
+		e.up(t, port)
+		// Without procps the unit's ExecReload (/bin/kill) can't run; the
+		// SIGHUP goes through systemd instead.
+		e.exec("mv", "/bin/kill", "/bin/kill.off")
+		defer e.exec("mv", "/bin/kill.off", "/bin/kill")
+		mustContain(t, e.mosqprov(t, 0, "service", "reload"), "~ service mosquitto: ran (systemctl kill --kill-who=main --signal=SIGHUP mosquitto; active")
+		if got := e.mainPID(); got != pid {
+			t.Errorf("reload replaced the broker: pid %s -> %s", pid, got)
+		}
+		e.up(t, port)
+	})
+	t.Run("failed restart is rolled back", func(t *testing.T) {
+		// Someone else holds the port the new configuration asks for: the
+		// broker can't start on it, so the drop-in must be taken back and
+		// the broker restarted on the old configuration.
+		taken, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer taken.Close()
+		busy := taken.Addr().(*net.TCPAddr).Port
+		pid := e.mainPID()
+		out := e.mosqprov(t, 5, "conf", "write", "--listener", fmt.Sprintf("mqtt:%d:127.0.0.1", busy), "--allow-anonymous", "--password-file", "", "--acl-file", "")
+		mustContain(t, out, "+ configuration: created /etc/mosquitto/conf.d/mosqprov.conf",
+			"mosqprov: restart mosquitto: broker failed to start with the new files; previous files restored",
+			"last journal lines (journalctl -u mosquitto -n 20 --no-pager):")
+		if _, err := os.Stat(c.Path("/etc/mosquitto/conf.d/mosqprov.conf")); !os.IsNotExist(err) {
+			t.Errorf("the refused drop-in is still there (%v)", err)
+		}
+		if e.mainPID() == pid {
+			t.Errorf("broker was not restarted on the restored files (pid %s)", pid)
+		}
+		e.up(t, port)
+	})
+}
+
+type env struct {
+	ctx context.Context
+	c   *nspawn.Container
+}
+
+// mosqprov runs mosqprov in the container and checks its exit code.
+func (e *env) mosqprov(t *testing.T, wantCode int, args ...string) string {
+	t.Helper()
+	out, err := e.c.Exec(e.ctx, "mosqprov", args...)
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("mosqprov %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	if code != wantCode {
+		t.Fatalf("mosqprov %s: exit %d, want %d\n%s", strings.Join(args, " "), code, wantCode, out)
+	}
+	return out
+}
+
+// exec runs a command in the container and returns its trimmed output
+// (a non-zero exit is fine: is-active says "inactive" that way).
+func (e *env) exec(name string, args ...string) string {
+	out, _ := e.c.Exec(e.ctx, name, args...)
+	return strings.TrimSpace(out)
+}
+
+func (e *env) write(t *testing.T, p, data string) {
+	t.Helper()
+	host := e.c.Path(p)
+	if err := os.MkdirAll(filepath.Dir(host), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(host, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *env) mainPID() string {
+	return e.exec("systemctl", "show", "-p", "MainPID", "--value", "mosquitto")
+}
+
+// up checks systemd says active and a real MQTT message goes through, from
+// the container's mosquitto_pub and between the host's mosquitto_sub and
+// mosquitto_pub.
+func (e *env) up(t *testing.T, port int) {
+	t.Helper()
+	if got := e.exec("systemctl", "is-active", "mosquitto"); got != "active" {
+		t.Fatalf("systemctl is-active mosquitto: %q\n%s", got, e.exec("journalctl", "-u", "mosquitto", "-n", "20", "--no-pager"))
+	}
+	if out, err := e.c.Exec(e.ctx, "mosquitto_pub", "-h", "127.0.0.1", "-p", fmt.Sprint(port), "-t", "e2e/in", "-m", "hello", "-q", "1"); err != nil {
+		t.Fatalf("mosquitto_pub in the container: %v: %s", err, out)
+	}
+	client := brokertest.Client{Port: port}
+	ok, err := brokertest.Roundtrip(client, client, "e2e/host", "hello")
+	if err != nil || !ok {
+		t.Fatalf("MQTT roundtrip from the host on %d: delivered=%v, %v", port, ok, err)
+	}
+}
+
+func (e *env) down(t *testing.T, port int) {
+	t.Helper()
+	if got := e.exec("systemctl", "is-active", "mosquitto"); got != "inactive" {
+		t.Fatalf("systemctl is-active mosquitto: %q, want inactive", got)
+	}
+	if err := (brokertest.Client{Port: port}).Publish("e2e/down", "x"); err == nil {
+		t.Fatal("a stopped broker accepted a publish")
+	}
+}
+
+func mustContain(t *testing.T, out string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+}
+
+func cacheDir() string {
+	if d := os.Getenv("MOSQPROV_E2E_CACHE"); d != "" {
+		return d
+	}
+	return nspawn.DefaultCacheDir
+}
+
+// buildMosqprov builds a static binary (CGO_ENABLED=0) so it runs in the
+// container whatever the host's libc.
+func buildMosqprov(t *testing.T) string {
+	t.Helper()
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(goBin); err != nil {
+		goBin = "go"
+	}
+	out := filepath.Join(t.TempDir(), "mosqprov")
+	cmd := exec.Command(goBin, "build", "-o", out, "github.com/mosqprov/mosqprov/cmd/mosqprov")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+	return out
+}
+
+func copyFile(src, dst string, mode os.FileMode) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(dst, data, mode)
+}

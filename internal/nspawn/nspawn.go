@@ -1,0 +1,403 @@
+// Package nspawn boots a real Debian bookworm with systemd as PID 1 under
+// systemd-nspawn, for end-to-end tests of what mosqprov does to apt and
+// systemd (../shared/E2E.md). The host's own PID 1 is not systemd on CI, so
+// this is the only way to exercise systemctl, journalctl and apt for real.
+//
+// The tree is built once with debootstrap (about two minutes), cached as a
+// tar.zst named after a hash of its recipe, and unpacked fresh for every
+// container, so no test sees another test's changes.
+package nspawn
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// DefaultCacheDir holds the cached trees; outside the repository so a fresh
+// clone reuses it, and under /var/cache because building it needs root anyway.
+const DefaultCacheDir = "/var/cache/mosqprov-e2e"
+
+// recipeVersion changes whenever Build does something different with the
+// same Recipe, so an old tarball is never reused for a new recipe.
+const recipeVersion = "1"
+
+// Recipe is everything that decides the tree's content.
+type Recipe struct {
+	Suite   string
+	Mirror  string
+	Include []string
+}
+
+// DefaultRecipe is bookworm minbase with systemd, WITHOUT mosquitto, so a
+// test can install it with apt inside the container. procps is there as on
+// every Raspberry Pi OS and Debian install: the mosquitto unit reloads with
+// its /bin/kill.
+func DefaultRecipe() Recipe {
+	return Recipe{
+		Suite:   "bookworm",
+		Mirror:  HostMirror(),
+		Include: []string{"systemd", "systemd-sysv", "dbus", "ca-certificates", "procps"},
+	}
+}
+
+// Key names the recipe's tarball.
+func (r Recipe) Key() string {
+	h := sha256.Sum256([]byte(strings.Join([]string{recipeVersion, r.Suite, r.Mirror, strings.Join(r.Include, ",")}, "\n")))
+	return r.Suite + "-" + hex.EncodeToString(h[:8])
+}
+
+// HostMirror is the Debian mirror the host's apt uses: the machines this
+// runs on reach only their configured mirrors.
+func HostMirror() string {
+	files, _ := filepath.Glob("/etc/apt/sources.list.d/*.sources")
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		// deb822 stanzas: the first URIs line whose stanza is a plain
+		// Debian archive (not the security one) wins.
+		for _, stanza := range strings.Split(string(data), "\n\n") {
+			var uri string
+			bookworm := false
+			for _, line := range strings.Split(stanza, "\n") {
+				k, v, ok := strings.Cut(line, ":")
+				if !ok {
+					continue
+				}
+				switch strings.TrimSpace(k) {
+				case "URIs":
+					uri = strings.Fields(v)[0]
+				case "Suites":
+					for _, s := range strings.Fields(v) {
+						bookworm = bookworm || s == "bookworm"
+					}
+				}
+			}
+			if uri != "" && bookworm {
+				return strings.TrimSuffix(uri, "/")
+			}
+		}
+	}
+	lists, _ := filepath.Glob("/etc/apt/sources.list.d/*.list")
+	for _, f := range append([]string{"/etc/apt/sources.list"}, lists...) {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(bytes.NewReader(data))
+		for sc.Scan() {
+			fields := strings.Fields(sc.Text())
+			if len(fields) >= 3 && fields[0] == "deb" && fields[2] == "bookworm" {
+				return strings.TrimSuffix(fields[1], "/")
+			}
+		}
+	}
+	return "http://deb.debian.org/debian"
+}
+
+// Missing says why containers can't run here ("" when they can).
+func Missing() string {
+	if os.Geteuid() != 0 {
+		return "not root"
+	}
+	for _, bin := range []string{"systemd-nspawn", "debootstrap", "zstd", "nsenter", "tar", "chroot"} {
+		if _, err := lookPath(bin); err != nil {
+			return bin + " not found (apt-get install -y systemd-container debootstrap zstd)"
+		}
+	}
+	if _, err := os.Stat("/sys/fs/cgroup"); err != nil {
+		return "no /sys/fs/cgroup"
+	}
+	return ""
+}
+
+// Require skips the test, loudly, when containers can't run here; with
+// CI=true it fails instead, so CI can never pass without running them.
+func Require(t testing.TB) {
+	t.Helper()
+	why := Missing()
+	if why == "" {
+		return
+	}
+	msg := "END-TO-END TEST IN A REAL SYSTEMD NOT RUN: " + why + " (needs root, systemd-nspawn, debootstrap, zstd)"
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg + "; CI=true, so this is a failure")
+	}
+	fmt.Fprintln(os.Stderr, "*** "+msg)
+	t.Skip(msg)
+}
+
+func lookPath(bin string) (string, error) {
+	if p, err := exec.LookPath(bin); err == nil {
+		return p, nil
+	}
+	for _, d := range []string{"/usr/sbin", "/sbin", "/usr/bin"} {
+		p := filepath.Join(d, bin)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found", bin)
+}
+
+// Image returns the tarball for r in cacheDir, building it first when it is
+// missing. Concurrent callers wait for one build.
+func Image(ctx context.Context, cacheDir string, r Recipe, log func(string, ...any)) (string, error) {
+	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+		return "", err
+	}
+	tarball := filepath.Join(cacheDir, r.Key()+".tar.zst")
+	lock, err := os.OpenFile(filepath.Join(cacheDir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(tarball); err == nil {
+		return tarball, nil
+	}
+	log("nspawn: building %s with debootstrap from %s (about 2 minutes, once)", tarball, r.Mirror)
+	start := time.Now()
+	build, err := os.MkdirTemp(cacheDir, "build-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(build)
+	rootfs := filepath.Join(build, "rootfs")
+	args := []string{"--variant=minbase", "--include=" + strings.Join(r.Include, ","), r.Suite, rootfs, r.Mirror}
+	if out, err := exec.CommandContext(ctx, "debootstrap", args...).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("debootstrap: %v\n%s", err, tail(out, 30))
+	}
+	// minbase has no /etc/hosts, and the broker's clients resolve localhost.
+	if err := os.WriteFile(filepath.Join(rootfs, "etc/hosts"), []byte("127.0.0.1 localhost\n::1 localhost\n"), 0o644); err != nil {
+		return "", err
+	}
+	if out, err := exec.CommandContext(ctx, "chroot", rootfs, "apt-get", "clean").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("apt-get clean: %v\n%s", err, out)
+	}
+	tmp := tarball + ".tmp"
+	if out, err := exec.CommandContext(ctx, "tar", "--numeric-owner", "--xattrs", "-I", "zstd -T0", "-C", rootfs, "-cpf", tmp, ".").CombinedOutput(); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("pack %s: %v\n%s", tmp, err, out)
+	}
+	if err := os.Rename(tmp, tarball); err != nil {
+		return "", err
+	}
+	log("nspawn: built %s in %s", tarball, time.Since(start).Round(time.Second))
+	return tarball, nil
+}
+
+func tail(out []byte, n int) string {
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Container is a booted tree with systemd as PID 1.
+type Container struct {
+	Name    string
+	Dir     string // the tree on the host
+	Leader  int    // the container's PID 1, as seen from the host
+	cmd     *exec.Cmd
+	done    chan error
+	cgs     []string
+	console string
+}
+
+// Boot unpacks image into a fresh folder and boots it. Everything (process,
+// cgroups, folder) is removed at the test's cleanup, pass or fail.
+func Boot(t testing.TB, image string) *Container {
+	t.Helper()
+	c, err := boot(image)
+	if c != nil {
+		t.Cleanup(c.Stop)
+	}
+	if err != nil {
+		if c != nil {
+			t.Logf("console:\n%s", c.Console())
+		}
+		t.Fatal(err)
+	}
+	return c
+}
+
+func boot(image string) (*Container, error) {
+	dir, err := os.MkdirTemp("", "mosqprov-nspawn-")
+	if err != nil {
+		return nil, err
+	}
+	c := &Container{Dir: dir, Name: "mosqprov-" + filepath.Base(dir)[len("mosqprov-nspawn-"):], done: make(chan error, 1)}
+	c.Name = strings.ToLower(strings.ReplaceAll(c.Name, "_", "-"))
+	if out, err := exec.Command("tar", "--numeric-owner", "--xattrs", "-I", "zstd", "-C", dir, "-xpf", image).CombinedOutput(); err != nil {
+		return c, fmt.Errorf("unpack %s: %v\n%s", image, err, out)
+	}
+	// Each container gets its own cgroup in both hierarchies; otherwise two
+	// containers share /payload/system.slice/mosquitto.service (E2E.md).
+	var enter []string
+	for _, h := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd"} {
+		if _, err := os.Stat(h); err != nil {
+			continue
+		}
+		cg := filepath.Join(h, c.Name)
+		if err := os.Mkdir(cg, 0o755); err != nil {
+			return c, fmt.Errorf("cgroup: %w", err)
+		}
+		c.cgs = append(c.cgs, cg)
+		enter = append(enter, "echo $$ > "+filepath.Join(cg, "cgroup.procs"))
+	}
+	c.console = filepath.Join(dir + ".console")
+	console, err := os.Create(c.console)
+	if err != nil {
+		return c, err
+	}
+	defer console.Close()
+	script := strings.Join(append(enter, `exec systemd-nspawn -q -D "$1" -M "$2" -b --register=no --keep-unit --console=read-only`), " && ")
+	c.cmd = exec.Command("sh", "-c", script, "sh", dir, c.Name)
+	c.cmd.Stdout, c.cmd.Stderr = console, console
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := c.cmd.Start(); err != nil {
+		return c, err
+	}
+	go func() { c.done <- c.cmd.Wait() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for c.Leader == 0 {
+		select {
+		case err := <-c.done:
+			c.cmd = nil
+			return c, fmt.Errorf("systemd-nspawn exited: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return c, errors.New("container's systemd did not appear within 30s")
+		}
+		c.Leader = childNamed(c.cmd.Process.Pid, "systemd")
+		if c.Leader == 0 {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// systemctl fails until the container's D-Bus socket exists; then --wait
+	// blocks until boot is done. "degraded" is fine: a unit a container
+	// can't run (it has no hardware) doesn't matter here.
+	for {
+		out, _ := c.Exec(ctx, "systemctl", "is-system-running", "--wait")
+		s := strings.TrimSpace(out)
+		if s == "running" || s == "degraded" {
+			return c, nil
+		}
+		if ctx.Err() != nil {
+			return c, fmt.Errorf("container's systemd is %q, not running", s)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// childNamed is the child of pid whose command name is name (0 if none).
+func childNamed(pid int, name string) int {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...; comm may hold spaces, so cut at the last ')'.
+		s := string(stat)
+		open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || close < open {
+			continue
+		}
+		fields := strings.Fields(s[close+1:])
+		if len(fields) < 2 || s[open+1:close] != name {
+			continue
+		}
+		if ppid, _ := strconv.Atoi(fields[1]); ppid == pid {
+			return p
+		}
+	}
+	return 0
+}
+
+// Exec runs a command inside the container with a clean environment and
+// returns its combined output.
+func (c *Container) Exec(ctx context.Context, name string, args ...string) (string, error) {
+	full := append([]string{"-t", strconv.Itoa(c.Leader), "-a", "--",
+		"env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C.UTF-8",
+		name}, args...)
+	out, err := exec.CommandContext(ctx, "nsenter", full...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s %s (in %s): %w", name, strings.Join(args, " "), c.Name, err)
+	}
+	return string(out), nil
+}
+
+// Path is where a container path lives on the host.
+func (c *Container) Path(p string) string { return filepath.Join(c.Dir, p) }
+
+// Console is what the container printed on its console so far.
+func (c *Container) Console() string {
+	data, _ := os.ReadFile(c.console)
+	return tail(data, 40)
+}
+
+// Stop halts the container (SIGTERM to nspawn is a clean shutdown), then
+// removes its cgroups and its tree.
+func (c *Container) Stop() {
+	if c.cmd != nil && c.cmd.Process != nil {
+		c.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-c.done:
+		case <-time.After(20 * time.Second):
+			syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+			<-c.done
+		}
+		c.cmd = nil
+	}
+	for _, cg := range c.cgs {
+		removeCgroup(cg)
+	}
+	c.cgs = nil
+	if c.Dir != "" {
+		os.RemoveAll(c.Dir)
+		os.Remove(c.console)
+		c.Dir = ""
+	}
+}
+
+// removeCgroup removes a cgroup folder and the empty ones the container's
+// systemd left below it, deepest first (cgroupfs only lets rmdir remove
+// them, one at a time).
+func removeCgroup(cg string) {
+	var dirs []string
+	filepath.WalkDir(cg, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	for i := len(dirs) - 1; i >= 0; i-- {
+		os.Remove(dirs[i])
+	}
+}

@@ -1,0 +1,233 @@
+package certs
+
+import (
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+
+	pkcs12 "software.sslmate.com/src/go-pkcs12"
+
+	"github.com/mosqprov/mosqprov/pkg/layout"
+	"github.com/mosqprov/mosqprov/pkg/pki"
+	"github.com/mosqprov/mosqprov/pkg/system"
+)
+
+// ClientOptions is a client certificate wanted.
+type ClientOptions struct {
+	Paths Paths
+	Name  string
+	// OutDir replaces Paths.ClientDir/Name. Files there belong to the caller
+	// rather than root, and an existing folder keeps its owner and mode.
+	OutDir string
+	// KeyType empty keeps an existing certificate's type (rsa-2048 if new).
+	KeyType     pki.KeyType
+	Days        int
+	RenewBefore int
+	// P12, when set, also writes NAME.p12 protected by Password.
+	P12      bool
+	Password string
+	Rand     io.Reader
+}
+
+// ClientFiles are where a client's files go.
+type ClientFiles struct {
+	Dir, Cert, Key, CA, P12 string
+}
+
+// ClientFilesIn names the files of client name in dir.
+func ClientFilesIn(dir, name string) ClientFiles {
+	return ClientFiles{
+		Dir:  dir,
+		Cert: path.Join(dir, name+".crt"),
+		Key:  path.Join(dir, name+".key"),
+		CA:   path.Join(dir, "ca.crt"),
+		P12:  path.Join(dir, name+".p12"),
+	}
+}
+
+// EnsureClient makes a client certificate for mutual TLS (CN=Name), with
+// its key, the CA certificate and optionally a PKCS#12 bundle for phones.
+// Kept when it chains to the CA, matches its key, has the right CN and key
+// type and more than RenewBefore days left.
+func EnsureClient(sys system.System, o ClientOptions) (Result, error) {
+	var res Result
+	if o.Days == 0 {
+		o.Days = pki.ClientDays
+	}
+	if err := pki.ValidateClientName("NAME", o.Name); err != nil {
+		return res, err
+	}
+	if err := pki.CheckDays("--days", o.Days, pki.MaxClientDays); err != nil {
+		return res, err
+	}
+	if err := checkRenewWindow(o.RenewBefore, o.Days); err != nil {
+		return res, err
+	}
+	ca, err := LoadCA(sys, o.Paths)
+	if err != nil {
+		return res, err
+	}
+	dir := o.OutDir
+	owned := dir == ""
+	if owned {
+		dir = path.Join(o.Paths.ClientDir, o.Name)
+	}
+	f := ClientFilesIn(dir, o.Name)
+	if err := clientDirs(&res, sys, f, owned, o.Paths); err != nil {
+		return res, err
+	}
+	unlock, err := sys.Lock(f.Cert)
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
+	reason, err := clientReissueReason(sys, f, ca, o.Name, o.KeyType, o.RenewBefore)
+	if err != nil {
+		return res, err
+	}
+	var issued *pki.Issued
+	if reason != "" {
+		kt := o.KeyType
+		if kt == "" {
+			kt = pki.RSA2048
+		}
+		if issued, err = pki.IssueClient(randOr(o.Rand), sys.Now(), ca, pki.ClientRequest{Name: o.Name, KeyType: kt, Days: o.Days}); err != nil {
+			return res, err
+		}
+	}
+	return res, writeClient(&res, sys, f, owned, ca, issued, reason, o)
+}
+
+func clientReissueReason(sys system.System, f ClientFiles, ca *pki.CA, name string, kt pki.KeyType, renewBefore int) (string, error) {
+	certPEM, err := readOptional(sys, f.Cert)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", f.Cert, err)
+	}
+	if certPEM == nil {
+		return "new", nil
+	}
+	cert, err := pki.ParseCertificate(certPEM)
+	if err != nil {
+		return "the certificate on disk can't be read: " + err.Error(), nil
+	}
+	keyPEM, err := readOptional(sys, f.Key)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", f.Key, err)
+	}
+	if keyPEM == nil {
+		return "the key is missing", nil
+	}
+	key, err := pki.ParsePrivateKey(keyPEM)
+	if err != nil {
+		return "the key on disk can't be read: " + err.Error(), nil
+	}
+	now := sys.Now()
+	switch {
+	case !pki.KeyMatches(cert, key):
+		return "the key does not match the certificate", nil
+	case now.After(cert.NotAfter):
+		return "expired", nil
+	case chainsTo(cert, ca, x509.ExtKeyUsageClientAuth, now) != nil:
+		return "not issued by this CA for TLS clients", nil
+	case cert.Subject.CommonName != name:
+		return fmt.Sprintf("CN is %q", cert.Subject.CommonName), nil
+	}
+	if have := pki.KeyTypeOf(cert.PublicKey); kt != "" && have != kt {
+		return fmt.Sprintf("key type %s, want %s", have, kt), nil
+	}
+	if left := pki.DaysLeft(cert, now); left < renewBefore {
+		return fmt.Sprintf("expires in %d days (renew %d days before)", left, renewBefore), nil
+	}
+	return "", nil
+}
+
+// clientDirs makes the client's folder: root-only under ClientDir; with
+// --out, created private when missing and otherwise left as the caller has it.
+func clientDirs(res *Result, sys system.System, f ClientFiles, owned bool, p Paths) error {
+	if owned {
+		if err := ensureDir(res, sys, "mosqprov folder", dirOf(p.ClientDir), stateDirAttr); err != nil {
+			return err
+		}
+		if err := ensureDir(res, sys, "clients folder", p.ClientDir, caDirAttr); err != nil {
+			return err
+		}
+		return ensureDir(res, sys, "client folder", f.Dir, caDirAttr)
+	}
+	if _, err := sys.Stat(f.Dir); errors.Is(err, fs.ErrNotExist) {
+		// It is about to hold a private key.
+		return ensureDir(res, sys, "client folder", f.Dir, system.Attr{Mode: 0o700})
+	}
+	return nil
+}
+
+// writeClient writes the client's files; the caller holds the lock.
+func writeClient(res *Result, sys system.System, f ClientFiles, owned bool, ca *pki.CA, issued *pki.Issued, reason string, o ClientOptions) error {
+	secret, public := system.Attr{Mode: 0o600}, system.Attr{Mode: 0o644}
+	if owned {
+		secret, public = layout.RootOnly, publicAttr
+	}
+	var err error
+	var keyPEM, certPEM []byte
+	detail := ""
+	if issued != nil {
+		keyPEM, certPEM = issued.KeyPEM, issued.CertPEM
+		detail = describeLeaf(issued.Cert) + "; " + reason
+	} else {
+		if keyPEM, err = sys.ReadFile(f.Key); err != nil {
+			return err
+		}
+		if certPEM, err = sys.ReadFile(f.Cert); err != nil {
+			return err
+		}
+	}
+	what := "client " + o.Name
+	if err := write(res, sys, what+" key", f.Key, keyPEM, secret, ""); err != nil {
+		return err
+	}
+	if err := write(res, sys, what+" certificate", f.Cert, certPEM, public, detail); err != nil {
+		return err
+	}
+	if err := write(res, sys, what+" CA certificate", f.CA, pki.EncodeCertificate(ca.Cert.Raw), public, ""); err != nil {
+		return err
+	}
+	if !o.P12 {
+		if issued != nil && layout.Exists(sys, f.P12) {
+			res.warn("%s still holds the previous certificate; rebuild it with `mosqprov cert client %s --p12`", f.P12, o.Name)
+		}
+		return nil
+	}
+	return writeP12(res, sys, what, f, keyPEM, certPEM, ca, secret, o)
+}
+
+// writeP12 writes the PKCS#12 bundle unless the one on disk already opens
+// with the password and holds this key and certificate (PKCS#12 salts make
+// every encoding differ, so comparing bytes would rewrite it every run).
+func writeP12(res *Result, sys system.System, what string, f ClientFiles, keyPEM, certPEM []byte, ca *pki.CA, attr system.Attr, o ClientOptions) error {
+	key, err := pki.ParsePrivateKey(keyPEM)
+	if err != nil {
+		return fmt.Errorf("%s: %w", f.Key, err)
+	}
+	cert, err := pki.ParseCertificate(certPEM)
+	if err != nil {
+		return fmt.Errorf("%s: %w", f.Cert, err)
+	}
+	if old, err := readOptional(sys, f.P12); err == nil && old != nil {
+		if k, c, _, err := pkcs12.DecodeChain(old, o.Password); err == nil && c.Equal(cert) {
+			if s, ok := k.(crypto.Signer); ok && pki.KeyMatches(cert, s) {
+				return write(res, sys, what+" PKCS#12 bundle", f.P12, old, attr, "")
+			}
+		}
+	}
+	// LegacyDES (3DES, SHA-1 MAC) because Android and iOS/macOS keychains
+	// still refuse the AES-based PKCS#12 that OpenSSL 3 makes by default; the
+	// file stays 0600 and the README says to use a long random password.
+	pfx, err := pkcs12.LegacyDES.WithRand(randOr(o.Rand)).Encode(key, cert, []*x509.Certificate{ca.Cert}, o.Password)
+	if err != nil {
+		return fmt.Errorf("encode PKCS#12 for %s: %w", o.Name, err)
+	}
+	return write(res, sys, what+" PKCS#12 bundle", f.P12, pfx, attr, "open it with the password you gave")
+}

@@ -1,0 +1,199 @@
+package certs
+
+import (
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/mosqprov/mosqprov/pkg/errs"
+	"github.com/mosqprov/mosqprov/pkg/pki"
+	"github.com/mosqprov/mosqprov/pkg/system"
+)
+
+// DefaultRenewBefore is how long before expiry a certificate is reissued:
+// a monthly cron job then always catches it.
+const DefaultRenewBefore = 30
+
+// ServerOptions is the server certificate wanted.
+type ServerOptions struct {
+	Paths Paths
+	// Names are DNS names or IPs; IPs must be IPs. Both empty: DefaultNames.
+	Names []string
+	IPs   []string
+	// KeyType empty keeps an existing certificate's key type (rsa-2048 for
+	// a new one); set, it is required of the existing certificate.
+	KeyType pki.KeyType
+	// Days is the validity of a new certificate (default pki.ServerDays).
+	Days int
+	// RenewBefore: a certificate with fewer days left is reissued.
+	RenewBefore int
+	Rand        io.Reader
+}
+
+func (o *ServerOptions) defaults() {
+	if o.Days == 0 {
+		o.Days = pki.ServerDays
+	}
+}
+
+// checkRenewWindow rejects a renew window that would reissue on every run.
+func checkRenewWindow(renewBefore, days int) error {
+	if renewBefore < 0 {
+		return errs.Invalid("--renew-before", "%d is negative", renewBefore)
+	}
+	if renewBefore >= days {
+		return errs.Invalid("--renew-before", "%d days is not less than the certificate's %d days: it would be reissued on every run", renewBefore, days)
+	}
+	return nil
+}
+
+// EnsureServer makes the broker's server certificate cover the requested
+// names. The existing certificate is kept when it chains to the CA, its key
+// matches, it carries every requested name and IP, it has the requested key
+// type and more than RenewBefore days left; otherwise it is reissued and the
+// change says why. The broker's copy of ca.crt is kept equal to the CA's.
+func EnsureServer(sys system.System, o ServerOptions) (Result, error) {
+	var res Result
+	o.defaults()
+	if err := pki.CheckDays("--days", o.Days, pki.ServerDays); err != nil {
+		return res, err
+	}
+	if err := checkRenewWindow(o.RenewBefore, o.Days); err != nil {
+		return res, err
+	}
+	dns, ips, err := pki.ParseNames(o.Names, o.IPs)
+	if err != nil {
+		return res, err
+	}
+	if len(dns)+len(ips) == 0 {
+		return res, errs.Invalid("--name", "a server certificate needs at least one name or IP")
+	}
+	ca, err := LoadCA(sys, o.Paths)
+	if err != nil {
+		return res, err
+	}
+	// Lock, then read, then write: two runs at once (cron and a person)
+	// can't both decide to reissue and interleave their files.
+	if err := ensureDir(&res, sys, whatBrokerDir, o.Paths.BrokerDir, brokerDirAttr); err != nil {
+		return res, err
+	}
+	unlock, err := sys.Lock(o.Paths.ServerCert)
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
+	reason, err := serverReissueReason(sys, o.Paths, ca, dns, ips, o.KeyType, o.RenewBefore)
+	if err != nil {
+		return res, err
+	}
+	var issued *pki.Issued
+	if reason != "" {
+		kt := o.KeyType
+		if kt == "" {
+			kt = pki.RSA2048
+		}
+		issued, err = pki.IssueServer(randOr(o.Rand), sys.Now(), ca, pki.ServerRequest{Names: o.Names, IPs: o.IPs, KeyType: kt, Days: o.Days})
+		if err != nil {
+			return res, err
+		}
+	}
+	return res, writeServer(&res, sys, o.Paths, ca, issued, reason)
+}
+
+// serverReissueReason says why the server certificate must be (re)issued,
+// or "" when the one on disk is fine. kt == "" accepts any key type.
+func serverReissueReason(sys system.System, p Paths, ca *pki.CA, dns []string, ips []net.IP, kt pki.KeyType, renewBefore int) (string, error) {
+	certPEM, err := readOptional(sys, p.ServerCert)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", p.ServerCert, err)
+	}
+	if certPEM == nil {
+		return "new", nil
+	}
+	cert, err := pki.ParseCertificate(certPEM)
+	if err != nil {
+		return "the certificate on disk can't be read: " + err.Error(), nil
+	}
+	keyPEM, err := readOptional(sys, p.ServerKey)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", p.ServerKey, err)
+	}
+	if keyPEM == nil {
+		return "the key is missing", nil
+	}
+	key, err := pki.ParsePrivateKey(keyPEM)
+	if err != nil {
+		return "the key on disk can't be read: " + err.Error(), nil
+	}
+	now := sys.Now()
+	switch {
+	case !pki.KeyMatches(cert, key):
+		return "the key does not match the certificate", nil
+	case chainsTo(cert, ca, x509.ExtKeyUsageServerAuth, now) != nil:
+		if now.After(cert.NotAfter) {
+			return "expired on " + cert.NotAfter.Format(time.DateOnly), nil
+		}
+		return "not issued by this CA for TLS servers (" + oneLine(chainsTo(cert, ca, x509.ExtKeyUsageServerAuth, now)) + ")", nil
+	}
+	if missing := pki.Missing(cert, dns, ips); len(missing) > 0 {
+		return "does not cover " + strings.Join(missing, ", "), nil
+	}
+	if have := pki.KeyTypeOf(cert.PublicKey); kt != "" && have != kt {
+		return fmt.Sprintf("key type %s, want %s", have, kt), nil
+	}
+	if left := pki.DaysLeft(cert, now); left < renewBefore {
+		return fmt.Sprintf("expires in %d days (renew %d days before)", left, renewBefore), nil
+	}
+	return "", nil
+}
+
+func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
+
+// writeServer writes a new server key and certificate (issued != nil) or
+// re-asserts the owner and mode of the existing ones, and the broker's
+// ca.crt. The caller holds the lock.
+func writeServer(res *Result, sys system.System, p Paths, ca *pki.CA, issued *pki.Issued, reason string) error {
+	keyAttr, fallback := serverKeyAttr(sys)
+	if fallback != "" {
+		res.warn("%s: %s", p.ServerKey, fallback)
+	}
+	caPEM := pki.EncodeCertificate(ca.Cert.Raw)
+	if err := write(res, sys, whatBrokerCA, p.BrokerCA, caPEM, publicAttr, ""); err != nil {
+		return err
+	}
+	var keyPEM, certPEM []byte
+	detail := ""
+	if issued != nil {
+		keyPEM, certPEM = issued.KeyPEM, issued.CertPEM
+		detail = describeLeaf(issued.Cert) + "; " + reason
+	} else {
+		var err error
+		if keyPEM, err = sys.ReadFile(p.ServerKey); err != nil {
+			return err
+		}
+		if certPEM, err = sys.ReadFile(p.ServerCert); err != nil {
+			return err
+		}
+	}
+	// Key first: a reload between the two writes is impossible (we reload at
+	// the end), and a crash leaves a mismatch the next run detects and fixes.
+	if err := write(res, sys, whatServerKey, p.ServerKey, keyPEM, keyAttr, ""); err != nil {
+		return err
+	}
+	if err := write(res, sys, whatServerCert, p.ServerCert, certPEM, publicAttr, detail); err != nil {
+		return err
+	}
+	res.reloadIfChanged(p.BrokerCA, p.ServerKey, p.ServerCert)
+	return nil
+}
+
+func describeLeaf(c *x509.Certificate) string {
+	s := "CN=" + c.Subject.CommonName
+	if sans := pki.SANs(c); len(sans) > 0 {
+		s += ", SANs " + strings.Join(sans, " ")
+	}
+	return s + ", " + string(pki.KeyTypeOf(c.PublicKey)) + ", until " + c.NotAfter.Format(time.DateOnly)
+}

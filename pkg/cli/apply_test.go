@@ -1,0 +1,96 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/mosqprov/mosqprov/pkg/errs"
+	"github.com/mosqprov/mosqprov/pkg/system"
+)
+
+func init() {
+	// treestat DIR FILE writes every path under DIR with its mtime (ns),
+	// mode and size to FILE, so a script can cmp two of them and prove a
+	// run wrote nothing, not even the same bytes again.
+	scriptCmds["treestat"] = func(ts *testscript.TestScript, neg bool, args []string) {
+		if neg || len(args) != 2 {
+			ts.Fatalf("usage: treestat DIR FILE")
+		}
+		var b strings.Builder
+		root := ts.MkAbs(args[0])
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(root, p)
+			fmt.Fprintf(&b, "%s %d %v %d\n", rel, fi.ModTime().UnixNano(), fi.Mode(), fi.Size())
+			return nil
+		})
+		ts.Check(err)
+		ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(b.String()), 0o644))
+	}
+}
+
+func applyTestApp(t *testing.T, root, input string, terminal bool) (*App, *bytes.Buffer, *bytes.Buffer) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	a := NewApp(&IOStreams{In: strings.NewReader(input), Out: &out, ErrOut: &errOut, InIsTerminal: terminal})
+	a.Sys = system.NewReal(root, system.WithRunner(&system.Recorder{}))
+	if err := a.init("apply"); err != nil {
+		t.Fatal(err)
+	}
+	return a, &out, &errOut
+}
+
+const confirmSpec = "hostname: pi.home.arpa\nlisteners: [{type: mqtt}, {type: mqtts}]\nusers:\n  - {name: blinds, hash: \"$7$101$74G1pCqSt4EPbk0k$l5MijUNV9xjqd00TZnXHrKfdQLEzw0r1/XtNYNjAtCSyFhoAf7c0oIpZunEjhWIbesnOMGnfc7atQzv+bWZ7qA==\"}\n"
+
+// On a terminal apply shows the plan and asks; "no" changes nothing (exit
+// 130), "yes" applies.
+func TestApplyConfirm(t *testing.T) {
+	root := t.TempDir()
+	file := filepath.Join(t.TempDir(), "broker.yaml")
+	os.WriteFile(file, []byte(confirmSpec), 0o644)
+
+	a, out, errOut := applyTestApp(t, root, "n\n", true)
+	err := runApply(context.Background(), &applyOptions{App: a, File: file})
+	if !errors.Is(err, errs.ErrInterrupted) || exitCode(err) != ExitInterrupted {
+		t.Fatalf("answer no: %v", err)
+	}
+	if !strings.Contains(out.String(), "+ password file: would create /etc/mosquitto/passwd") ||
+		!strings.Contains(out.String(), "+blinds:$7$(hash masked)") || !strings.Contains(errOut.String(), "Apply these changes? [y/N] ") {
+		t.Fatalf("plan shown:\n%s\n%s", out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(root, "etc")); !os.IsNotExist(err) {
+		t.Fatal("answering no wrote something")
+	}
+
+	a, out, _ = applyTestApp(t, root, "y\n", true)
+	if err := runApply(context.Background(), &applyOptions{App: a, File: file}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "+ password file: created /etc/mosquitto/passwd") || !a.report.Changed {
+		t.Fatalf("answer yes:\n%s", out)
+	}
+
+	// Converged: no question, even on a terminal.
+	a, out, errOut = applyTestApp(t, root, "", true)
+	if err := runApply(context.Background(), &applyOptions{App: a, File: file}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(errOut.String(), "Apply these changes") || a.report.Changed || !strings.Contains(out.String(), "No changes.") {
+		t.Fatalf("converged:\n%s\n%s", out, errOut)
+	}
+}

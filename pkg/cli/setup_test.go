@@ -1,0 +1,193 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mosqprov/mosqprov/pkg/errs"
+	"github.com/mosqprov/mosqprov/pkg/passwd"
+	"github.com/mosqprov/mosqprov/pkg/spec"
+	"github.com/mosqprov/mosqprov/pkg/system"
+	"github.com/mosqprov/mosqprov/pkg/wizard"
+)
+
+// setupAnswers is a Prompter that takes every default except the setupAnswers given
+// by question substring; interrupt makes one question return Ctrl-C.
+type setupAnswers struct {
+	text      map[string]string
+	yes       map[string]bool
+	interrupt string
+	asked     []string
+}
+
+func (p *setupAnswers) ask(m string) error {
+	p.asked = append(p.asked, m)
+	if p.interrupt != "" && strings.Contains(m, p.interrupt) {
+		return errs.ErrInterrupted
+	}
+	return nil
+}
+
+func (p *setupAnswers) Input(m, _, def string, validate func(string) error) (string, error) {
+	if err := p.ask(m); err != nil {
+		return "", err
+	}
+	for k, v := range p.text {
+		if strings.Contains(m, k) {
+			return v, validate(v)
+		}
+	}
+	return def, nil
+}
+
+func (p *setupAnswers) Password(m, _ string) (string, error) {
+	return "s3cret-from-the-wizard", p.ask(m)
+}
+
+func (p *setupAnswers) Confirm(m, _ string, def bool) (bool, error) {
+	if err := p.ask(m); err != nil {
+		return false, err
+	}
+	for k, v := range p.yes {
+		if strings.Contains(m, k) {
+			if strings.Contains(m, "Add") {
+				delete(p.yes, k) // add one user, then stop
+			}
+			return v, nil
+		}
+	}
+	return def && !strings.Contains(m, "Add"), nil
+}
+
+func (p *setupAnswers) Select(m, _ string, _ []wizard.Option, def string) (string, error) {
+	return def, p.ask(m)
+}
+
+func (p *setupAnswers) MultiSelect(m, _ string, _ []wizard.Option, defs []string, _ func([]string) error) ([]string, error) {
+	return defs, p.ask(m)
+}
+
+func (p *setupAnswers) Say(string, ...any) {}
+
+type setupHost struct{}
+
+func (setupHost) Hostname() (string, error) { return "testpi", nil }
+func (setupHost) Addrs() ([]net.IP, error)  { return []net.IP{net.ParseIP("192.0.2.20")}, nil }
+
+func runSetupWith(t *testing.T, root string, p wizard.Prompter) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	app := NewApp(&IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &out})
+	app.Globals.Root = root
+	app.NewSystem = func(g Globals) system.System {
+		return system.NewReal(g.Root, system.WithRunner(&system.Recorder{}))
+	}
+	if err := app.init("setup"); err != nil {
+		t.Fatal(err)
+	}
+	err := runSetup(context.Background(), &setupOptions{App: app, Prompter: p, Host: setupHost{}})
+	return out.String(), err
+}
+
+func setupTree(t *testing.T, root string) []string {
+	t.Helper()
+	var files []string
+	filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && p != root {
+			files = append(files, strings.TrimPrefix(p, root))
+		}
+		return nil
+	})
+	return files
+}
+
+func TestSetupNoOrCtrlCChangesNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		p    *setupAnswers
+	}{
+		{"no at the end", &setupAnswers{yes: map[string]bool{"Add a user": true, "Write": false}}},
+		{"Ctrl-C at the host name", &setupAnswers{interrupt: "Host name"}},
+		{"Ctrl-C at the password", &setupAnswers{yes: map[string]bool{"Add a user": true}, text: map[string]string{"User name": "blinds"}, interrupt: "Password"}},
+		{"Ctrl-C at the final question", &setupAnswers{yes: map[string]bool{"Add a user": true}, text: map[string]string{"User name": "blinds"}, interrupt: "Write"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			if tc.p.text == nil {
+				tc.p.text = map[string]string{"User name": "blinds"}
+			}
+			out, err := runSetupWith(t, root, tc.p)
+			if !errors.Is(err, errs.ErrInterrupted) || exitCode(err) != ExitInterrupted {
+				t.Fatalf("err %v\n%s", err, out)
+			}
+			if files := setupTree(t, root); len(files) != 0 {
+				t.Fatalf("files written: %q", files)
+			}
+		})
+	}
+}
+
+func TestSetupYesWritesSpecAndApplies(t *testing.T) {
+	root := t.TempDir()
+	p := &setupAnswers{yes: map[string]bool{"Add a user": true, "Write": true}, text: map[string]string{"User name": "blinds"}}
+	out, err := runSetupWith(t, root, p)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{"/etc/mosqprov/broker.yaml:\n\n# broker.yaml", "hostname: testpi.local", "- 192.0.2.20", "Plan: ", "Apply complete"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	t.Logf("first run:\n%s", out)
+	data, err := os.ReadFile(filepath.Join(root, "etc/mosqprov/broker.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(data)+out, "s3cret-from-the-wizard") {
+		t.Fatal("the password is in broker.yaml or the output")
+	}
+	s, err := spec.Parse("broker.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, err := passwd.ParseHash(s.Users[0].Hash); err != nil || !h.Verify("s3cret-from-the-wizard") {
+		t.Fatalf("user %+v: %v", s.Users[0], err)
+	}
+	fi, _ := os.Stat(filepath.Join(root, "etc/mosqprov/broker.yaml"))
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("broker.yaml mode %v", fi.Mode())
+	}
+	pw, err := os.ReadFile(filepath.Join(root, "etc/mosquitto/passwd"))
+	if err != nil || !strings.HasPrefix(string(pw), "blinds:"+s.Users[0].Hash) {
+		t.Fatalf("password file %q: %v", pw, err)
+	}
+
+	// Again, keeping every answer: the wizard starts from broker.yaml and
+	// the plan is empty.
+	p = &setupAnswers{yes: map[string]bool{"Write": true}}
+	out, err = runSetupWith(t, root, p)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(out, "The broker already matches these setupAnswers.") || !strings.Contains(out, "Starting from "+filepath.Join(root, "etc/mosqprov/broker.yaml")) {
+		t.Fatalf("second run:\n%s", out)
+	}
+	if !strings.Contains(fmt.Sprint(p.asked), "Add another user?") {
+		t.Fatalf("the second run did not start from broker.yaml: %q", p.asked)
+	}
+}
+
+func TestSetupWithoutTerminal(t *testing.T) {
+	code, _, errOut := vdRun(t, t.TempDir(), "", nil, "setup")
+	if code != ExitUsage || !strings.Contains(errOut, "not a terminal") || !strings.Contains(errOut, "mosqprov apply -f broker.yaml --yes") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+}

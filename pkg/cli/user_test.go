@@ -1,0 +1,162 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/mosqprov/mosqprov/pkg/errs"
+	"github.com/mosqprov/mosqprov/pkg/passwd"
+	"github.com/mosqprov/mosqprov/pkg/system"
+)
+
+// scriptMtime is a fixed past time: `filemtime F set` stamps it, `filemtime F
+// same` checks a command didn't rewrite F.
+var scriptMtime = time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+
+func init() {
+	scriptCmds["filemtime"] = func(ts *testscript.TestScript, neg bool, args []string) {
+		if len(args) != 2 || (args[1] != "set" && args[1] != "same") {
+			ts.Fatalf("usage: filemtime FILE set|same")
+		}
+		path := ts.MkAbs(args[0])
+		if args[1] == "set" {
+			ts.Check(os.Chtimes(path, scriptMtime, scriptMtime))
+			return
+		}
+		fi, err := os.Stat(path)
+		ts.Check(err)
+		same := fi.ModTime().Equal(scriptMtime)
+		if same == neg {
+			ts.Fatalf("%s: mtime %v (same as stamped: %v)", args[0], fi.ModTime(), same)
+		}
+	}
+	scriptCmds["fileperm"] = func(ts *testscript.TestScript, neg bool, args []string) {
+		if len(args) != 2 || neg {
+			ts.Fatalf("usage: fileperm FILE MODE")
+		}
+		want, err := strconv.ParseUint(args[1], 8, 32)
+		ts.Check(err)
+		fi, err := os.Stat(ts.MkAbs(args[0]))
+		ts.Check(err)
+		if uint64(fi.Mode().Perm()) != want {
+			ts.Fatalf("%s: mode %04o, want %04o", args[0], fi.Mode().Perm(), want)
+		}
+	}
+}
+
+// testApp is an App on a temp root with a recorded runner, as the
+// architecture page describes.
+func testApp(t *testing.T, stdin string) (*App, *bytes.Buffer, *bytes.Buffer) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	a := NewApp(&IOStreams{In: strings.NewReader(stdin), Out: &out, ErrOut: &errOut})
+	a.Sys = system.NewReal(t.TempDir(), system.WithRunner(&system.Recorder{}))
+	if err := a.init("user"); err != nil {
+		t.Fatal(err)
+	}
+	return a, &out, &errOut
+}
+
+func TestRunUserAddAndVerify(t *testing.T) {
+	a, out, _ := testApp(t, "s3cret\n")
+	o := &userOptions{App: a, file: "/etc/mosquitto/passwd", hash: "pbkdf2", passwordStdin: true}
+	if err := runUserAdd(context.Background(), o, "alice", passwd.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "+ user alice: created /etc/mosquitto/passwd") {
+		t.Fatalf("output %q", out)
+	}
+	data, _ := a.Sys.ReadFile("/etc/mosquitto/passwd")
+	if strings.Contains(string(data), "s3cret") || strings.Contains(out.String(), "s3cret") {
+		t.Fatal("plaintext password leaked")
+	}
+	for pw, want := range map[string]error{"s3cret\n": nil, "wrong\n": errs.ErrCheckFailed} {
+		a.IO.In = strings.NewReader(pw)
+		if err := runUserVerify(context.Background(), o, "alice"); err != want {
+			t.Errorf("verify %q: %v, want %v", pw, err, want)
+		}
+	}
+	a.IO.In = strings.NewReader("x\n")
+	if err := runUserVerify(context.Background(), o, "nobody"); err != errs.ErrCheckFailed {
+		t.Errorf("unknown user: %v", err)
+	}
+}
+
+// TestRunUserBadNameAsksNothing: a bad name is refused before the password
+// is read or the file is touched.
+func TestRunUserBadNameAsksNothing(t *testing.T) {
+	a, _, _ := testApp(t, "")
+	a.IO.InIsTerminal = true
+	a.IO.ReadHidden = func() (string, error) { t.Fatal("prompted for a bad name"); return "", nil }
+	o := &userOptions{App: a, file: "/etc/mosquitto/passwd", hash: "pbkdf2"}
+	err := runUserAdd(context.Background(), o, "bad:name", passwd.Options{})
+	if exitCode(err) != ExitUsage {
+		t.Fatalf("%v", err)
+	}
+	if _, err := a.Sys.Stat("/etc/mosquitto"); err == nil {
+		t.Fatal("created the folder")
+	}
+}
+
+// TestRunUserAddPromptsTwice: on a terminal the password is asked twice and
+// two different entries change nothing.
+func TestRunUserAddPromptsTwice(t *testing.T) {
+	a, _, errOut := testApp(t, "")
+	a.IO.InIsTerminal = true
+	answers := []string{"one", "two"}
+	a.IO.ReadHidden = func() (string, error) { s := answers[0]; answers = answers[1:]; return s, nil }
+	os.Unsetenv(PasswordEnv)
+	o := &userOptions{App: a, file: "/etc/mosquitto/passwd", hash: "pbkdf2"}
+	if err := runUserAdd(context.Background(), o, "alice", passwd.Options{}); err == nil || !strings.Contains(err.Error(), "differ") {
+		t.Fatalf("%v", err)
+	}
+	if strings.Count(errOut.String(), "password for alice") != 2 {
+		t.Fatalf("prompts: %q", errOut)
+	}
+	if _, err := a.Sys.Stat("/etc/mosquitto/passwd"); err == nil {
+		t.Fatal("wrote a file")
+	}
+}
+
+func TestUserFlags(t *testing.T) {
+	a := NewApp(&IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}})
+	cmd := newUserAddCmd(a)
+	for _, tc := range []struct {
+		args []string
+		algo passwd.Algo
+		it   int
+		err  string
+	}{
+		{nil, "", 0, ""},
+		{[]string{"--hash", "sha512"}, passwd.SHA512, 0, ""},
+		{[]string{"--iterations", "101"}, "", 101, ""},
+		{[]string{"--hash", "pbkdf2", "--iterations", "5000"}, passwd.PBKDF2, 5000, ""},
+		{[]string{"--hash", "sha512", "--iterations", "5"}, "", 0, "only to --hash pbkdf2"},
+		{[]string{"--iterations", "0"}, "", 0, "outside"},
+		{[]string{"--hash", "md5"}, "", 0, "--hash"},
+	} {
+		cmd.ResetFlags()
+		o := &userOptions{App: a}
+		bindHashFlags(cmd, o)
+		if err := cmd.ParseFlags(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		opts, err := o.hashOptions(cmd)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) || exitCode(err) != ExitUsage {
+				t.Errorf("%v: %v", tc.args, err)
+			}
+			continue
+		}
+		if err != nil || opts.Algo != tc.algo || opts.Iterations != tc.it {
+			t.Errorf("%v: %+v %v", tc.args, opts, err)
+		}
+	}
+}

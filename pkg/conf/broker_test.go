@@ -1,0 +1,528 @@
+package conf_test
+
+import (
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/mosqprov/mosqprov/internal/brokertest"
+	"github.com/mosqprov/mosqprov/pkg/conf"
+	"github.com/mosqprov/mosqprov/pkg/pki"
+	"github.com/mosqprov/mosqprov/pkg/system"
+	"github.com/mosqprov/mosqprov/pkg/systemd"
+)
+
+// fixture is a broker folder with what the configuration names: a CA, a
+// server certificate for localhost and 127.0.0.1, a client certificate
+// (CN esp32) from pkg/pki, another CA that signed nothing the broker trusts,
+// and a password file made by the real mosquitto_passwd.
+type fixture struct {
+	dir                          string
+	ca, cert, key                string
+	clientCert, clientKey, badCA string
+	passwd                       string
+	tlsCA                        *x509.CertPool
+	badPool                      *x509.CertPool
+	client                       tls.Certificate
+}
+
+const (
+	testUser = "alice"
+	testPass = "correct horse" // throwaway test credential
+)
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	brokertest.Require(t)
+	f := &fixture{dir: brokertest.Dir(t)}
+	now := time.Now()
+	ca, err := pki.NewCA(rand.Reader, now, pki.CARequest{CommonName: "mosqprov test CA", KeyType: pki.ECDSAP256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := pki.LoadCA(ca.CertPEM, ca.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := pki.IssueServer(rand.Reader, now, loaded, pki.ServerRequest{Names: []string{"localhost"}, IPs: []string{"127.0.0.1"}, KeyType: pki.ECDSAP256, Days: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := pki.IssueClient(rand.Reader, now, loaded, pki.ClientRequest{Name: "esp32", KeyType: pki.ECDSAP256, Days: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := pki.NewCA(rand.Reader, now, pki.CARequest{CommonName: "someone else's CA", KeyType: pki.ECDSAP256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.ca = f.write(t, "ca.crt", ca.CertPEM, false)
+	f.cert = f.write(t, "server.crt", srv.CertPEM, false)
+	f.key = f.write(t, "server.key", srv.KeyPEM, true)
+	f.clientCert = f.write(t, "client.crt", cli.CertPEM, false)
+	f.clientKey = f.write(t, "client.key", cli.KeyPEM, false)
+	f.badCA = f.write(t, "other-ca.crt", other.CertPEM, false)
+	f.tlsCA = x509.NewCertPool()
+	f.tlsCA.AppendCertsFromPEM(ca.CertPEM)
+	f.badPool = x509.NewCertPool()
+	f.badPool.AppendCertsFromPEM(other.CertPEM)
+	if f.client, err = tls.X509KeyPair(cli.CertPEM, cli.KeyPEM); err != nil {
+		t.Fatal(err)
+	}
+
+	f.passwd = filepath.Join(f.dir, "passwd")
+	bin, err := exec.LookPath("mosquitto_passwd")
+	if err != nil {
+		t.Fatal("mosquitto_passwd not found: apt-get install -y mosquitto")
+	}
+	// -b puts the password in argv: acceptable for a throwaway test user.
+	if out, err := exec.Command(bin, "-c", "-b", f.passwd, testUser, testPass).CombinedOutput(); err != nil {
+		t.Fatalf("mosquitto_passwd: %v: %s", err, out)
+	}
+	f.brokerOwns(t, f.passwd)
+	return f
+}
+
+// write puts a fixture file in the folder; a secret is made the broker's
+// (it reads keys after dropping to the mosquitto user).
+func (f *fixture) write(t *testing.T, name string, data []byte, secret bool) string {
+	t.Helper()
+	p := filepath.Join(f.dir, name)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if secret {
+		f.brokerOwns(t, p)
+	} else {
+		os.Chmod(p, 0o644)
+	}
+	return p
+}
+
+func (f *fixture) brokerOwns(t *testing.T, p string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return // the broker runs as us
+	}
+	sys := system.NewReal("/")
+	acct, err := sys.LookupUser("mosquitto")
+	if err != nil {
+		t.Fatalf("user mosquitto: %v", err)
+	}
+	if err := os.Chown(p, acct.UID, acct.GID); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(p, 0o600)
+}
+
+// config is cfg with the fixture's files and loopback binds on free ports.
+func (f *fixture) config(types ...string) conf.Config {
+	cfg := conf.Config{PasswordFile: f.passwd, CertFile: f.cert, KeyFile: f.key, CAFile: f.ca}
+	for _, spec := range types {
+		typ, opt, _ := strings.Cut(spec, ",")
+		cfg.Listeners = append(cfg.Listeners, conf.Listener{Type: conf.Type(typ), Bind: "127.0.0.1", MutualTLS: opt == "mtls"})
+	}
+	return cfg
+}
+
+// start renders cfg and runs the real broker on it: standalone, or as a
+// drop-in in a conf.d the test configuration includes, like Debian's.
+func (f *fixture) start(t *testing.T, cfg conf.Config, standalone bool) logReader {
+	t.Helper()
+	var ports []int
+	for i := range cfg.Listeners {
+		cfg.Listeners[i].Port = brokertest.FreePort(t)
+		ports = append(ports, cfg.Listeners[i].Port)
+	}
+	if standalone {
+		log := filepath.Join(f.dir, "standalone.log")
+		os.WriteFile(log, nil, 0o666)
+		os.Chmod(log, 0o666)
+		cfg.Standalone = &conf.Standalone{PIDFile: filepath.Join(f.dir, "broker.pid"), PersistenceDir: f.dir + "/", LogFile: log}
+		p := filepath.Join(f.dir, "mosquitto.conf")
+		if _, _, err := conf.Write(system.NewReal("/"), p, cfg); err != nil {
+			t.Fatal(err)
+		}
+		return startFile(t, p, log, ports...)
+	}
+	confd := filepath.Join(f.dir, "conf.d")
+	if err := os.MkdirAll(confd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	change, _, err := conf.Write(system.NewReal("/"), filepath.Join(confd, "mosqprov.conf"), cfg)
+	if err != nil || !change.Changed {
+		t.Fatalf("write drop-in: %+v %v", change, err)
+	}
+	return brokertest.Start(t, f.dir, "include_dir "+confd+"\n", ports...)
+}
+
+// runningBroker is the broker the test talks to: one brokertest started
+// with a test configuration, or one running a standalone file as it is
+// (brokertest appends a log_dest line, which a standalone file already has
+// and the broker refuses twice).
+type runningBroker struct {
+	conf, log string
+	cmd       *exec.Cmd
+}
+
+func (b *runningBroker) ReadLog() string {
+	data, _ := os.ReadFile(b.log)
+	return string(data)
+}
+
+func startFile(t *testing.T, path, log string, ports ...int) *runningBroker {
+	t.Helper()
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		bin = "/usr/sbin/mosquitto"
+	}
+	b := &runningBroker{conf: path, log: log, cmd: exec.Command(bin, "-c", path)}
+	var out strings.Builder
+	b.cmd.Stdout, b.cmd.Stderr = &out, &out
+	if err := b.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.cmd.Wait() }()
+	t.Cleanup(func() { b.cmd.Process.Kill(); <-done })
+	deadline := time.Now().Add(10 * time.Second)
+	for _, port := range ports {
+		for {
+			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
+			if err == nil {
+				c.Close()
+				break
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("mosquitto exited (%v): %s\nlog:\n%s", err, out.String(), b.ReadLog())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("mosquitto did not listen on %d\nlog:\n%s", port, b.ReadLog())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return b
+}
+
+// logReader is what a failing check prints.
+type logReader interface{ ReadLog() string }
+
+// confPath is the file the broker was started on.
+func confPath(b logReader) string {
+	switch b := b.(type) {
+	case *runningBroker:
+		return b.conf
+	case *brokertest.Broker:
+		return b.Conf
+	}
+	return ""
+}
+
+// TestListenerCombinations renders each combination of listeners, starts the
+// real broker on it and connects to every listener with a real client:
+// mosquitto_pub for MQTT and MQTT over TLS (CA and host name verified),
+// paho for WebSockets (ws:// and wss://), with a password and without, and
+// with and without a client certificate where mutual TLS is on.
+func TestListenerCombinations(t *testing.T) {
+	combos := []struct {
+		name       string
+		types      []string
+		standalone bool
+	}{
+		{"article", []string{"mqtt", "mqtts", "wss"}, false},
+		{"plain", []string{"mqtt"}, true},
+		{"tls-only", []string{"mqtts"}, false},
+		{"websockets", []string{"mqtt", "ws"}, true},
+		{"all-four", []string{"mqtt", "mqtts", "ws", "wss"}, true},
+		{"mutual-tls", []string{"mqtts,mtls", "wss,mtls"}, false},
+		{"mixed-mtls", []string{"mqtt", "mqtts", "mqtts,mtls"}, true},
+	}
+	for _, c := range combos {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			cfg := f.config(c.types...)
+			b := f.start(t, cfg, c.standalone)
+			// start assigned the ports on a copy: read them back from the file.
+			rendered := readListeners(t, b)
+			for i, l := range rendered {
+				if l.Type != cfg.Listeners[i].Type {
+					t.Fatalf("listener %d is %s, want %s", i, l.Type, cfg.Listeners[i].Type)
+				}
+				t.Run(fmt.Sprintf("%s-%d", l.Type, i), func(t *testing.T) { f.probe(t, b, l) })
+			}
+		})
+	}
+}
+
+// readListeners reads the listeners back from the file the broker runs on.
+func readListeners(t *testing.T, b logReader) []conf.Listener {
+	t.Helper()
+	data, err := os.ReadFile(confPath(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dir, ok := strings.CutPrefix(string(data), "include_dir "); ok {
+		dir, _, _ = strings.Cut(dir, "\n")
+		if data, err = os.ReadFile(filepath.Join(dir, "mosqprov.conf")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := conf.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg.Listeners
+}
+
+func (f *fixture) probe(t *testing.T, b logReader, l conf.Listener) {
+	withPassword := brokertest.Client{Host: "localhost", Port: l.Port, User: testUser, Password: testPass}
+	anonymous := brokertest.Client{Host: "localhost", Port: l.Port}
+	wrongPassword := brokertest.Client{Host: "localhost", Port: l.Port, User: testUser, Password: "wrong"}
+	switch l.Type {
+	case conf.MQTT:
+		mustDeliver(t, b, withPassword)
+		mustRefuse(t, anonymous, "anonymous")
+		mustRefuse(t, wrongPassword, "wrong password")
+	case conf.MQTTS:
+		tlsArgs := []string{"--cafile", f.ca}
+		certArgs := []string{"--cafile", f.ca, "--cert", f.clientCert, "--key", f.clientKey}
+		withPassword.Extra, anonymous.Extra = tlsArgs, tlsArgs
+		// The wrong CA proves the client really verifies the chain.
+		badCA := withPassword
+		badCA.Extra = []string{"--cafile", f.badCA}
+		mustRefuse(t, badCA, "server certificate from an untrusted CA")
+		if l.MutualTLS {
+			mustDeliver(t, b, brokertest.Client{Host: "localhost", Port: l.Port, Extra: certArgs})
+			mustRefuse(t, withPassword, "password without client certificate")
+		} else {
+			mustDeliver(t, b, withPassword)
+			mustRefuse(t, anonymous, "anonymous over TLS")
+		}
+	case conf.WS:
+		url := fmt.Sprintf("ws://127.0.0.1:%d", l.Port)
+		mustWSDeliver(t, b, url, nil, testUser, testPass)
+		if err := wsConnect(url, nil, "", ""); err == nil {
+			t.Errorf("anonymous WebSockets client was accepted")
+		}
+	case conf.WSS:
+		url := fmt.Sprintf("wss://localhost:%d", l.Port)
+		good := &tls.Config{RootCAs: f.tlsCA}
+		if err := wsConnect(url, &tls.Config{RootCAs: f.badPool}, testUser, testPass); err == nil {
+			t.Errorf("wss client trusted a server certificate from another CA")
+		}
+		if l.MutualTLS {
+			withCert := &tls.Config{RootCAs: f.tlsCA, Certificates: []tls.Certificate{f.client}}
+			mustWSDeliver(t, b, url, withCert, "", "")
+			if err := wsConnect(url, good, testUser, testPass); err == nil {
+				t.Errorf("wss client without a certificate was accepted on a mutual TLS listener")
+			}
+		} else {
+			mustWSDeliver(t, b, url, good, testUser, testPass)
+			if err := wsConnect(url, good, "", ""); err == nil {
+				t.Errorf("anonymous wss client was accepted")
+			}
+		}
+	}
+}
+
+func mustDeliver(t *testing.T, b logReader, c brokertest.Client) {
+	t.Helper()
+	ok, err := brokertest.Roundtrip(c, c, "test/roundtrip", "hello")
+	if err != nil || !ok {
+		t.Errorf("roundtrip on port %d: delivered=%v err=%v\nlog:\n%s", c.Port, ok, err, b.ReadLog())
+	}
+}
+
+func mustRefuse(t *testing.T, c brokertest.Client, what string) {
+	t.Helper()
+	if err := c.Publish("test/refused", "x"); err == nil {
+		t.Errorf("%s: publish on port %d was accepted", what, c.Port)
+	}
+}
+
+// wsConnect connects a paho client over WebSockets and disconnects.
+func wsConnect(url string, tc *tls.Config, user, pass string) error {
+	c, err := pahoClient(url, tc, user, pass, nil)
+	if err != nil {
+		return err
+	}
+	c.Disconnect(50)
+	return nil
+}
+
+func pahoClient(url string, tc *tls.Config, user, pass string, onMsg mqtt.MessageHandler) (mqtt.Client, error) {
+	o := mqtt.NewClientOptions().AddBroker(url).
+		SetClientID(fmt.Sprintf("conf-test-%d", time.Now().UnixNano())).
+		SetConnectTimeout(5 * time.Second).SetAutoReconnect(false).SetConnectRetry(false)
+	if tc != nil {
+		o.SetTLSConfig(tc)
+	}
+	if user != "" {
+		o.SetUsername(user).SetPassword(pass)
+	}
+	if onMsg != nil {
+		o.SetDefaultPublishHandler(onMsg)
+	}
+	c := mqtt.NewClient(o)
+	tok := c.Connect()
+	if !tok.WaitTimeout(10 * time.Second) {
+		return nil, fmt.Errorf("connect %s: timed out", url)
+	}
+	if err := tok.Error(); err != nil {
+		return nil, fmt.Errorf("connect %s: %w", url, err)
+	}
+	return c, nil
+}
+
+// mustWSDeliver subscribes and publishes over WebSockets and waits for the
+// message to come back.
+func mustWSDeliver(t *testing.T, b logReader, url string, tc *tls.Config, user, pass string) {
+	t.Helper()
+	got := make(chan string, 1)
+	c, err := pahoClient(url, tc, user, pass, nil)
+	if err != nil {
+		t.Errorf("%v\nlog:\n%s", err, b.ReadLog())
+		return
+	}
+	defer c.Disconnect(50)
+	sub := c.Subscribe("test/ws", 1, func(_ mqtt.Client, m mqtt.Message) { got <- string(m.Payload()) })
+	if !sub.WaitTimeout(5*time.Second) || sub.Error() != nil {
+		t.Errorf("subscribe over %s: %v", url, sub.Error())
+		return
+	}
+	pub := c.Publish("test/ws", 1, false, "over websockets")
+	if !pub.WaitTimeout(5*time.Second) || pub.Error() != nil {
+		t.Errorf("publish over %s: %v", url, pub.Error())
+		return
+	}
+	select {
+	case m := <-got:
+		if m != "over websockets" {
+			t.Errorf("got %q", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Errorf("message over %s not delivered\nlog:\n%s", url, b.ReadLog())
+	}
+}
+
+// TestBrokerRefusesWebSocketsOnly proves the rule Validate enforces: 2.0.11
+// will not start with WebSockets listeners only.
+func TestBrokerRefusesWebSocketsOnly(t *testing.T) {
+	f := newFixture(t)
+	cfg := f.config("ws")
+	cfg.Listeners[0].Port = brokertest.FreePort(t)
+	if _, err := conf.Render(cfg); err == nil || !strings.Contains(err.Error(), "WebSockets listeners only") {
+		t.Fatalf("Render: %v, want the WebSockets-only refusal", err)
+	}
+	// The same file, written by hand, really doesn't start.
+	main := fmt.Sprintf("allow_anonymous true\nlistener %d 127.0.0.1\nprotocol websockets\n", cfg.Listeners[0].Port)
+	b, err := brokertest.StartErr(f.dir, main, cfg.Listeners[0].Port)
+	if err == nil {
+		b.Stop()
+		t.Fatal("mosquitto started with only a WebSockets listener")
+	}
+}
+
+// TestPortClash proves what conf check says: a port of our drop-in that
+// another conf.d file also listens on makes the real broker fail with
+// "Address already in use", and Check reports it.
+func TestPortClash(t *testing.T) {
+	f := newFixture(t)
+	confd := filepath.Join(f.dir, "conf.d")
+	os.MkdirAll(confd, 0o755)
+	port := brokertest.FreePort(t)
+	if err := os.WriteFile(filepath.Join(confd, "old.conf"), []byte(fmt.Sprintf("# someone's earlier attempt\nlistener %d\n", port)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := f.config("mqtt")
+	cfg.Listeners[0].Port = port
+	sys := system.NewReal("/")
+	ours := filepath.Join(confd, "mosqprov.conf")
+	if _, _, err := conf.Write(sys, ours, cfg); err != nil {
+		t.Fatal(err)
+	}
+	main := filepath.Join(f.dir, "main.conf")
+	os.WriteFile(main, []byte("include_dir "+confd+"\n"), 0o644)
+	findings := conf.CheckAgainst(sys, cfg, ours, main)
+	if !hasFinding(findings, "port-clash", fmt.Sprintf("port %d (mqtt) is also a listener in %s:2", port, filepath.Join(confd, "old.conf"))) {
+		t.Fatalf("no port clash finding: %+v", findings)
+	}
+	b, err := brokertest.StartErr(f.dir, "include_dir "+confd+"\n", port)
+	if err == nil {
+		b.Stop()
+		t.Fatal("the broker started despite the clash")
+	}
+	if !strings.Contains(err.Error(), "Address already in use") {
+		t.Fatalf("broker failed differently: %v", err)
+	}
+}
+
+func hasFinding(fs []conf.Finding, check, text string) bool {
+	for _, f := range fs {
+		if f.Check == check && strings.Contains(f.Message, text) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestReloadPicksUpACLFileLine proves the Need Write returns: adding
+// acl_file to the drop-in is a Reload, and after SIGHUP the running broker
+// enforces the ACL; dropping the line again lifts it, also on reload.
+func TestReloadPicksUpACLFileLine(t *testing.T) {
+	f := newFixture(t)
+	acl := f.write(t, "acl", []byte("user "+testUser+"\ntopic readwrite allowed/#\n"), true)
+	confd := filepath.Join(f.dir, "conf.d")
+	os.MkdirAll(confd, 0o755)
+	dropIn := filepath.Join(confd, "mosqprov.conf")
+	sys := system.NewReal("/")
+	cfg := f.config("mqtt")
+	cfg.Listeners[0].Port = brokertest.FreePort(t)
+	if _, need, err := conf.Write(sys, dropIn, cfg); err != nil || need != systemd.Restart {
+		t.Fatalf("first write: need %v, err %v; want restart", need, err)
+	}
+	b := brokertest.Start(t, f.dir, "include_dir "+confd+"\n", cfg.Listeners[0].Port)
+	c := brokertest.Client{Port: cfg.Listeners[0].Port, User: testUser, Password: testPass}
+	if ok, err := brokertest.Roundtrip(c, c, "elsewhere/x", "1"); err != nil || !ok {
+		t.Fatalf("without ACL: delivered=%v err=%v", ok, err)
+	}
+
+	cfg.ACLFile = acl
+	if _, need, err := conf.Write(sys, dropIn, cfg); err != nil || need != systemd.Reload {
+		t.Fatalf("adding acl_file: need %v, err %v; want reload", need, err)
+	}
+	if err := b.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if ok, err := brokertest.Roundtrip(c, c, "elsewhere/x", "2"); err != nil || ok {
+		t.Fatalf("after reload with acl_file: delivered=%v err=%v, want not delivered\n%s", ok, err, b.ReadLog())
+	}
+	if ok, err := brokertest.Roundtrip(c, c, "allowed/x", "3"); err != nil || !ok {
+		t.Fatalf("granted topic after reload: delivered=%v err=%v", ok, err)
+	}
+
+	cfg.ACLFile = ""
+	if _, need, err := conf.Write(sys, dropIn, cfg); err != nil || need != systemd.Reload {
+		t.Fatalf("dropping acl_file: need %v, err %v; want reload", need, err)
+	}
+	b.Reload()
+	time.Sleep(300 * time.Millisecond)
+	if ok, err := brokertest.Roundtrip(c, c, "elsewhere/x", "4"); err != nil || !ok {
+		t.Fatalf("after dropping acl_file: delivered=%v err=%v", ok, err)
+	}
+}

@@ -1,0 +1,307 @@
+package conf
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/mosqprov/mosqprov/pkg/system"
+)
+
+// directive is one configuration line, split the way the broker splits it:
+// a line whose first character is '#' is a comment, words are separated by
+// blanks.
+type directive struct {
+	line int
+	name string
+	args []string
+}
+
+func directives(data []byte) []directive {
+	var out []directive
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	n := 0
+	for sc.Scan() {
+		n++
+		text := sc.Text()
+		if strings.HasPrefix(text, "#") {
+			continue
+		}
+		f := strings.FieldsFunc(text, func(r rune) bool { return r == ' ' || r == '\t' || r == '\r' })
+		if len(f) == 0 {
+			continue
+		}
+		out = append(out, directive{line: n, name: f[0], args: f[1:]})
+	}
+	return out
+}
+
+// Parse reads back a file mosqprov rendered, so a command that changes one
+// setting (the ACL commands add or drop acl_file) keeps everything else.
+// It refuses files it did not write.
+func Parse(data []byte) (Config, error) {
+	if !IsManaged(data) {
+		return Config{}, errors.New("not written by mosqprov (the first line is not its header)")
+	}
+	var cfg Config
+	var cur *Listener
+	bad := func(d directive, why string) error {
+		return fmt.Errorf("line %d: %s %s: %s", d.line, d.name, strings.Join(d.args, " "), why)
+	}
+	one := func(d directive) (string, error) {
+		if len(d.args) != 1 {
+			return "", bad(d, "expected one value")
+		}
+		return d.args[0], nil
+	}
+	for _, d := range directives(data) {
+		switch d.name {
+		case "pid_file", "persistence_location", "persistence", "log_dest":
+			if cfg.Standalone == nil {
+				cfg.Standalone = &Standalone{}
+			}
+			switch d.name {
+			case "pid_file":
+				cfg.Standalone.PIDFile, _ = one(d)
+			case "persistence_location":
+				cfg.Standalone.PersistenceDir, _ = one(d)
+			case "log_dest":
+				if len(d.args) != 2 || d.args[0] != "file" {
+					return Config{}, bad(d, "expected log_dest file PATH")
+				}
+				cfg.Standalone.LogFile = d.args[1]
+			}
+		case "allow_anonymous":
+			v, err := one(d)
+			if err != nil {
+				return Config{}, err
+			}
+			cfg.AllowAnonymous = v == "true"
+		case "password_file":
+			v, err := one(d)
+			if err != nil {
+				return Config{}, err
+			}
+			cfg.PasswordFile = v
+		case "acl_file":
+			v, err := one(d)
+			if err != nil {
+				return Config{}, err
+			}
+			cfg.ACLFile = v
+		case "listener":
+			if len(d.args) < 1 || len(d.args) > 2 {
+				return Config{}, bad(d, "expected listener PORT [BIND]")
+			}
+			port, err := strconv.Atoi(d.args[0])
+			if err != nil {
+				return Config{}, bad(d, "bad port")
+			}
+			cfg.Listeners = append(cfg.Listeners, Listener{Type: MQTT, Port: port})
+			cur = &cfg.Listeners[len(cfg.Listeners)-1]
+			if len(d.args) == 2 {
+				cur.Bind = d.args[1]
+			}
+		case "protocol", "certfile", "keyfile", "cafile", "tls_version", "require_certificate", "use_identity_as_username":
+			if cur == nil {
+				return Config{}, bad(d, "outside a listener")
+			}
+			v, err := one(d)
+			if err != nil {
+				return Config{}, err
+			}
+			switch d.name {
+			case "protocol":
+				if v == "websockets" && cur.Type == MQTTS {
+					cur.Type = WSS
+				} else if v == "websockets" {
+					cur.Type = WS
+				}
+			case "certfile":
+				cfg.CertFile = v
+			case "keyfile":
+				cfg.KeyFile = v
+			case "cafile":
+				cfg.CAFile = v
+			case "tls_version":
+				cur.TLSVersion = v
+			case "require_certificate":
+				cur.MutualTLS = v == "true"
+			}
+			if d.name == "certfile" {
+				if cur.Type == WS {
+					cur.Type = WSS
+				} else {
+					cur.Type = MQTTS
+				}
+			}
+		default:
+			return Config{}, bad(d, "not a setting mosqprov writes")
+		}
+	}
+	return cfg, nil
+}
+
+// Declared is a listener found in the broker's configuration files.
+type Declared struct {
+	File string `json:"file"`
+	Line int    `json:"line"`
+	Port int    `json:"port"`
+	// Bind is empty for every interface.
+	Bind       string `json:"bind,omitempty"`
+	WebSockets bool   `json:"websockets,omitempty"`
+	// TLS is set when the listener has a certfile (or a PSK hint): it
+	// speaks TLS. Read by doctor to find plain listeners.
+	TLS bool `json:"tls,omitempty"`
+}
+
+// Setting is a global setting found in the broker's configuration files.
+type Setting struct {
+	File  string `json:"file"`
+	Line  int    `json:"line"`
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Broker is what the broker reads: its main file and the include_dir files,
+// in the order it reads them.
+type Broker struct {
+	Files       []string
+	IncludeDirs []string
+	Listeners   []Declared
+	// Settings are the global settings a clash can come from: password_file,
+	// acl_file, allow_anonymous, per_listener_settings.
+	Settings []Setting
+}
+
+var watched = map[string]bool{"password_file": true, "acl_file": true, "allow_anonymous": true, "per_listener_settings": true}
+
+// ReadBroker reads mainConf and, as the broker does, every *.conf of each
+// include_dir it names (include_dir is honoured in the main file only).
+// Unreadable include files are skipped: the broker would fail on them, and
+// `conf check` reports what it can read.
+func ReadBroker(sys system.System, mainConf string) (*Broker, error) {
+	data, err := sys.ReadFile(mainConf)
+	if err != nil {
+		return nil, fmt.Errorf("read broker configuration %s: %w", mainConf, err)
+	}
+	b := &Broker{}
+	b.add(mainConf, data)
+	for _, d := range directives(data) {
+		if d.name != "include_dir" || len(d.args) == 0 {
+			continue
+		}
+		dir := strings.Join(d.args, " ")
+		b.IncludeDirs = append(b.IncludeDirs, dir)
+		entries, err := sys.ReadDir(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read include_dir %s: %w", dir, err)
+		}
+		var names []string
+		for _, e := range entries {
+			if !e.IsDir() && strings.HasSuffix(e.Name(), ".conf") {
+				names = append(names, e.Name())
+			}
+		}
+		sortIncludes(names)
+		for _, n := range names {
+			p := path.Join(dir, n)
+			if data, err := sys.ReadFile(p); err == nil {
+				b.add(p, data)
+			}
+		}
+	}
+	return b, nil
+}
+
+// sortIncludes orders names as the broker loads them: alphabetically, an
+// upper-case letter before the same letter in lower case (mosquitto.conf(5),
+// include_dir).
+func sortIncludes(names []string) {
+	sort.Slice(names, func(i, j int) bool {
+		a, b := strings.ToLower(names[i]), strings.ToLower(names[j])
+		if a != b {
+			return a < b
+		}
+		return names[i] < names[j]
+	})
+}
+
+func (b *Broker) add(file string, data []byte) {
+	b.Files = append(b.Files, file)
+	// Indexes into b.Listeners (appends move the slice): the listener the
+	// following lines configure, and the deprecated default listener.
+	cur, deflt := -1, -1
+	bindAddress := ""
+	for _, d := range directives(data) {
+		switch {
+		case d.name == "listener" && len(d.args) >= 1:
+			port, err := strconv.Atoi(d.args[0])
+			if err != nil || port == 0 {
+				// port 0 is a unix socket: no TCP port to clash on.
+				cur = -1
+				continue
+			}
+			l := Declared{File: file, Line: d.line, Port: port}
+			if len(d.args) >= 2 {
+				l.Bind = d.args[1]
+			}
+			b.Listeners = append(b.Listeners, l)
+			cur = len(b.Listeners) - 1
+		case d.name == "port" && len(d.args) == 1:
+			port, err := strconv.Atoi(d.args[0])
+			if err != nil {
+				continue
+			}
+			b.Listeners = append(b.Listeners, Declared{File: file, Line: d.line, Port: port, Bind: bindAddress})
+			deflt = len(b.Listeners) - 1
+		case d.name == "bind_address" && len(d.args) == 1:
+			bindAddress = d.args[0]
+			if deflt >= 0 {
+				b.Listeners[deflt].Bind = bindAddress
+			}
+		case d.name == "protocol" && len(d.args) == 1:
+			target := cur
+			if target < 0 {
+				target = deflt
+			}
+			if target >= 0 {
+				b.Listeners[target].WebSockets = d.args[0] == "websockets"
+			}
+		case (d.name == "certfile" || d.name == "psk_hint") && len(d.args) >= 1:
+			target := cur
+			if target < 0 {
+				target = deflt
+			}
+			if target >= 0 {
+				b.Listeners[target].TLS = true
+			}
+		case watched[d.name]:
+			b.Settings = append(b.Settings, Setting{File: file, Line: d.line, Name: d.name, Value: strings.Join(d.args, " ")})
+		}
+	}
+}
+
+// ListenerPorts lists the TCP ports the broker's configuration (mainConf
+// and its include_dir files) listens on, in file order; a port may repeat.
+func ListenerPorts(sys system.System, mainConf string) ([]int, error) {
+	b, err := ReadBroker(sys, mainConf)
+	if err != nil {
+		return nil, err
+	}
+	var ports []int
+	for _, l := range b.Listeners {
+		ports = append(ports, l.Port)
+	}
+	return ports, nil
+}

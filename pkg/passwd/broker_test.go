@@ -1,0 +1,174 @@
+package passwd
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mosqprov/mosqprov/internal/brokertest"
+	"github.com/mosqprov/mosqprov/pkg/system"
+)
+
+// startBroker runs the real mosquitto with password_file pointing at the
+// file Converge manages under sys.
+func startBroker(t *testing.T, sys system.System) (*brokertest.Broker, int) {
+	t.Helper()
+	port := brokertest.FreePort(t)
+	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous false\npassword_file %s\n", port, sys.HostPath(target))
+	return brokertest.Start(t, sys.Root(), conf, port), port
+}
+
+func login(port int, user, pw string) error {
+	return brokertest.Client{Port: port, User: user, Password: pw}.Publish("mosqprov/test", "hello")
+}
+
+func assertRefused(t *testing.T, port int, user, pw string) {
+	t.Helper()
+	err := login(port, user, pw)
+	if err == nil {
+		t.Fatalf("%s logged in with a wrong password", user)
+	}
+	if !strings.Contains(err.Error(), "not authorised") {
+		t.Fatalf("%s: refused for another reason: %v", user, err)
+	}
+}
+
+// TestBrokerAcceptsWhatMosqprovWrites: for each hash type, users written by
+// Converge log in to the real broker with their passwords, and wrong
+// passwords are refused.
+func TestBrokerAcceptsWhatMosqprovWrites(t *testing.T) {
+	brokertest.Require(t)
+	for _, tc := range []struct {
+		name string
+		opts Options
+	}{
+		{"pbkdf2-1000", Options{}},
+		{"pbkdf2-101", Options{Iterations: 101}},
+		{"sha512", Options{Algo: SHA512}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sys := system.NewReal(brokertest.Dir(t))
+			want := []Desired{
+				{Name: "alice", Password: "correct horse"},
+				{Name: "zoë", Password: "pässwörd ✓ with:colon"},
+			}
+			if _, err := Converge(sys, target, want, tc.opts); err != nil {
+				t.Fatal(err)
+			}
+			_, port := startBroker(t, sys)
+			for _, d := range want {
+				if err := login(port, d.Name, d.Password); err != nil {
+					t.Fatalf("%s: %v", d.Name, err)
+				}
+				assertRefused(t, port, d.Name, d.Password+"x")
+			}
+			assertRefused(t, port, "alice", "pässwörd ✓ with:colon")
+			assertRefused(t, port, "mallory", "correct horse")
+		})
+	}
+}
+
+// TestBrokerReloadPicksUpChanges: a user added while the broker runs logs in
+// after SIGHUP, which is why Converge asks for a reload, not a restart.
+func TestBrokerReloadPicksUpChanges(t *testing.T) {
+	brokertest.Require(t)
+	sys := system.NewReal(brokertest.Dir(t))
+	if _, err := Converge(sys, target, []Desired{{Name: "alice", Password: "a"}}, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	b, port := startBroker(t, sys)
+	res, err := Converge(sys, target, []Desired{{Name: "bob", Password: "b"}}, Options{Remove: []string{"alice"}})
+	if err != nil || res.Need.String() != "reload" {
+		t.Fatalf("%v %v", res.Need, err)
+	}
+	if err := b.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for login(port, "bob", "b") != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("bob can't log in after SIGHUP:\n%s", b.ReadLog())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	assertRefused(t, port, "alice", "a")
+}
+
+// TestBrokerAcceptsMosquittoPasswdFixtures: the fixtures made by the real
+// mosquitto_passwd log in with the passwords the vector tests use, so those
+// tests check against what the broker really accepts.
+func TestBrokerAcceptsMosquittoPasswdFixtures(t *testing.T) {
+	brokertest.Require(t)
+	pws := fixturePasswords(t)
+	for _, file := range []string{"mosquitto_passwd-pbkdf2.passwd", "mosquitto_passwd-sha512.passwd"} {
+		t.Run(file, func(t *testing.T) {
+			sys := system.NewReal(brokertest.Dir(t))
+			seedFor(t, sys, readFixture(t, file))
+			_, port := startBroker(t, sys)
+			for _, name := range []string{"alice", "bob", "zoë", "dave"} {
+				if err := login(port, name, pws[name]); err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+			}
+			assertRefused(t, port, "carol", "y")
+		})
+	}
+}
+
+// TestBrokerRejectsCryptSHA512 is the negative control behind "no crypt
+// library": a crypt(3) SHA-512 line (openssl passwd -6) with the right
+// password is refused by the real broker, which says it can't decode it,
+// and Inspect flags it; the same user written by mosqprov logs in.
+func TestBrokerRejectsCryptSHA512(t *testing.T) {
+	brokertest.Require(t)
+	pw := fixturePasswords(t)["crypt"]
+	data := readFixture(t, "crypt-sha512.passwd")
+	findings := Inspect(data)
+	if len(findings) != 1 || findings[0].Kind != Crypt || findings[0].User != "crypt" {
+		t.Fatalf("Inspect: %v", findings)
+	}
+	sys := system.NewReal(brokertest.Dir(t))
+	seedFor(t, sys, data)
+	// A valid user next to it proves the broker did read the file.
+	if _, err := Converge(sys, target, []Desired{{Name: "control", Password: "ok"}}, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	b, port := startBroker(t, sys)
+	if err := login(port, "control", "ok"); err != nil {
+		t.Fatal(err)
+	}
+	assertRefused(t, port, "crypt", pw)
+	if log := b.ReadLog(); !strings.Contains(log, "Unable to decode password for user crypt") {
+		t.Fatalf("the broker did not say why:\n%s", log)
+	}
+	// mosqprov's own $6$ for the same password logs in.
+	if _, err := Converge(sys, target, []Desired{{Name: "crypt", Password: pw}}, Options{Algo: SHA512}); err != nil {
+		t.Fatal(err)
+	}
+	b.Reload()
+	deadline := time.Now().Add(5 * time.Second)
+	for login(port, "crypt", pw) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("mosqprov's $6$ for the same password does not log in")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// seedFor writes data as the password file under sys, readable by the
+// broker after it drops to the mosquitto user.
+func seedFor(t *testing.T, sys system.System, data []byte) {
+	t.Helper()
+	attr := system.Attr{Mode: 0o600, User: "mosquitto", Group: "mosquitto"}
+	if os.Geteuid() != 0 {
+		attr = system.Attr{Mode: 0o600}
+	}
+	if _, err := sys.EnsureDir("/etc/mosquitto", system.Attr{Mode: 0o755}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sys.WriteFile(target, data, attr); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,177 @@
+package passwd
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+
+	"github.com/mosqprov/mosqprov/pkg/errs"
+)
+
+// LineKind is how the broker reads one line of a password file.
+type LineKind int
+
+const (
+	// Comment: starts with '#' in the first column; the broker skips it.
+	Comment LineKind = iota
+	// Blank: only white space; the broker skips it.
+	Blank
+	// NoColon: text without ':'; the broker skips it silently.
+	NoColon
+	// Entry: the broker reads a user from it (and may still reject it).
+	Entry
+)
+
+// Line is one line of a password file, kept byte for byte.
+type Line struct {
+	// Raw is the line exactly as in the file, with its line ending.
+	Raw  string
+	Kind LineKind
+	// Num is the 1-based line number.
+	Num int
+	// Name is the username the broker reads from an Entry line.
+	Name string
+	// Hash is the hash text the broker reads from an Entry line; HasHash is
+	// false when the line has nothing after the name.
+	Hash    string
+	HasHash bool
+}
+
+// File is a parsed password file: every line kept, so writing it back
+// changes only what was edited.
+type File struct {
+	Lines []Line
+}
+
+// Parse splits data into lines and reads each the way Mosquitto 2.0.11 does
+// (src/security_default.c pwfile__parse): a line starting with '#' or
+// without ':' is skipped; otherwise strtok(":") gives the name and the hash,
+// so empty fields are skipped and anything after a second ':' is ignored,
+// and both are trimmed of white space (isspace, which includes "\r").
+// Only a file that is not text at all (a NUL byte) is an error.
+func Parse(data []byte) (*File, error) {
+	if i := bytes.IndexByte(data, 0); i >= 0 {
+		return nil, errs.Invalid("password file", "line %d holds a NUL byte: not a text password file", bytes.Count(data[:i], []byte("\n"))+1)
+	}
+	f := &File{}
+	for num := 1; len(data) > 0; num++ {
+		n := bytes.IndexByte(data, '\n') + 1
+		if n == 0 {
+			n = len(data)
+		}
+		f.Lines = append(f.Lines, readLine(string(data[:n]), num))
+		data = data[n:]
+	}
+	return f, nil
+}
+
+func readLine(raw string, num int) Line {
+	l := Line{Raw: raw, Num: num}
+	switch {
+	case strings.HasPrefix(raw, "#"):
+		l.Kind = Comment
+	case !strings.Contains(raw, ":"):
+		l.Kind = NoColon
+		if trimC(raw) == "" {
+			l.Kind = Blank
+		}
+	default:
+		l.Kind = Entry
+		var fields []string
+		for _, s := range strings.Split(raw, ":") {
+			if s != "" {
+				fields = append(fields, s)
+			}
+			if len(fields) == 2 {
+				break
+			}
+		}
+		// A line of only ':' has no strtok token at all; the broker skips it.
+		if len(fields) == 0 {
+			l.Kind = NoColon
+			break
+		}
+		l.Name = trimC(fields[0])
+		if len(fields) == 2 {
+			l.Hash, l.HasHash = trimC(fields[1]), true
+		}
+	}
+	return l
+}
+
+// trimC trims what C's isspace() matches, as the broker's misc__trimblanks does.
+func trimC(s string) string { return strings.Trim(s, " \t\n\v\f\r") }
+
+// Bytes is the file's content.
+func (f *File) Bytes() []byte {
+	var b bytes.Buffer
+	for _, l := range f.Lines {
+		b.WriteString(l.Raw)
+	}
+	return b.Bytes()
+}
+
+// Entries are the lines the broker reads as users, valid or not.
+func (f *File) Entries() []Line {
+	var out []Line
+	for _, l := range f.Lines {
+		if l.Kind == Entry {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// Lookup returns the line the broker uses for name: with duplicates, 2.0.11
+// keeps the last one with a valid hash (its uthash table finds the most
+// recently added entry and drops entries it can't decode; checked with
+// mosquitto_pub against a file holding one user twice). Without a valid
+// line it returns the last line for name.
+func (f *File) Lookup(name string) (Line, bool) {
+	var found Line
+	ok := false
+	for i := len(f.Lines) - 1; i >= 0; i-- {
+		l := f.Lines[i]
+		if l.Kind != Entry || l.Name != name {
+			continue
+		}
+		if validHash(l.Hash) {
+			return l, true
+		}
+		if !ok {
+			found, ok = l, true
+		}
+	}
+	return found, ok
+}
+
+func validHash(s string) bool { _, err := ParseHash(s); return err == nil }
+
+// User is one user as `user list` shows it.
+type User struct {
+	Name       string `json:"name"`
+	Line       int    `json:"line"`
+	Hash       string `json:"hash"`                 // pbkdf2, sha512, or "invalid"
+	Iterations int    `json:"iterations,omitempty"` // pbkdf2 only
+	Problem    string `json:"problem,omitempty"`
+}
+
+// Users lists every user line in file order.
+func (f *File) Users() []User {
+	var out []User
+	for _, l := range f.Entries() {
+		u := User{Name: l.Name, Line: l.Num}
+		h, err := ParseHash(l.Hash)
+		if err == nil {
+			u.Hash, u.Iterations = string(h.Algo), h.Iterations
+		} else {
+			u.Hash = "invalid"
+			u.Problem = problemOf(err)
+		}
+		out = append(out, u)
+	}
+	return out
+}
+
+// entryLine is the line mosqprov writes for a user.
+func entryLine(name, hash string) string { return fmt.Sprintf("%s:%s\n", name, hash) }

@@ -1,0 +1,128 @@
+package passwd
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/mosqprov/mosqprov/pkg/errs"
+)
+
+// FindingKind says what the broker does with a line.
+type FindingKind string
+
+const (
+	// Ignored: the broker reads no user from the line.
+	Ignored FindingKind = "ignored"
+	// Rejected: the broker reads a user but drops it; nobody can log in as it.
+	Rejected FindingKind = "rejected"
+	// Plaintext: a password in clear; rejected too, and readable by anyone
+	// who can read the file.
+	Plaintext FindingKind = "plaintext"
+	// Crypt: a crypt(3) SHA-512 line that looks like Mosquitto's $6$; rejected.
+	Crypt FindingKind = "crypt"
+	// Duplicate: a user on more than one line; the broker uses only the last.
+	Duplicate FindingKind = "duplicate"
+)
+
+// Finding is a line the broker will ignore or reject. Messages never
+// contain the line's hash or password.
+type Finding struct {
+	Line    int         `json:"line"`
+	User    string      `json:"user,omitempty"`
+	Kind    FindingKind `json:"kind"`
+	Message string      `json:"message"`
+}
+
+func (f Finding) String() string {
+	s := fmt.Sprintf("line %d", f.Line)
+	if f.User != "" {
+		s += fmt.Sprintf(" (user %q)", f.User)
+	}
+	return s + ": " + f.Message
+}
+
+// Inspect lists the lines of a password file the broker will ignore or
+// reject, in file order. It never fails: a file that doesn't parse is one
+// finding.
+func Inspect(data []byte) []Finding {
+	f, err := Parse(data)
+	if err != nil {
+		return []Finding{{Line: 1, Kind: Ignored, Message: problemOf(err)}}
+	}
+	return f.Inspect()
+}
+
+// Inspect is Inspect on a parsed file.
+func (f *File) Inspect() []Finding {
+	var out []Finding
+	last := map[string]int{}
+	for _, l := range f.Lines {
+		if l.Kind == Entry && validHash(l.Hash) {
+			last[l.Name] = l.Num
+		}
+	}
+	for _, l := range f.Lines {
+		switch l.Kind {
+		case NoColon:
+			out = append(out, Finding{Line: l.Num, Kind: Ignored, Message: "the broker reads no user from it (no name before a ':')"})
+			continue
+		case Comment, Blank:
+			continue
+		}
+		add := func(kind FindingKind, msg string) {
+			out = append(out, Finding{Line: l.Num, User: printable(l.Name), Kind: kind, Message: msg})
+		}
+		trimmed := trimC(l.Raw)
+		switch {
+		case strings.HasPrefix(trimmed, "#"):
+			add(Rejected, "'#' after blanks does not make a comment: the broker reads this line as a user")
+			continue
+		case l.Name == "":
+			add(Ignored, "no username before the ':'")
+			continue
+		case len(l.Name) > maxField:
+			add(Ignored, fmt.Sprintf("username is %d bytes; the broker skips names over %d", len(l.Name), maxField))
+			continue
+		case !utf8.ValidString(l.Name):
+			add(Rejected, "username is not valid UTF-8: no MQTT client can send it")
+			continue
+		case !l.HasHash:
+			add(Ignored, "nothing after the ':': the broker skips the line")
+			continue
+		}
+		if _, err := ParseHash(l.Hash); err != nil {
+			kind := Rejected
+			switch {
+			case !strings.HasPrefix(l.Hash, "$") && l.Hash != "":
+				kind = Plaintext
+			case cryptSHA512.MatchString(l.Hash):
+				kind = Crypt
+			}
+			add(kind, problemOf(err))
+			continue
+		}
+		if n := last[l.Name]; n != l.Num {
+			add(Duplicate, fmt.Sprintf("user appears again on line %d; Mosquitto 2.0 uses only the last valid line", n))
+		}
+	}
+	return out
+}
+
+// problemOf is an input error's problem without its field name.
+func problemOf(err error) string {
+	var ie *errs.InputError
+	if errors.As(err, &ie) {
+		return ie.Problem
+	}
+	return err.Error()
+}
+
+// printable makes a name from a file safe to print on one line.
+func printable(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "..."
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}

@@ -1,0 +1,334 @@
+package plan
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mosqprov/mosqprov/pkg/layout"
+	"github.com/mosqprov/mosqprov/pkg/passwd"
+	"github.com/mosqprov/mosqprov/pkg/pki"
+	"github.com/mosqprov/mosqprov/pkg/state"
+)
+
+// Crash safety: an apply interrupted anywhere (a write failing with ENOSPC,
+// the commit of one file failing, the process killed) leaves every managed
+// file as it was or as it should be, never torn, and the next apply
+// converges. Faults are injected into the real binary with strace (install
+// it with `apt-get install -y strace`).
+
+var managed = []string{layout.CAKey, layout.CACert, layout.BrokerCACert, layout.ServerKey, layout.ServerCert,
+	layout.PasswordFile, layout.ACLFile, layout.DropIn, state.File}
+
+// private files must never be readable by others, even for a moment.
+var private = map[string]bool{layout.CAKey: true, layout.ServerKey: true, layout.PasswordFile: true, layout.ACLFile: true}
+
+type crashRig struct {
+	t      *testing.T
+	bin    string
+	env    *exampleEnv
+	specV1 string
+	specV2 string
+	// want holds the deterministic files (configuration, ACL) per spec.
+	want map[string]map[string][]byte
+}
+
+func newCrashRig(t *testing.T) *crashRig {
+	t.Helper()
+	if _, err := exec.LookPath("strace"); err != nil {
+		t.Fatal("strace not found: install it with `apt-get install -y strace`")
+	}
+	bin := filepath.Join(t.TempDir(), "mosqprov")
+	build := exec.Command("go", "build", "-o", bin, "../../cmd/mosqprov")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	s, env := loadExample(t, 0)
+	v1 := s.File()
+	data, _ := os.ReadFile(v1)
+	// v2 changes every file an update writes: a new name (the server
+	// certificate is reissued), a moved listener, one more ACL rule; and
+	// the blinds' password changes through the environment (see run).
+	text := strings.Replace(string(data), "names: [mqtt.home.arpa]", "names: [mqtt.home.arpa, broker.home.arpa]", 1)
+	text = strings.Replace(text, fmt.Sprintf("port: %d", env.ports["wss"]), fmt.Sprintf("port: %d", env.ports["wss"]+1), 1)
+	text = strings.Replace(text, `readwrite: ["home/blinds/#"]`, `readwrite: ["home/blinds/#", "home/sun/#"]`, 1)
+	if text == string(data) {
+		t.Fatal("the example changed; update newCrashRig")
+	}
+	v2 := filepath.Join(env.dir, "broker-v2.yaml")
+	os.WriteFile(v2, []byte(text), 0o644)
+	r := &crashRig{t: t, bin: bin, env: env, specV1: v1, specV2: v2, want: map[string]map[string][]byte{}}
+	for _, spec := range []string{v1, v2} {
+		root := newRoot(t)
+		if out, err := r.apply(root, spec, nil); err != nil {
+			t.Fatalf("reference apply of %s: %v\n%s", spec, err, out)
+		}
+		r.want[spec] = map[string][]byte{}
+		for _, p := range []string{layout.DropIn, layout.ACLFile} {
+			r.want[spec][p], _ = os.ReadFile(filepath.Join(root, p))
+		}
+	}
+	return r
+}
+
+func (r *crashRig) password(spec string) string {
+	if spec == r.specV2 {
+		return r.env.blinds + "-v2"
+	}
+	return r.env.blinds
+}
+
+// apply runs the binary, under strace with straceArgs when given.
+func (r *crashRig) apply(root, spec string, straceArgs []string) ([]byte, error) {
+	cmd := r.command(root, spec, straceArgs)
+	return cmd.CombinedOutput()
+}
+
+func (r *crashRig) command(root, spec string, straceArgs []string) *exec.Cmd {
+	args := []string{"apply", "--yes", "--root", root, "-f", spec}
+	var cmd *exec.Cmd
+	if straceArgs != nil {
+		cmd = exec.Command("strace", append(append([]string{"-f", "-qq", "-o", "/dev/null"}, straceArgs...), append([]string{r.bin}, args...)...)...)
+	} else {
+		cmd = exec.Command(r.bin, args...)
+	}
+	cmd.Env = append(os.Environ(), "MQTT_BLINDS_PASSWORD="+r.password(spec))
+	return cmd
+}
+
+type fileState struct {
+	data []byte
+	mode fs.FileMode
+}
+
+func snapshot(root string) map[string]*fileState {
+	m := map[string]*fileState{}
+	for _, p := range managed {
+		host := filepath.Join(root, p)
+		data, err := os.ReadFile(host)
+		if err != nil {
+			continue
+		}
+		fi, _ := os.Stat(host)
+		m[p] = &fileState{data: data, mode: fi.Mode().Perm()}
+	}
+	return m
+}
+
+// check asserts every managed file is as it was or as spec says, whole.
+func (r *crashRig) check(label, root, spec string, before map[string]*fileState) {
+	t := r.t
+	t.Helper()
+	now := snapshot(root)
+	for _, p := range managed {
+		b, n := before[p], now[p]
+		if n != nil && private[p] && n.mode&0o077 != 0 {
+			t.Errorf("%s: %s is mode %04o", label, p, n.mode)
+		}
+		if (b == nil && n == nil) || (b != nil && n != nil && bytes.Equal(b.data, n.data)) {
+			continue // as it was
+		}
+		if n == nil {
+			t.Errorf("%s: %s was removed", label, p)
+			continue
+		}
+		if err := r.whole(p, spec, n.data); err != nil {
+			t.Errorf("%s: %s is neither as it was nor as it should be: %v", label, p, err)
+		}
+	}
+	// Temp files of a failed write are removed; a killed process can't
+	// clean up, but what it leaves is never the file itself.
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.Contains(d.Name(), ".tmp-") {
+			if fi, _ := d.Info(); fi != nil && fi.Mode().Perm()&0o077 != 0 && strings.Contains(d.Name(), "key") {
+				t.Errorf("%s: temp file %s is mode %04o", label, p, fi.Mode().Perm())
+			}
+		}
+		return nil
+	})
+}
+
+// whole says whether data is a complete, correct version of p for spec.
+func (r *crashRig) whole(p, spec string, data []byte) error {
+	switch p {
+	case layout.DropIn, layout.ACLFile:
+		if !bytes.Equal(data, r.want[spec][p]) {
+			return fmt.Errorf("differs from the rendered file")
+		}
+	case layout.CAKey, layout.ServerKey:
+		if _, err := pki.ParsePrivateKey(data); err != nil {
+			return err
+		}
+	case layout.CACert, layout.BrokerCACert, layout.ServerCert:
+		if _, err := pki.ParseCertificate(data); err != nil {
+			return err
+		}
+	case layout.PasswordFile:
+		f, err := passwd.Parse(data)
+		if err != nil {
+			return err
+		}
+		for name, pw := range map[string]string{"blinds": r.password(spec), "telegram-bot": r.env.bot, "android-app": r.env.android} {
+			l, ok := f.Lookup(name)
+			if !ok {
+				return fmt.Errorf("no %s", name)
+			}
+			h, err := passwd.ParseHash(l.Hash)
+			if err != nil || !h.Verify(pw) {
+				return fmt.Errorf("%s's hash does not verify its password", name)
+			}
+		}
+	case state.File:
+		var st state.State
+		if err := json.Unmarshal(data, &st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// converge runs a clean apply after a fault, then another that must find
+// nothing to do.
+func (r *crashRig) converge(label, root, spec string) {
+	t := r.t
+	t.Helper()
+	if out, err := r.apply(root, spec, nil); err != nil {
+		t.Fatalf("%s: the apply after the fault failed: %v\n%s", label, err, out)
+	}
+	out, err := r.apply(root, spec, nil)
+	if err != nil || !bytes.Contains(out, []byte("No changes.")) {
+		t.Fatalf("%s: not converged after the fault: %v\n%s", label, err, out)
+	}
+}
+
+// start prepares a root for a scenario: empty (fresh), or v1 applied (update).
+func (r *crashRig) start(update bool) (root, spec string) {
+	root = newRoot(r.t)
+	if !update {
+		return root, r.specV1
+	}
+	if out, err := r.apply(root, r.specV1, nil); err != nil {
+		r.t.Fatalf("apply v1: %v\n%s", err, out)
+	}
+	return root, r.specV2
+}
+
+func scenarios() []struct {
+	name   string
+	update bool
+} {
+	return []struct {
+		name   string
+		update bool
+	}{{"fresh", false}, {"update", true}}
+}
+
+func TestCrashCommitFails(t *testing.T) {
+	r := newCrashRig(t)
+	for _, sc := range scenarios() {
+		for _, p := range managed {
+			root, spec := r.start(sc.update)
+			before := snapshot(root)
+			label := sc.name + " rename " + p
+			// The commit of this one file (rename of its temp file over it)
+			// fails: everything before it is done, it and all after are not.
+			out, err := r.apply(root, spec, []string{"-P", filepath.Join(root, p), "-e", "trace=rename,renameat,renameat2",
+				"-e", "inject=rename,renameat,renameat2:error=ENOSPC"})
+			wrote := !bytes.Equal(snapshotData(before, p), snapshotData(snapshot(root), p))
+			if sc.update && (p == layout.CAKey || p == layout.CACert || p == layout.BrokerCACert) {
+				// The CA is kept on update: nothing to fail.
+				if err != nil || wrote {
+					t.Errorf("%s: %v (wrote %v)\n%s", label, err, wrote, out)
+				}
+				continue
+			}
+			if err == nil {
+				t.Errorf("%s: apply succeeded through the fault\n%s", label, out)
+			}
+			if wrote || !bytes.Contains(out, []byte("no space left on device")) {
+				t.Errorf("%s: wrote=%v, output:\n%s", label, wrote, out)
+			}
+			if tmp, _ := filepath.Glob(filepath.Join(root, filepath.Dir(p), ".*.tmp-*")); len(tmp) > 0 {
+				t.Errorf("%s: temp files left: %v", label, tmp)
+			}
+			r.check(label, root, spec, before)
+			r.converge(label, root, spec)
+		}
+	}
+}
+
+func snapshotData(m map[string]*fileState, p string) []byte {
+	if m[p] == nil {
+		return nil
+	}
+	return m[p].data
+}
+
+func TestCrashWriteFails(t *testing.T) {
+	r := newCrashRig(t)
+	for _, sc := range scenarios() {
+		failed := 0
+		// Go counts writes per OS thread, so the Nth write from on is a
+		// different point of the run for each N: sweep until one run gets
+		// through (strace's when=N+ fails that write and every later one).
+		for _, n := range []int{1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 15, 20, 30} {
+			root, spec := r.start(sc.update)
+			before := snapshot(root)
+			label := fmt.Sprintf("%s write#%d+", sc.name, n)
+			for _, errno := range []string{"ENOSPC", "EIO"} {
+				out, err := r.apply(root, spec, []string{"-e", "trace=write", "-e", fmt.Sprintf("inject=write:error=%s:when=%d+", errno, n)})
+				if err != nil {
+					failed++
+				} else if !bytes.Contains(out, []byte("Apply complete")) && !bytes.Contains(out, []byte("No changes")) {
+					t.Errorf("%s %s: exit 0 but output:\n%s", label, errno, out)
+				}
+				r.check(label+" "+errno, root, spec, before)
+			}
+			r.converge(label, root, spec)
+		}
+		if failed == 0 {
+			t.Errorf("%s: no injected write failure stopped an apply: the test tested nothing", sc.name)
+		}
+	}
+}
+
+func TestCrashKilled(t *testing.T) {
+	r := newCrashRig(t)
+	for _, sc := range scenarios() {
+		root, spec := r.start(sc.update)
+		began := time.Now()
+		if out, err := r.apply(root, spec, nil); err != nil {
+			t.Fatalf("timing run: %v\n%s", err, out)
+		}
+		full := time.Since(began)
+		killed := 0
+		for i := 0; i < 12; i++ {
+			root, spec := r.start(sc.update)
+			before := snapshot(root)
+			delay := full * time.Duration(i) / 10
+			label := fmt.Sprintf("%s killed after %v", sc.name, delay.Round(time.Millisecond))
+			cmd := r.command(root, spec, nil)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(delay)
+			cmd.Process.Signal(syscall.SIGKILL)
+			if err := cmd.Wait(); err != nil {
+				killed++
+			}
+			r.check(label, root, spec, before)
+			r.converge(label, root, spec)
+		}
+		if killed == 0 {
+			t.Errorf("%s: no run was killed before it finished: the test tested nothing", sc.name)
+		}
+	}
+}

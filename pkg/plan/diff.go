@@ -1,0 +1,183 @@
+package plan
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/rogpeppe/go-internal/diff"
+
+	"github.com/mosqprov/mosqprov/pkg/layout"
+	"github.com/mosqprov/mosqprov/pkg/pki"
+	"github.com/mosqprov/mosqprov/pkg/state"
+	"github.com/mosqprov/mosqprov/pkg/system"
+)
+
+// FileDiff is what a run would do (or did) to one file, ready to show: a
+// unified diff for text, a description for certificates, nothing but a
+// mention for private keys, and password hashes masked.
+type FileDiff struct {
+	Path   string        `json:"path"`
+	Action system.Action `json:"action"`
+	// Diff is a unified diff ("" when only the owner or mode changes, or
+	// the content is secret).
+	Diff string `json:"diff,omitempty"`
+	// Note says what the diff can't: "private key, content not shown",
+	// "owner or mode only".
+	Note string `json:"note,omitempty"`
+}
+
+// Diffs turns the file changes a System recorded into what plan shows, one
+// per file (the state before the first change against the last content).
+func Diffs(changes []system.FileChange) []FileDiff {
+	var order []string
+	last := map[string]system.FileChange{}
+	first := map[string]system.FileChange{}
+	for _, c := range changes {
+		if _, seen := last[c.Path]; !seen {
+			order = append(order, c.Path)
+			first[c.Path] = c
+		}
+		last[c.Path] = c
+	}
+	var out []FileDiff
+	for _, p := range order {
+		c := last[p]
+		before := first[p].Before
+		action := c.Action
+		if before == nil && action != system.Delete {
+			action = system.Create
+		}
+		out = append(out, fileDiff(p, action, before, c.After))
+	}
+	return out
+}
+
+func fileDiff(path string, action system.Action, before *system.Snapshot, after []byte) FileDiff {
+	fd := FileDiff{Path: path, Action: action}
+	var old []byte
+	if before != nil {
+		old = before.Data
+	}
+	if action != system.Delete && before != nil && bytes.Equal(old, after) {
+		fd.Note = fmt.Sprintf("owner or mode only (was %04o)", before.Mode)
+		return fd
+	}
+	switch {
+	case path == state.File:
+		fd.Note = "hashes of the files apply manages, for `mosqprov doctor`"
+		return fd
+	case isPrivateKey(old) || isPrivateKey(after):
+		fd.Note = "private key, content not shown"
+		return fd
+	case isCertificate(old) || isCertificate(after):
+		old, after = describeCerts(old), describeCerts(after)
+		fd.Note = "certificate, described"
+	case path == layout.PasswordFile:
+		old, after = maskPair(old, after)
+		fd.Note = "password hashes masked"
+	}
+	oldName, newName := "a"+path, "b"+path
+	if before == nil {
+		oldName = "/dev/null"
+	}
+	if action == system.Delete {
+		newName = "/dev/null"
+	}
+	fd.Diff = string(diff.Diff(oldName, old, newName, after))
+	return fd
+}
+
+func isPrivateKey(b []byte) bool { return bytes.Contains(b, []byte("PRIVATE KEY-----")) }
+func isCertificate(b []byte) bool {
+	return bytes.Contains(b, []byte("-----BEGIN CERTIFICATE-----"))
+}
+
+// describeCerts replaces PEM certificates by lines a person can compare:
+// subject, names, key, validity and fingerprint.
+func describeCerts(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	certs, err := pki.ParseCertificates(b)
+	if err != nil {
+		return []byte("(not a readable certificate)\n")
+	}
+	var sb strings.Builder
+	for _, c := range certs {
+		fmt.Fprintf(&sb, "subject: %s\n", c.Subject.String())
+		fmt.Fprintf(&sb, "issuer: %s\n", c.Issuer.String())
+		if sans := pki.SANs(c); len(sans) > 0 {
+			fmt.Fprintf(&sb, "names: %s\n", strings.Join(sans, " "))
+		}
+		fmt.Fprintf(&sb, "key: %s\n", pki.KeyTypeOf(c.PublicKey))
+		fmt.Fprintf(&sb, "valid: %s to %s\n", c.NotBefore.UTC().Format(time.DateOnly), c.NotAfter.UTC().Format(time.DateOnly))
+		fmt.Fprintf(&sb, "sha256: %s\n", pki.Fingerprint(c))
+	}
+	return []byte(sb.String())
+}
+
+// maskPair hides the hash of every "user:hash" line of a password file,
+// keeping its scheme ($7$, $6$), so a diff still shows which users are
+// added, removed, or get a new hash, and never a hash. Comments and other
+// lines are kept.
+func maskPair(old, new []byte) ([]byte, []byte) {
+	oldHash := map[string]string{}
+	for _, e := range entries(old) {
+		oldHash[e.name] = e.hash
+	}
+	masked := func(b []byte, fresh func(name, hash string) bool) []byte {
+		var out strings.Builder
+		for _, e := range entries(b) {
+			if !e.entry {
+				out.WriteString(e.line)
+				continue
+			}
+			label := "(hash masked)"
+			if fresh(e.name, e.hash) {
+				label = "(new hash masked)"
+			}
+			out.WriteString(e.name + ":" + scheme(e.hash) + label + e.eol)
+		}
+		return []byte(out.String())
+	}
+	return masked(old, func(string, string) bool { return false }),
+		masked(new, func(name, hash string) bool { h, ok := oldHash[name]; return ok && h != hash })
+}
+
+// MaskHashes masks one password file's hashes.
+func MaskHashes(b []byte) []byte {
+	m, _ := maskPair(b, nil)
+	return m
+}
+
+type pwLine struct {
+	line, name, hash, eol string
+	entry                 bool
+}
+
+func entries(b []byte) []pwLine {
+	var out []pwLine
+	for _, l := range strings.SplitAfter(string(b), "\n") {
+		if l == "" {
+			continue
+		}
+		body := strings.TrimRight(l, "\r\n")
+		pl := pwLine{line: l, eol: l[len(body):]}
+		if name, hash, ok := strings.Cut(body, ":"); ok && !strings.HasPrefix(strings.TrimSpace(body), "#") {
+			pl.name, pl.hash, pl.entry = name, hash, true
+		}
+		out = append(out, pl)
+	}
+	return out
+}
+
+func scheme(hash string) string {
+	if strings.HasPrefix(hash, "$") {
+		if j := strings.Index(hash[1:], "$"); j >= 0 {
+			return hash[:j+2]
+		}
+	}
+	return ""
+}

@@ -1,0 +1,206 @@
+// Package plan turns a broker.yaml spec into the broker: package, CA,
+// server certificate, password file, ACL file, configuration and service,
+// in that order, each through the domain package's own converge function
+// (the one its single-step command calls). Plan and apply are the same
+// code: plan runs it on a system.DryRun (reads for real, records writes),
+// apply on the real System.
+package plan
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/mosqprov/mosqprov/pkg/apt"
+	"github.com/mosqprov/mosqprov/pkg/errs"
+	"github.com/mosqprov/mosqprov/pkg/spec"
+	"github.com/mosqprov/mosqprov/pkg/system"
+	"github.com/mosqprov/mosqprov/pkg/systemd"
+)
+
+// Options are what the engine needs from outside the spec.
+type Options struct {
+	// LookupEnv reads password_env variables (default os.LookupEnv).
+	LookupEnv func(string) (string, bool)
+	// ReadFile reads password_file files, which live on the machine running
+	// mosqprov, not under --root (default os.ReadFile).
+	ReadFile func(string) ([]byte, error)
+	// Rand is the randomness for keys and salts (default crypto/rand).
+	Rand io.Reader
+	// Service is the mosquitto unit on the same System (default systemd.New(sys)).
+	Service *systemd.Service
+	// Installer installs the package on the same System (default apt.NewInstaller(sys)).
+	Installer *apt.Installer
+}
+
+// Step names, in the order they run.
+const (
+	StepPackage = "package"
+	StepCA      = "CA"
+	StepServer  = "server certificate"
+	StepUsers   = "passwords"
+	StepACL     = "ACL"
+	StepConf    = "configuration"
+	StepService = "service"
+	StepState   = "state"
+)
+
+// Step is what one part of the broker needed.
+type Step struct {
+	Name    string          `json:"step"`
+	Changes []system.Change `json:"changes"`
+	Need    systemd.Need    `json:"-"`
+}
+
+// Result is a plan (on a DryRun System) or what an apply did.
+type Result struct {
+	Changed bool   `json:"changed"`
+	Steps   []Step `json:"steps"`
+	// Unmanaged are users of the password file the spec doesn't list, left
+	// alone (prune_users: false).
+	Unmanaged []string `json:"unmanaged_users,omitempty"`
+	// Need is the one reload or restart the changes call for.
+	Need     systemd.Need `json:"-"`
+	NeedName string       `json:"service_action"`
+	Warnings []string     `json:"warnings,omitempty"`
+	Summary  Summary      `json:"summary"`
+}
+
+// Summary counts the changes by kind.
+type Summary struct {
+	Create int `json:"create"`
+	Change int `json:"change"`
+	Remove int `json:"remove"`
+}
+
+func (s Summary) String() string {
+	return fmt.Sprintf("%d to create, %d to change, %d to remove", s.Create, s.Change, s.Remove)
+}
+
+// Changes is every change of every step, in order.
+func (r *Result) Changes() []system.Change {
+	var all []system.Change
+	for _, s := range r.Steps {
+		all = append(all, s.Changes...)
+	}
+	return all
+}
+
+func (r *Result) add(name string, changes []system.Change, need systemd.Need, warnings []string) {
+	if changes == nil {
+		changes = []system.Change{}
+	}
+	r.Steps = append(r.Steps, Step{Name: name, Changes: changes, Need: need})
+	r.Need = r.Need.Max(need)
+	r.Warnings = append(r.Warnings, warnings...)
+	for _, c := range changes {
+		if !c.Changed {
+			continue
+		}
+		r.Changed = true
+		switch c.Action {
+		case system.Create:
+			r.Summary.Create++
+		case system.Delete:
+			r.Summary.Remove++
+		default:
+			r.Summary.Change++
+		}
+	}
+}
+
+// Converge makes the broker on sys match s. Every input (passwords from
+// the environment or files, the configuration it renders) is checked before
+// the first write; then each step runs in order. On a DryRun System nothing
+// is written and the result is the plan. It does not reload or restart the
+// broker: the caller settles r.Need once, at the very end.
+func Converge(ctx context.Context, sys system.System, s *spec.Spec, o Options) (*Result, error) {
+	if o.LookupEnv == nil {
+		o.LookupEnv = os.LookupEnv
+	}
+	if o.ReadFile == nil {
+		o.ReadFile = os.ReadFile
+	}
+	d, err := desire(s, o)
+	if err != nil {
+		return nil, err
+	}
+	r := &Result{Steps: []Step{}}
+	for _, step := range steps {
+		if err := ctx.Err(); err != nil {
+			return r, err
+		}
+		if err := step.run(ctx, sys, s, d, o, r); err != nil {
+			return r, fmt.Errorf("%s: %w", step.name, err)
+		}
+	}
+	r.NeedName = r.Need.String()
+	return r, nil
+}
+
+type step struct {
+	name string
+	run  func(ctx context.Context, sys system.System, s *spec.Spec, d *desired, o Options, r *Result) error
+}
+
+// steps is the order the article does things in, which is also the order
+// that keeps every intermediate state working: keys and certificates exist
+// before the configuration names them, the password and ACL files before
+// the configuration points at them, and the service is touched last.
+var steps = []step{
+	{StepPackage, packageStep},
+	{StepCA, caStep},
+	{StepServer, serverStep},
+	{StepUsers, usersStep},
+	{StepACL, aclStep},
+	{StepConf, confStep},
+	{StepService, serviceStep},
+	{StepState, stateStep},
+}
+
+// secretFromFile is the first line of a password_file.
+func secretFromFile(o Options, s *spec.Spec, field, path string) (string, error) {
+	if !filepath.IsAbs(path) && s.File() != "" {
+		path = filepath.Join(filepath.Dir(s.File()), path)
+	}
+	data, err := o.ReadFile(path)
+	if err != nil {
+		return "", at(s, field, errs.Invalid(field, "can't read %s: %v", path, unwrapPath(err)))
+	}
+	line, _, _ := bytes.Cut(data, []byte("\n"))
+	pw := strings.TrimSuffix(string(line), "\r")
+	if pw == "" {
+		return "", at(s, field, errs.Invalid(field, "%s: the first line is empty", path))
+	}
+	return pw, nil
+}
+
+func unwrapPath(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+// at places a problem of field in the spec file.
+func at(s *spec.Spec, field string, err error) error {
+	if s.File() == "" {
+		return err
+	}
+	pos, _ := s.Position(field)
+	return &spec.Error{File: s.File(), Pos: pos, Err: err}
+}
+
+// firstLine is the text up to the first newline (for messages).
+func firstLine(b []byte) string {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	if sc.Scan() {
+		return sc.Text()
+	}
+	return ""
+}

@@ -1,0 +1,269 @@
+package plan
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/mosqprov/mosqprov/pkg/acl"
+	"github.com/mosqprov/mosqprov/pkg/apt"
+	"github.com/mosqprov/mosqprov/pkg/certs"
+	"github.com/mosqprov/mosqprov/pkg/conf"
+	"github.com/mosqprov/mosqprov/pkg/errs"
+	"github.com/mosqprov/mosqprov/pkg/layout"
+	"github.com/mosqprov/mosqprov/pkg/passwd"
+	"github.com/mosqprov/mosqprov/pkg/pki"
+	"github.com/mosqprov/mosqprov/pkg/spec"
+	"github.com/mosqprov/mosqprov/pkg/state"
+	"github.com/mosqprov/mosqprov/pkg/system"
+	"github.com/mosqprov/mosqprov/pkg/systemd"
+)
+
+// desired is the spec resolved into each domain package's input, checked
+// as a whole before anything is written.
+type desired struct {
+	users []passwd.Desired
+	acl   []acl.Rule
+	tls   bool
+	// installing: the package step installs (or, planning, would install)
+	// the broker, so its unit can't be asked about yet.
+	installing bool
+}
+
+func desire(s *spec.Spec, o Options) (*desired, error) {
+	d := &desired{}
+	for i, u := range s.Users {
+		field := fmt.Sprintf("users[%d]", i)
+		want := passwd.Desired{Name: u.Name, Hash: u.Hash}
+		switch {
+		case u.PasswordEnv != "":
+			v, ok := o.LookupEnv(u.PasswordEnv)
+			if !ok {
+				return nil, at(s, field+".password_env", errs.Invalid(field+".password_env", "the environment variable %s (password of %q) is not set", u.PasswordEnv, u.Name))
+			}
+			want.Password = v
+		case u.PasswordFile != "":
+			pw, err := secretFromFile(o, s, field+".password_file", u.PasswordFile)
+			if err != nil {
+				return nil, err
+			}
+			want.Password = pw
+		}
+		if want.Hash == "" {
+			// The message names the source, never the value.
+			if err := passwd.ValidatePassword(want.Password); err != nil {
+				return nil, at(s, field, errs.Invalid(field, "password of %q: %s", u.Name, problemOf(err)))
+			}
+		}
+		d.users = append(d.users, want)
+	}
+	for _, rule := range s.ACL {
+		d.acl = append(d.acl, rule.Rules()...)
+	}
+	for _, l := range s.Listeners {
+		if l.TLS() {
+			d.tls = true
+		}
+	}
+	// Render the configuration now, so a value the template refuses stops
+	// the run before the first write.
+	if _, err := conf.Render(confFor(s, true)); err != nil {
+		return nil, at(s, "listeners", err)
+	}
+	return d, nil
+}
+
+func problemOf(err error) string {
+	if ie, ok := err.(*errs.InputError); ok {
+		return ie.Problem
+	}
+	return err.Error()
+}
+
+// confFor is the broker configuration the spec asks for. The password file
+// is named only when it exists (an absent password_file stops the broker).
+func confFor(s *spec.Spec, withPasswords bool) conf.Config {
+	cfg := conf.Config{
+		AllowAnonymous: s.AllowAnonymous,
+		CertFile:       layout.ServerCert,
+		KeyFile:        layout.ServerKey,
+		CAFile:         layout.BrokerCACert,
+	}
+	if withPasswords {
+		cfg.PasswordFile = layout.PasswordFile
+	}
+	if len(s.ACL) > 0 {
+		cfg.ACLFile = layout.ACLFile
+	}
+	for _, l := range s.Listeners {
+		cfg.Listeners = append(cfg.Listeners, s.ConfListener(l))
+	}
+	return cfg
+}
+
+// packageStep installs mosquitto when missing (pkg/apt). Under a --root
+// without a dpkg database (a bare folder, a test) there is nothing to ask,
+// so it says so and goes on with the files.
+func packageStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired, o Options, r *Result) error {
+	if !s.Package.Installed() {
+		return nil
+	}
+	if sys.Root() != "/" && !layout.Exists(sys, "/var/lib/dpkg/status") {
+		r.add(StepPackage, []system.Change{system.NewChange("package "+apt.Broker, "", system.Noop, "skipped: "+sys.Root()+" has no dpkg database")}, systemd.None, nil)
+		return nil
+	}
+	in := o.Installer
+	if in == nil {
+		in = apt.NewInstaller(sys)
+	}
+	_, changes, err := in.Ensure(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range changes {
+		if c.Changed {
+			d.installing = true
+		}
+	}
+	r.add(StepPackage, changes, systemd.None, nil)
+	return nil
+}
+
+func caStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired, o Options, r *Result) error {
+	if !d.tls {
+		return nil
+	}
+	res, err := certs.EnsureCA(sys, certs.CAOptions{
+		Paths:      certs.DefaultPaths(),
+		CommonName: s.TLS.CAName,
+		KeyType:    pki.KeyType(s.TLS.KeyType),
+		Rand:       o.Rand,
+	})
+	if err != nil {
+		return err
+	}
+	r.add(StepCA, res.Changes, res.Need, res.Warnings)
+	return nil
+}
+
+func serverStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired, o Options, r *Result) error {
+	if !d.tls {
+		return nil
+	}
+	res, err := certs.EnsureServer(sys, certs.ServerOptions{
+		Paths:       certs.DefaultPaths(),
+		Names:       append([]string{s.Hostname}, s.Names...),
+		IPs:         s.IPs,
+		KeyType:     pki.KeyType(s.TLS.KeyType),
+		Days:        s.TLS.ServerDays,
+		RenewBefore: s.TLS.RenewBeforeDays,
+		Rand:        o.Rand,
+	})
+	if err != nil {
+		return err
+	}
+	r.add(StepServer, res.Changes, res.Need, res.Warnings)
+	return nil
+}
+
+func usersStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired, o Options, r *Result) error {
+	res, err := passwd.Converge(sys, layout.PasswordFile, d.users, passwd.Options{Prune: s.PruneUsers})
+	if err != nil {
+		return err
+	}
+	for _, u := range res.Users {
+		if u.Status == passwd.Unmanaged {
+			r.Unmanaged = append(r.Unmanaged, u.Name)
+		}
+	}
+	r.add(StepUsers, res.Changes, res.Need, res.Warnings)
+	return nil
+}
+
+// aclStep writes the spec's rules, and only them: the ACL file is wholly
+// the spec's. With no rules no ACL file is named in the configuration (an
+// acl_file without rules denies everything), and an existing one is left.
+func aclStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired, o Options, r *Result) error {
+	if len(d.acl) == 0 {
+		return nil
+	}
+	_, change, need, err := acl.Update(sys, layout.ACLFile, func(f *acl.File) error {
+		f.Rules = append([]acl.Rule(nil), d.acl...)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	r.add(StepACL, []system.Change{change}, need, nil)
+	return nil
+}
+
+func confStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired, o Options, r *Result) error {
+	change, need, err := conf.Write(sys, layout.DropIn, confFor(s, layout.Exists(sys, layout.PasswordFile)))
+	if err != nil {
+		return err
+	}
+	r.add(StepConf, []system.Change{change}, need, nil)
+	return nil
+}
+
+func serviceStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired, o Options, r *Result) error {
+	if !s.Service.Enabled() {
+		return nil
+	}
+	svc := o.Service
+	if svc == nil {
+		svc = systemd.New(sys)
+	}
+	if ok, why := svc.Manageable(); !ok {
+		r.add(StepService, []system.Change{system.NewChange("service "+svc.Unit, "", system.Noop, "enable and start skipped: "+why)}, systemd.None, nil)
+		return nil
+	}
+	if d.installing && sys.IsDryRun() {
+		// Debian's package enables and starts the unit when it installs it.
+		r.add(StepService, []system.Change{system.NewChange("service "+svc.Unit, "", system.Noop, "enabled and started by the package's install")}, systemd.None, nil)
+		return nil
+	}
+	var changes []system.Change
+	c, err := svc.Enable(ctx)
+	if err != nil {
+		return err
+	}
+	changes = append(changes, c)
+	if !svc.IsActive(ctx) {
+		// A stopped broker reads every new file when it starts: starting it
+		// is the one service action of this run, and nothing needs settling.
+		c, err := svc.Start(ctx)
+		if err != nil {
+			return err
+		}
+		changes = append(changes, c)
+		r.add(StepService, changes, systemd.None, nil)
+		r.Need = systemd.None
+		return nil
+	}
+	r.add(StepService, changes, systemd.None, nil)
+	return nil
+}
+
+// stateStep records a hash of every file the run manages (pkg/state), so
+// doctor can tell a hand edit from what apply left. It writes only when a
+// hash changed, so a converged apply still writes nothing.
+func stateStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired, o Options, r *Result) error {
+	var paths []string
+	seen := map[string]bool{}
+	for _, c := range r.Changes() {
+		if c.Path == "" || seen[c.Path] {
+			continue
+		}
+		seen[c.Path] = true
+		if fi, err := sys.Stat(c.Path); err == nil && !fi.IsDir {
+			paths = append(paths, c.Path)
+		}
+	}
+	action, err := state.Record(sys, paths)
+	if err != nil {
+		return err
+	}
+	r.add(StepState, []system.Change{system.NewChange("apply state", state.File, action, "")}, systemd.None, nil)
+	return nil
+}

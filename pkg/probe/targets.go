@@ -1,0 +1,86 @@
+package probe
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/mosqprov/mosqprov/pkg/spec"
+)
+
+// Plan is what verify checks: the listeners and what is expected of them.
+type Plan struct {
+	Targets []Target
+	// Names are every host name and IP clients may use: each must be in the
+	// certificate of every TLS listener.
+	Names          []string
+	ServerName     string
+	AllowAnonymous bool
+	// MutualTLS marks the targets (by index) that require a client certificate.
+	MutualTLS map[int]bool
+}
+
+// FromSpec turns a spec into targets. host is where to connect: "" means
+// the broker on this machine, reached on each listener's bind address, or on
+// loopback when it listens on every interface; clients' names are still
+// checked against the certificate (SNI and host name come from the spec).
+func FromSpec(s *spec.Spec, host string) Plan {
+	p := Plan{AllowAnonymous: s.AllowAnonymous, MutualTLS: map[int]bool{}}
+	if s.Hostname != "" {
+		p.Names = append(p.Names, s.Hostname)
+	}
+	p.Names = append(p.Names, s.Names...)
+	p.Names = append(p.Names, s.IPs...)
+	p.ServerName = host
+	if p.ServerName == "" && len(p.Names) > 0 {
+		p.ServerName = p.Names[0]
+	}
+	for i, l := range s.Listeners {
+		dial := host
+		if dial == "" {
+			dial = localAddress(l.Bind)
+		}
+		port := l.Port
+		if port == 0 {
+			port = spec.DefaultPort(l.Type)
+		}
+		p.Targets = append(p.Targets, Target{Name: listenerName(l, port), Scheme: Scheme(l.Type), Host: dial, Port: port})
+		if l.MutualTLS {
+			p.MutualTLS[i] = true
+		}
+	}
+	return p
+}
+
+func listenerName(l spec.Listener, port int) string {
+	return l.Type + ":" + strconv.Itoa(port)
+}
+
+// localAddress is where a client on the broker's own machine reaches a
+// listener bound to bind.
+func localAddress(bind string) string {
+	switch bind {
+	case "", "0.0.0.0":
+		return "127.0.0.1"
+	case "::":
+		return "::1"
+	}
+	return bind
+}
+
+// ParseListener reads a --listener value: TYPE[:PORT] ("mqtts", "wss:9443").
+func ParseListener(v string) (Scheme, int, error) {
+	typ, portText, hasPort := strings.Cut(v, ":")
+	scheme, err := ParseScheme(typ)
+	if err != nil {
+		return "", 0, err
+	}
+	port := spec.DefaultPort(string(scheme))
+	if hasPort {
+		port, err = strconv.Atoi(portText)
+		if err != nil || port < 1 || port > 65535 {
+			return "", 0, fmt.Errorf("port %q is not a number from 1 to 65535", portText)
+		}
+	}
+	return scheme, port, nil
+}

@@ -1,0 +1,286 @@
+package spec
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"unicode"
+
+	"github.com/mosqprov/mosqprov/pkg/acl"
+	"github.com/mosqprov/mosqprov/pkg/errs"
+	"github.com/mosqprov/mosqprov/pkg/passwd"
+	"github.com/mosqprov/mosqprov/pkg/pki"
+)
+
+// MinVersions are the min_version values mosquitto 2.0's tls_version takes
+// that are still safe (tlsv1 and tlsv1.1 are deprecated by RFC 8996).
+var MinVersions = []string{"tlsv1.2", "tlsv1.3"}
+
+// ListenerTypes are the listener type values.
+var ListenerTypes = []string{MQTT, MQTTS, WS, WSS}
+
+// Validate checks every field; the first problem is returned, with its
+// place in the file when the spec was loaded from one.
+func (s *Spec) Validate() error {
+	for _, check := range []func() (string, error){
+		s.validateNames, s.validateTLS, s.validateListeners, s.validateUsers, s.validateACL,
+	} {
+		if path, err := check(); err != nil {
+			return s.at(path, err)
+		}
+	}
+	return nil
+}
+
+func (s *Spec) validateNames() (string, error) {
+	if s.Hostname != "" {
+		if err := pki.ValidateDNSName("hostname", s.Hostname); err != nil {
+			return "hostname", err
+		}
+	}
+	for i, n := range s.Names {
+		f := fmt.Sprintf("names[%d]", i)
+		if err := pki.ValidateDNSName(f, n); err != nil {
+			return f, err
+		}
+	}
+	for i, ip := range s.IPs {
+		f := fmt.Sprintf("ips[%d]", i)
+		if _, err := netip.ParseAddr(ip); err != nil || strings.Contains(ip, "%") {
+			return f, errs.Invalid(f, "%q is not an IP address", ip)
+		}
+	}
+	return "", nil
+}
+
+func (s *Spec) validateTLS() (string, error) {
+	t := s.TLS
+	if _, err := pki.ParseKeyType("tls.key_type", t.KeyType); err != nil {
+		return "tls.key_type", err
+	}
+	if err := pki.CheckDays("tls.server_days", t.ServerDays, pki.ServerDays); err != nil {
+		return "tls.server_days", err
+	}
+	if t.RenewBeforeDays < 0 || t.RenewBeforeDays >= t.ServerDays {
+		return "tls.renew_before_days", errs.Invalid("tls.renew_before_days", "%d must be at least 0 and less than server_days (%d)", t.RenewBeforeDays, t.ServerDays)
+	}
+	if !contains(MinVersions, t.MinVersion) {
+		return "tls.min_version", errs.Invalid("tls.min_version", "%q is not one of %s", t.MinVersion, strings.Join(MinVersions, ", "))
+	}
+	if err := pki.ValidateCommonName("tls.ca_name", t.CAName); err != nil {
+		return "tls.ca_name", err
+	}
+	return "", nil
+}
+
+func (s *Spec) validateListeners() (string, error) {
+	if len(s.Listeners) == 0 {
+		return "listeners", errs.Invalid("listeners", "at least one listener is needed")
+	}
+	used := map[int]int{}
+	allWS := true
+	for i, l := range s.Listeners {
+		f := fmt.Sprintf("listeners[%d]", i)
+		if !contains(ListenerTypes, l.Type) {
+			return f + ".type", errs.Invalid(f+".type", "%q is not one of %s", l.Type, strings.Join(ListenerTypes, ", "))
+		}
+		if l.Port < 1 || l.Port > 65535 {
+			return f + ".port", errs.Invalid(f+".port", "%d is not a port (1-65535)", l.Port)
+		}
+		if j, dup := used[l.Port]; dup {
+			// Mosquitto binds WebSocket listeners to every interface whatever
+			// the bind address (upstream issues 3045, 2085), so one port per listener.
+			return f + ".port", errs.Invalid(f+".port", "%d is already used by listeners[%d]", l.Port, j)
+		}
+		used[l.Port] = i
+		if l.Bind != "" {
+			if a, err := netip.ParseAddr(l.Bind); err != nil || a.Zone() != "" {
+				return f + ".bind", errs.Invalid(f+".bind", "%q is not an IP address", l.Bind)
+			}
+		}
+		if l.MutualTLS && !l.TLS() {
+			return f + ".mutual_tls", errs.Invalid(f+".mutual_tls", "only mqtts and wss listeners can require client certificates")
+		}
+		if l.TLS() && s.Hostname == "" {
+			// Missing, so it has no place: point at the listener that needs it.
+			return f, errs.Invalid("hostname", "needed for the server certificate of the %s listener on port %d", l.Type, l.Port)
+		}
+		// The single-step `conf` command's own rules, as the final word.
+		if err := refield(f, s.ConfListener(l).Validate()); err != nil {
+			return f, err
+		}
+		if !l.WebSockets() {
+			allWS = false
+		}
+	}
+	if allWS {
+		// mosquitto 2.0 exits with "Unable to start any listening sockets"
+		// when every listener is a WebSocket one (REFERENCE.md).
+		return "listeners", errs.Invalid("listeners", "mosquitto 2.0 can't start with only WebSocket listeners; add an mqtt or mqtts listener")
+	}
+	return "", nil
+}
+
+func (s *Spec) validateUsers() (string, error) {
+	seen := map[string]int{}
+	for i, u := range s.Users {
+		f := fmt.Sprintf("users[%d]", i)
+		if err := refield(f+".name", passwd.ValidateName(u.Name)); err != nil {
+			return f + ".name", err
+		}
+		if j, dup := seen[u.Name]; dup {
+			return f + ".name", errs.Invalid(f+".name", "%q is already listed as users[%d]", u.Name, j)
+		}
+		seen[u.Name] = i
+		n := 0
+		for _, v := range []string{u.PasswordEnv, u.PasswordFile, u.Hash} {
+			if v != "" {
+				n++
+			}
+		}
+		if n != 1 {
+			return f, errs.Invalid(f, "user %q needs exactly one of password_env, password_file or hash (has %d)", u.Name, n)
+		}
+		if u.PasswordEnv != "" && !envName(u.PasswordEnv) {
+			return f + ".password_env", errs.Invalid(f+".password_env", "%q is not an environment variable name", u.PasswordEnv)
+		}
+		if u.Hash != "" {
+			if _, err := passwd.ParseHash(u.Hash); err != nil {
+				return f + ".hash", errs.Invalid(f+".hash", "%s; make one with `mosqprov user hash`", problem(err))
+			}
+		}
+		if u.PasswordFile != "" {
+			if err := ValidateText(f+".password_file", u.PasswordFile, 4096); err != nil {
+				return f + ".password_file", err
+			}
+		}
+	}
+	return "", nil
+}
+
+func (s *Spec) validateACL() (string, error) {
+	for i, r := range s.ACL {
+		f := fmt.Sprintf("acl[%d]", i)
+		whom := 0
+		for _, set := range []bool{r.User != "", r.Pattern, r.Anonymous} {
+			if set {
+				whom++
+			}
+		}
+		if whom != 1 {
+			return f, errs.Invalid(f, "say whom the rule is for with exactly one of user, pattern: true or anonymous: true")
+		}
+		if r.Anonymous && !s.AllowAnonymous {
+			return f + ".anonymous", errs.Invalid(f+".anonymous", "a rule for anonymous clients needs allow_anonymous: true")
+		}
+		kind, user := acl.KindUser, r.User
+		switch {
+		case r.Pattern:
+			kind, user = acl.KindPattern, ""
+		case r.Anonymous:
+			kind, user = acl.KindAnonymous, ""
+		}
+		if r.User != "" {
+			if err := refield(f+".user", acl.ValidateUser(r.User)); err != nil {
+				return f + ".user", err
+			}
+		}
+		total := 0
+		for _, list := range r.lists() {
+			for j, t := range list.Topics {
+				tf := fmt.Sprintf("%s.%s[%d]", f, list.Access, j)
+				rule := acl.Rule{Kind: kind, User: user, Access: list.Access, Topic: t}
+				if err := refield(tf, rule.Validate()); err != nil {
+					return tf, err
+				}
+				total++
+			}
+		}
+		if total == 0 {
+			return f, errs.Invalid(f, "no topics: give read, write, readwrite or deny")
+		}
+	}
+	return "", nil
+}
+
+// ValidateText refuses what could break a line of a config file: control
+// characters (newlines above all) and overlong values.
+func ValidateText(field, v string, max int) error {
+	if v == "" {
+		return errs.Invalid(field, "empty")
+	}
+	if len(v) > max {
+		return errs.Invalid(field, "longer than %d characters", max)
+	}
+	for _, c := range v {
+		if unicode.IsControl(c) {
+			return errs.Invalid(field, "contains a control character (%q)", c)
+		}
+	}
+	return nil
+}
+
+func envName(s string) bool {
+	for i, c := range s {
+		if !(c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// refield puts a single-step command's validation error under the spec's
+// field name, so the error points at the place in the file.
+func refield(field string, err error) error {
+	var ie *errs.InputError
+	if errors.As(err, &ie) {
+		return errs.Invalid(field, "%s", ie.Problem)
+	}
+	return err
+}
+
+func problem(err error) string {
+	var ie *errs.InputError
+	if errors.As(err, &ie) {
+		return ie.Problem
+	}
+	return err.Error()
+}
+
+// TopicList is one access's topics of a rule.
+type TopicList struct {
+	Access acl.Access
+	Topics []string
+}
+
+func (r ACLRule) lists() []TopicList {
+	return []TopicList{{acl.AccessRead, r.Read}, {acl.AccessWrite, r.Write}, {acl.AccessReadWrite, r.ReadWrite}, {acl.AccessDeny, r.Deny}}
+}
+
+// Rules is the rule in pkg/acl's terms.
+func (r ACLRule) Rules() []acl.Rule {
+	kind, user := acl.KindUser, r.User
+	switch {
+	case r.Pattern:
+		kind, user = acl.KindPattern, ""
+	case r.Anonymous:
+		kind, user = acl.KindAnonymous, ""
+	}
+	var out []acl.Rule
+	for _, l := range r.lists() {
+		for _, t := range l.Topics {
+			out = append(out, acl.Rule{Kind: kind, User: user, Access: l.Access, Topic: t})
+		}
+	}
+	return out
+}

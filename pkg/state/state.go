@@ -1,0 +1,119 @@
+// Package state remembers what the last apply left on disk: a SHA-256 of
+// every file it manages, in /etc/mosqprov/state.json. doctor compares the
+// files with it to tell which were changed by hand since (drift).
+package state
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"time"
+
+	"github.com/mosqprov/mosqprov/pkg/system"
+)
+
+// File is where the state lives (a target path).
+const File = "/etc/mosqprov/state.json"
+
+// State is the content of state.json. It holds hashes only: never a secret.
+type State struct {
+	// Applied is when apply last wrote it (RFC 3339, UTC).
+	Applied string `json:"applied"`
+	// Files maps a target path to the hex SHA-256 of its content.
+	Files map[string]string `json:"files"`
+}
+
+// Sum is the hex SHA-256 of data.
+func Sum(data []byte) string {
+	h := sha256.Sum256(data)
+	return hex.EncodeToString(h[:])
+}
+
+// Record writes the state of paths as they are now on sys. Missing files are
+// left out. The write goes through the System, so it happens only when the
+// hashes changed (the timestamp is kept when nothing else did), and never in
+// dry-run.
+func Record(sys system.System, paths []string) (system.Action, error) {
+	st := State{Files: map[string]string{}}
+	for _, p := range paths {
+		data, err := sys.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return system.Noop, fmt.Errorf("record state: read %s: %w", p, err)
+		}
+		st.Files[p] = Sum(data)
+	}
+	if old, err := Load(sys); err == nil && old != nil && equal(old.Files, st.Files) {
+		st.Applied = old.Applied
+	} else {
+		st.Applied = sys.Now().UTC().Format(time.RFC3339)
+	}
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return system.Noop, err
+	}
+	return sys.WriteFile(File, append(data, '\n'), system.Attr{Mode: 0o644, User: "root", Group: "root"})
+}
+
+// Load reads the state; nil without error when no apply ever wrote one.
+func Load(sys system.System) (*State, error) {
+	data, err := sys.ReadFile(File)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", File, err)
+	}
+	var st State
+	if err := json.Unmarshal(data, &st); err != nil {
+		return nil, fmt.Errorf("read %s: %w", File, err)
+	}
+	return &st, nil
+}
+
+// Drifted is a file that differs from what the last apply left.
+type Drifted struct {
+	Path string `json:"path"`
+	// Removed is set when the file no longer exists.
+	Removed bool `json:"removed,omitempty"`
+}
+
+// Drift lists, in path order, the recorded files whose content changed.
+func (st *State) Drift(sys system.System) []Drifted {
+	var out []Drifted
+	paths := make([]string, 0, len(st.Files))
+	for p := range st.Files {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		data, err := sys.ReadFile(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			out = append(out, Drifted{Path: p, Removed: true})
+		case err != nil:
+			continue
+		case Sum(data) != st.Files[p]:
+			out = append(out, Drifted{Path: p})
+		}
+	}
+	return out
+}
+
+func equal(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,57 @@
+package state
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mosqprov/mosqprov/pkg/system"
+)
+
+func TestRecordAndDrift(t *testing.T) {
+	root := t.TempDir()
+	clock := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	sys := system.NewReal(root, system.WithRunner(&system.Recorder{}), system.WithClock(func() time.Time { return clock }))
+	os.MkdirAll(filepath.Join(root, "etc/mosqprov"), 0o755)
+	os.MkdirAll(filepath.Join(root, "etc/mosquitto"), 0o755)
+	write := func(p, data string) {
+		if err := os.WriteFile(filepath.Join(root, p), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("etc/mosquitto/passwd", "a:$7$...\n")
+	write("etc/mosquitto/acl", "user a\ntopic a/#\n")
+	paths := []string{"/etc/mosquitto/passwd", "/etc/mosquitto/acl", "/etc/mosquitto/missing"}
+
+	if st, err := Load(sys); st != nil || err != nil {
+		t.Fatalf("no state yet: %v %v", st, err)
+	}
+	if a, err := Record(sys, paths); err != nil || a != system.Create {
+		t.Fatalf("first record: %v %v", a, err)
+	}
+	fi1, _ := os.Stat(filepath.Join(root, File))
+	// A later apply that changed nothing writes nothing (same bytes, same mtime).
+	clock = clock.Add(time.Hour)
+	if a, err := Record(sys, paths); err != nil || a != system.Noop {
+		t.Fatalf("second record: %v %v", a, err)
+	}
+	fi2, _ := os.Stat(filepath.Join(root, File))
+	if !fi1.ModTime().Equal(fi2.ModTime()) {
+		t.Fatal("state.json rewritten without a change")
+	}
+
+	st, err := Load(sys)
+	if err != nil || st.Applied != "2026-01-02T03:04:05Z" || len(st.Files) != 2 {
+		t.Fatalf("%+v %v", st, err)
+	}
+	if d := st.Drift(sys); len(d) != 0 {
+		t.Fatalf("drift right after apply: %+v", d)
+	}
+	write("etc/mosquitto/acl", "user a\ntopic #\n")
+	os.Remove(filepath.Join(root, "etc/mosquitto/passwd"))
+	d := st.Drift(sys)
+	if len(d) != 2 || d[0] != (Drifted{Path: "/etc/mosquitto/acl"}) || d[1] != (Drifted{Path: "/etc/mosquitto/passwd", Removed: true}) {
+		t.Fatalf("%+v", d)
+	}
+}

@@ -1,0 +1,484 @@
+package systemd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/mosqprov/mosqprov/pkg/errs"
+	"github.com/mosqprov/mosqprov/pkg/system"
+)
+
+// fakeUnit stands in for systemctl and journalctl (the only commands tests
+// may replace) and behaves like the real unit: start/restart read the
+// broker's config file, fail on one that says "broken", and otherwise open a
+// real TCP listener, so Settle's checks dial a real socket. "nolisten" in the
+// file is a broker that starts but can't open its port (taken by someone else).
+type fakeUnit struct {
+	mu      sync.Mutex
+	calls   []string
+	state   string
+	enabled string
+	conf    string
+	port    int
+	ln      net.Listener
+	noKill  bool // the unit's ExecReload can't run (/bin/kill missing)
+}
+
+func newFakeUnit(t *testing.T, state string) *fakeUnit {
+	t.Helper()
+	f := &fakeUnit{state: state, enabled: "disabled", conf: filepath.Join(t.TempDir(), "mosquitto.conf"), port: freePort(t)}
+	if err := os.WriteFile(f.conf, []byte("good"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if state == "active" {
+		f.listen()
+	}
+	t.Cleanup(func() {
+		if f.ln != nil {
+			f.ln.Close()
+		}
+	})
+	return f
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// listen opens the broker's port; if something else took it meanwhile the
+// unit is up but not accepting, which the checks must notice anyway.
+func (f *fakeUnit) listen() {
+	if f.ln != nil {
+		return
+	}
+	if ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", f.port)); err == nil {
+		f.ln = ln
+	}
+}
+
+func (f *fakeUnit) close() {
+	if f.ln != nil {
+		f.ln.Close()
+		f.ln = nil
+	}
+}
+
+func (f *fakeUnit) Run(_ context.Context, cmd system.Cmd) (system.Output, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	line := cmd.String()
+	f.calls = append(f.calls, line)
+	fail := func(code int, stdout, stderr string) (system.Output, error) {
+		return system.Output{Stdout: []byte(stdout), Stderr: []byte(stderr), ExitCode: code}, &system.ExitError{Cmd: line, Code: code, Stderr: stderr}
+	}
+	if cmd.Name == "journalctl" {
+		return system.Output{Stdout: []byte("Nov 26 mosquitto[7]: Error: Unable to open config file.\nNov 26 systemd[1]: mosquitto.service: Failed with result 'exit-code'.\n")}, nil
+	}
+	verb := cmd.Args[0]
+	switch verb {
+	case "is-active":
+		if f.state != "active" {
+			return fail(3, f.state+"\n", "")
+		}
+		return system.Output{Stdout: []byte("active\n")}, nil
+	case "is-enabled":
+		if f.enabled == "not-found" {
+			return fail(1, "", "Failed to get unit file state for mosquitto.service: No such file or directory")
+		}
+		if f.enabled != "enabled" {
+			return fail(1, f.enabled+"\n", "")
+		}
+		return system.Output{Stdout: []byte("enabled\n")}, nil
+	case "enable":
+		f.enabled = "enabled"
+	case "start", "restart":
+		f.close()
+		data, _ := os.ReadFile(f.conf)
+		switch content := string(data); {
+		case strings.HasPrefix(content, "broken"):
+			f.state = "failed"
+			return fail(1, "", "Job for mosquitto.service failed because the control process exited with error code.")
+		case content == "nolisten":
+			f.state = "active"
+		default:
+			f.state = "active"
+			f.listen()
+		}
+	case "stop":
+		f.close()
+		f.state = "inactive"
+	case "reload":
+		if f.state != "active" {
+			return fail(1, "", "mosquitto.service is not active, cannot reload.")
+		}
+		if f.noKill {
+			return fail(1, "", "Job for mosquitto.service failed.")
+		}
+	}
+	return system.Output{}, nil
+}
+
+func (f *fakeUnit) Calls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...)
+}
+
+// service is a Service on the host's root ("/"), so it is manageable, with
+// its runner faked and its only broker file in a temp folder.
+func service(f *fakeUnit, dryRun bool) *Service {
+	var sys system.System = system.NewReal("/", system.WithRunner(f))
+	if dryRun {
+		sys = system.NewDryRun(sys.(*system.Real))
+	}
+	s := New(sys)
+	s.Booted = func() bool { return true }
+	s.UpTimeout = 300 * time.Millisecond
+	s.Poll = 20 * time.Millisecond
+	s.Listeners = func(context.Context) ([]Listener, error) {
+		return []Listener{{Port: f.port, Bind: "127.0.0.1"}}, nil
+	}
+	return s
+}
+
+func TestSettle(t *testing.T) {
+	tests := []struct {
+		name      string
+		state     string // before the run
+		before    string // the config file before the run
+		write     string // what the run writes ("" writes nothing)
+		need      Need
+		dryRun    bool
+		booted    bool
+		wantCalls []string
+		wantErr   error
+		wantNoErr bool
+		action    system.Action
+		wantFile  string // the config file after Settle
+		wantState string
+	}{
+		{name: "nothing changed", state: "active", need: None, booted: true, wantNoErr: true, action: system.Noop, wantState: "active"},
+		{name: "no systemd", state: "active", need: Restart, booted: false, wantNoErr: true, action: system.Noop, wantState: "active"},
+		{name: "stopped broker is left stopped", state: "inactive", need: Restart, booted: true,
+			wantCalls: []string{"systemctl is-active mosquitto"}, wantNoErr: true, action: system.Noop, wantState: "inactive"},
+		{name: "reload", state: "active", need: Reload, booted: true, write: "good2",
+			wantCalls: []string{"systemctl is-active mosquitto", "systemctl reload mosquitto", "systemctl is-active mosquitto"},
+			wantNoErr: true, action: system.Reload, wantFile: "good2", wantState: "active"},
+		{name: "restart", state: "active", need: Restart, booted: true, write: "good2",
+			wantCalls: []string{"systemctl is-active mosquitto", "systemctl restart mosquitto", "systemctl is-active mosquitto"},
+			wantNoErr: true, action: system.Restart, wantFile: "good2", wantState: "active"},
+		{name: "broken config is rolled back", state: "active", need: Restart, booted: true, write: "broken",
+			wantCalls: []string{"systemctl is-active mosquitto", "systemctl restart mosquitto",
+				"journalctl -u mosquitto -n 20 --no-pager",
+				"systemctl reset-failed mosquitto", "systemctl restart mosquitto", "systemctl is-active mosquitto"},
+			wantErr: errs.ErrRolledBack, wantFile: "good", wantState: "active"},
+		{name: "port not accepting is rolled back", state: "active", need: Restart, booted: true, write: "nolisten",
+			wantErr: errs.ErrRolledBack, wantFile: "good", wantState: "active"},
+		{name: "rollback that can't help", state: "active", before: "broken", need: Restart, booted: true, write: "broken2",
+			wantFile: "broken", wantState: "failed"},
+		{name: "dry run waits for nothing", state: "active", need: Restart, booted: true, dryRun: true, write: "broken",
+			wantCalls: []string{"systemctl is-active mosquitto"}, wantNoErr: true, action: system.Restart, wantFile: "good", wantState: "active"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeUnit(t, tt.state)
+			if tt.before != "" {
+				os.WriteFile(f.conf, []byte(tt.before), 0o644)
+			}
+			s := service(f, tt.dryRun)
+			s.Booted = func() bool { return tt.booted }
+			if tt.write != "" {
+				if _, err := s.Sys.WriteFile(f.conf, []byte(tt.write), system.Attr{Mode: 0o644}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			change, err := s.Settle(context.Background(), tt.need)
+			switch {
+			case tt.wantNoErr && err != nil:
+				t.Fatalf("Settle: %v", err)
+			case tt.wantErr != nil && !errors.Is(err, tt.wantErr):
+				t.Fatalf("Settle error %v, want %v", err, tt.wantErr)
+			case !tt.wantNoErr && err == nil:
+				t.Fatalf("Settle succeeded, want an error")
+			case tt.wantErr == nil && errors.Is(err, errs.ErrRolledBack):
+				t.Fatalf("Settle: %v; the broker is not up, so it must not claim a rollback", err)
+			}
+			if err == nil && change.Action != tt.action {
+				t.Errorf("action %q, want %q (%+v)", change.Action, tt.action, change)
+			}
+			if err != nil {
+				var se *Error
+				if !errors.As(err, &se) || len(se.JournalLines()) == 0 {
+					t.Errorf("error %v carries no journal lines", err)
+				}
+			}
+			if tt.wantCalls != nil {
+				if d := cmp.Diff(tt.wantCalls, f.Calls()); d != "" {
+					t.Errorf("commands (-want +got):\n%s", d)
+				}
+			}
+			if tt.wantFile != "" {
+				got, _ := os.ReadFile(f.conf)
+				if string(got) != tt.wantFile {
+					t.Errorf("config after Settle %q, want %q", got, tt.wantFile)
+				}
+			}
+			if f.state != tt.wantState {
+				t.Errorf("unit %s after Settle, want %s", f.state, tt.wantState)
+			}
+		})
+	}
+}
+
+// A restart that fails with no file changed has nothing to roll back: the
+// error says why (journal) but is not ErrRolledBack.
+func TestSettleFailureWithoutChanges(t *testing.T) {
+	f := newFakeUnit(t, "active")
+	os.WriteFile(f.conf, []byte("broken"), 0o644)
+	s := service(f, false)
+	_, err := s.Settle(context.Background(), Restart)
+	if err == nil || errors.Is(err, errs.ErrRolledBack) {
+		t.Fatalf("Settle: %v, want a failure that is not a rollback", err)
+	}
+	want := []string{"systemctl is-active mosquitto", "systemctl restart mosquitto", "journalctl -u mosquitto -n 20 --no-pager"}
+	if d := cmp.Diff(want, f.Calls()); d != "" {
+		t.Errorf("commands (-want +got):\n%s", d)
+	}
+}
+
+// A file the run created is removed by the rollback.
+func TestSettleRollbackRemovesCreatedFile(t *testing.T) {
+	f := newFakeUnit(t, "active")
+	s := service(f, false)
+	created := filepath.Join(filepath.Dir(f.conf), "new.conf")
+	if _, err := s.Sys.WriteFile(created, []byte("x"), system.Attr{Mode: 0o644}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Sys.WriteFile(f.conf, []byte("broken"), system.Attr{Mode: 0o644}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Settle(context.Background(), Restart); !errors.Is(err, errs.ErrRolledBack) {
+		t.Fatalf("Settle: %v, want ErrRolledBack", err)
+	}
+	if _, err := os.Stat(created); !os.IsNotExist(err) {
+		t.Errorf("%s survived the rollback (%v)", created, err)
+	}
+}
+
+func TestOperations(t *testing.T) {
+	tests := []struct {
+		name      string
+		state     string
+		enabled   string
+		conf      string
+		noKill    bool
+		op        func(*Service, context.Context) (system.Change, error)
+		wantCalls []string
+		changed   bool
+		wantErr   bool
+		wantState string
+	}{
+		{name: "enable when disabled", state: "active", enabled: "disabled", op: (*Service).Enable,
+			wantCalls: []string{"systemctl is-enabled mosquitto", "systemctl enable mosquitto"}, changed: true, wantState: "active"},
+		{name: "enable is idempotent", state: "active", enabled: "enabled", op: (*Service).Enable,
+			wantCalls: []string{"systemctl is-enabled mosquitto"}, wantState: "active"},
+		{name: "enable masked fails with journal", state: "inactive", enabled: "masked", op: (*Service).Enable,
+			wantCalls: []string{"systemctl is-enabled mosquitto", "journalctl -u mosquitto -n 20 --no-pager"}, wantErr: true, wantState: "inactive"},
+		{name: "enable not installed", state: "inactive", enabled: "not-found", op: (*Service).Enable,
+			wantCalls: []string{"systemctl is-enabled mosquitto", "journalctl -u mosquitto -n 20 --no-pager"}, wantErr: true, wantState: "inactive"},
+		{name: "start when stopped", state: "inactive", op: (*Service).Start,
+			wantCalls: []string{"systemctl is-active mosquitto", "systemctl start mosquitto", "systemctl is-active mosquitto"}, changed: true, wantState: "active"},
+		{name: "start is idempotent", state: "active", op: (*Service).Start,
+			wantCalls: []string{"systemctl is-active mosquitto"}, wantState: "active"},
+		{name: "start failure shows journal", state: "inactive", conf: "broken", op: (*Service).Start,
+			wantCalls: []string{"systemctl is-active mosquitto", "systemctl start mosquitto", "journalctl -u mosquitto -n 20 --no-pager"}, wantErr: true, wantState: "failed"},
+		{name: "start but port not accepting", state: "inactive", conf: "nolisten", op: (*Service).Start, wantErr: true, wantState: "active"},
+		{name: "stop when running", state: "active", op: (*Service).Stop,
+			wantCalls: []string{"systemctl is-active mosquitto", "systemctl stop mosquitto"}, changed: true, wantState: "inactive"},
+		{name: "stop is idempotent", state: "inactive", op: (*Service).Stop,
+			wantCalls: []string{"systemctl is-active mosquitto"}, wantState: "inactive"},
+		{name: "restart always runs", state: "active", op: (*Service).Restart,
+			wantCalls: []string{"systemctl restart mosquitto", "systemctl is-active mosquitto"}, changed: true, wantState: "active"},
+		{name: "reload when running", state: "active", op: (*Service).Reload,
+			wantCalls: []string{"systemctl is-active mosquitto", "systemctl reload mosquitto", "systemctl is-active mosquitto"}, changed: true, wantState: "active"},
+		{name: "reload when stopped does nothing", state: "inactive", op: (*Service).Reload,
+			wantCalls: []string{"systemctl is-active mosquitto"}, wantState: "inactive"},
+		{name: "reload without /bin/kill sends SIGHUP through systemd", state: "active", noKill: true, op: (*Service).Reload,
+			wantCalls: []string{"systemctl is-active mosquitto", "systemctl reload mosquitto", "systemctl is-active mosquitto",
+				"systemctl kill --kill-who=main --signal=SIGHUP mosquitto", "systemctl is-active mosquitto"}, changed: true, wantState: "active"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeUnit(t, tt.state)
+			if tt.enabled != "" {
+				f.enabled = tt.enabled
+			}
+			f.noKill = tt.noKill
+			if tt.conf != "" {
+				os.WriteFile(f.conf, []byte(tt.conf), 0o644)
+			}
+			change, err := tt.op(service(f, false), context.Background())
+			if tt.wantErr {
+				var se *Error
+				if !errors.As(err, &se) || len(se.JournalLines()) == 0 {
+					t.Fatalf("error %v, want one with journal lines", err)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			} else if change.Changed != tt.changed {
+				t.Errorf("changed %v, want %v (%+v)", change.Changed, tt.changed, change)
+			}
+			if tt.wantCalls != nil {
+				if d := cmp.Diff(tt.wantCalls, f.Calls()); d != "" {
+					t.Errorf("commands (-want +got):\n%s", d)
+				}
+			}
+			if f.state != tt.wantState {
+				t.Errorf("unit %s, want %s", f.state, tt.wantState)
+			}
+		})
+	}
+}
+
+func TestDryRunRecordsCommands(t *testing.T) {
+	f := newFakeUnit(t, "inactive")
+	s := service(f, true)
+	change, err := s.Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if change.Detail != "systemctl start mosquitto" || !change.Changed {
+		t.Errorf("change %+v, want the start command", change)
+	}
+	if d := cmp.Diff([]string{"systemctl is-active mosquitto"}, f.Calls()); d != "" {
+		t.Errorf("dry run ran (-want +got):\n%s", d)
+	}
+	var lines []string
+	for _, c := range s.Sys.(*system.DryRun).Commands() {
+		lines = append(lines, c.String())
+	}
+	if d := cmp.Diff([]string{"systemctl start mosquitto"}, lines); d != "" {
+		t.Errorf("recorded (-want +got):\n%s", d)
+	}
+}
+
+func TestRequire(t *testing.T) {
+	f := newFakeUnit(t, "active")
+	s := service(f, false)
+	s.Booted = func() bool { return false }
+	for _, op := range []func(*Service, context.Context) (system.Change, error){(*Service).Enable, (*Service).Start, (*Service).Stop, (*Service).Restart, (*Service).Reload} {
+		if _, err := op(s, context.Background()); !errors.Is(err, errs.ErrNoSystemd) {
+			t.Errorf("without systemd: %v, want ErrNoSystemd", err)
+		}
+	}
+	if _, err := s.Status(context.Background()); !errors.Is(err, errs.ErrNoSystemd) {
+		t.Errorf("status without systemd: %v, want ErrNoSystemd", err)
+	}
+	if len(f.Calls()) != 0 {
+		t.Errorf("ran %v without systemd", f.Calls())
+	}
+	rooted := New(system.NewReal(t.TempDir(), system.WithRunner(f)))
+	rooted.Booted = func() bool { return true }
+	if _, err := rooted.Start(context.Background()); !errs.IsInput(err) {
+		t.Errorf("with --root: %v, want an input error", err)
+	}
+}
+
+func TestStatus(t *testing.T) {
+	rec := &system.Recorder{}
+	rec.On("systemctl show mosquitto", system.Output{Stdout: []byte("MainPID=412\nLoadState=loaded\nActiveState=active\nSubState=running\nUnitFileState=enabled\nActiveEnterTimestamp=Thu 2026-11-26 06:00:00 UTC\n")}, nil)
+	rec.On("journalctl", system.Output{Stdout: []byte("a\nb\n")}, nil)
+	port := freePort(t)
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	closed := freePort(t)
+	s := New(system.NewReal("/", system.WithRunner(rec)))
+	s.Booted = func() bool { return true }
+	s.Listeners = func(context.Context) ([]Listener, error) {
+		return []Listener{{Port: port}, {Port: closed, Bind: "127.0.0.1"}}, nil
+	}
+	st, err := s.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Status{Unit: "mosquitto", LoadState: "loaded", ActiveState: "active", SubState: "running", Enabled: "enabled", MainPID: 412,
+		Since: "Thu 2026-11-26 06:00:00 UTC", Journal: []string{"a", "b"},
+		Listeners: []ListenerStatus{{Addr: fmt.Sprintf("127.0.0.1:%d", port), Accepting: true}, {Addr: fmt.Sprintf("127.0.0.1:%d", closed)}}}
+	if d := cmp.Diff(want, st); d != "" {
+		t.Errorf("status (-want +got):\n%s", d)
+	}
+	for _, c := range rec.Calls {
+		if !c.ReadOnly {
+			t.Errorf("status ran a mutating command: %s", c)
+		}
+	}
+}
+
+func TestConfigListeners(t *testing.T) {
+	root := t.TempDir()
+	sys := system.NewReal(root)
+	write := func(p, s string) {
+		os.MkdirAll(filepath.Dir(sys.HostPath(p)), 0o755)
+		if err := os.WriteFile(sys.HostPath(p), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name  string
+		files map[string]string
+		want  []Listener
+	}{
+		{"no listener: loopback 1883", map[string]string{"/etc/mosquitto/mosquitto.conf": "pid_file /run/mosquitto/mosquitto.pid\n"},
+			[]Listener{{Port: 1883, Bind: "127.0.0.1"}}},
+		{"include_dir in byte order", map[string]string{
+			"/etc/mosquitto/mosquitto.conf":       "# listener 1\ninclude_dir /etc/mosquitto/conf.d\n",
+			"/etc/mosquitto/conf.d/b.conf":        "listener 9443\nprotocol websockets\n",
+			"/etc/mosquitto/conf.d/a.conf":        "listener 8883 0.0.0.0\n  listener   1883 127.0.0.1\n",
+			"/etc/mosquitto/conf.d/README":        "listener 1\n",
+			"/etc/mosquitto/conf.d/socket.conf":   "listener 0 /run/mosquitto/sock\n",
+			"/etc/mosquitto/conf.d/z.conf.dpkg-x": "listener 2\n"},
+			[]Listener{{Port: 8883, Bind: "0.0.0.0"}, {Port: 1883, Bind: "127.0.0.1"}, {Port: 9443}}},
+		{"deprecated port and bind_address", map[string]string{"/etc/mosquitto/mosquitto.conf": "port 1884\nbind_address ::\nlistener 8884\n"},
+			[]Listener{{Port: 1884, Bind: "::"}, {Port: 8884}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			os.RemoveAll(filepath.Join(root, "etc"))
+			for p, s := range tt.files {
+				write(p, s)
+			}
+			got, err := ConfigListeners(sys, "/etc/mosquitto/mosquitto.conf")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(tt.want, got); d != "" {
+				t.Errorf("listeners (-want +got):\n%s", d)
+			}
+		})
+	}
+	write("/etc/mosquitto/mosquitto.conf", "listener 88a3\n")
+	if _, err := ConfigListeners(sys, "/etc/mosquitto/mosquitto.conf"); err == nil || !strings.Contains(err.Error(), "88a3") {
+		t.Errorf("bad port: %v, want an error naming it", err)
+	}
+	if got := (Listener{Port: 1, Bind: "::"}).Addr(); got != "[::1]:1" {
+		t.Errorf("Addr of :: is %s", got)
+	}
+}

@@ -1,0 +1,317 @@
+package wizard
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/mosqprov/mosqprov/pkg/errs"
+	"github.com/mosqprov/mosqprov/pkg/passwd"
+	"github.com/mosqprov/mosqprov/pkg/spec"
+)
+
+// step is one scripted answer: the question must contain ask; answer is a
+// string, bool, []string, dflt (take the default), or an error to return.
+type step struct {
+	ask    string
+	answer any
+}
+
+type dflt struct{}
+
+// script is a Prompter that answers from a list and records what it saw.
+type script struct {
+	t        *testing.T
+	steps    []step
+	defaults map[string]any // question -> default offered
+	rejected []string       // validation errors the wizard showed
+	said     []string
+	options  map[string][]Option
+}
+
+func newScript(t *testing.T, steps ...step) *script {
+	return &script{t: t, steps: steps, defaults: map[string]any{}, options: map[string][]Option{}}
+}
+
+func (s *script) next(message string, def any) (any, error) {
+	s.t.Helper()
+	s.defaults[message] = def
+	if len(s.steps) == 0 {
+		s.t.Fatalf("unexpected question %q", message)
+	}
+	st := s.steps[0]
+	s.steps = s.steps[1:]
+	if !strings.Contains(message, st.ask) {
+		s.t.Fatalf("asked %q, script expected a question containing %q", message, st.ask)
+	}
+	if err, ok := st.answer.(error); ok {
+		return nil, err
+	}
+	if _, ok := st.answer.(dflt); ok {
+		return def, nil
+	}
+	return st.answer, nil
+}
+
+func (s *script) Input(message, help, def string, validate func(string) error) (string, error) {
+	for {
+		a, err := s.next(message, def)
+		if err != nil {
+			return "", err
+		}
+		v := a.(string)
+		if validate != nil {
+			if err := validate(v); err != nil {
+				s.rejected = append(s.rejected, err.Error())
+				continue // asked again, as survey does
+			}
+		}
+		return v, nil
+	}
+}
+
+func (s *script) Password(message, help string) (string, error) {
+	a, err := s.next(message, "")
+	if err != nil {
+		return "", err
+	}
+	return a.(string), nil
+}
+
+func (s *script) Confirm(message, help string, def bool) (bool, error) {
+	a, err := s.next(message, def)
+	if err != nil {
+		return false, err
+	}
+	return a.(bool), nil
+}
+
+func (s *script) Select(message, help string, opts []Option, def string) (string, error) {
+	s.options[message] = opts
+	a, err := s.next(message, def)
+	if err != nil {
+		return "", err
+	}
+	return a.(string), nil
+}
+
+func (s *script) MultiSelect(message, help string, opts []Option, defs []string, validate func([]string) error) ([]string, error) {
+	s.options[message] = opts
+	for {
+		a, err := s.next(message, defs)
+		if err != nil {
+			return nil, err
+		}
+		v := a.([]string)
+		if validate != nil {
+			if err := validate(v); err != nil {
+				s.rejected = append(s.rejected, err.Error())
+				continue
+			}
+		}
+		return v, nil
+	}
+}
+
+func (s *script) Say(format string, args ...any) { s.said = append(s.said, fmt.Sprintf(format, args...)) }
+
+func (s *script) done() {
+	s.t.Helper()
+	if len(s.steps) > 0 {
+		s.t.Fatalf("questions not asked: %+v", s.steps)
+	}
+}
+
+type host struct {
+	name  string
+	addrs []string
+}
+
+func (h host) Hostname() (string, error) { return h.name, nil }
+func (h host) Addrs() ([]net.IP, error) {
+	var out []net.IP
+	for _, a := range h.addrs {
+		out = append(out, net.ParseIP(a))
+	}
+	return out, nil
+}
+
+var pi = host{"raspberrypi", []string{"192.168.1.50", "fd00::50"}}
+
+func TestFreshSetup(t *testing.T) {
+	p := newScript(t,
+		step{"Host name", dflt{}},
+		step{"Other names", dflt{}},
+		step{"IP addresses", []string{"192.168.1.50", "127.0.0.1"}},
+		step{"Listeners", []string{}},            // rejected: nothing chosen
+		step{"Listeners", []string{"wss"}},       // rejected: only WebSockets
+		step{"Listeners", []string{"mqtts", "wss", "mqtt"}},
+		step{"Key type", dflt{}},
+		step{"Add a user?", true},
+		step{"User name", "bad:name"}, // rejected
+		step{"User name", "blinds"},
+		step{"Password for blinds", "first-try"},
+		step{"Password for blinds (again)", "typo"},
+		step{"Password for blinds", "s3cret-blinds"},
+		step{"Password for blinds (again)", "s3cret-blinds"},
+		step{"Add another user?", true},
+		step{"User name", "blinds"}, // rejected: already a user
+		step{"User name", "android-app"},
+		step{"Password for android-app", "s3cret-app"},
+		step{"Password for android-app (again)", "s3cret-app"},
+		step{"Add another user?", false},
+		step{"ACL rules", true},
+		step{"Topics blinds", "home/blinds/#"},
+		step{"Topics android-app", "home/#/bad"}, // rejected
+		step{"Topics android-app", dflt{}},
+	)
+	s, err := Run(p, pi, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.done()
+
+	if got := p.defaults["Host name clients use to reach the broker"]; got != "raspberrypi.local" {
+		t.Errorf("host name default %v", got)
+	}
+	if got := p.defaults["Other names for the broker (comma separated, may be empty)"]; got != "raspberrypi, localhost" {
+		t.Errorf("names default %v", got)
+	}
+	if got := p.defaults["IP addresses clients may connect to (they go into the certificate)"]; !cmp.Equal(got, []string{"192.168.1.50", "fd00::50", "127.0.0.1"}) {
+		t.Errorf("ip defaults %v", got)
+	}
+	if got := p.defaults["Listeners"]; !cmp.Equal(got, []string{"mqtt", "mqtts"}) {
+		t.Errorf("listener defaults %v", got)
+	}
+	if got := p.defaults["Key type"]; got != "rsa-2048" {
+		t.Errorf("key type default %v", got)
+	}
+	if len(p.rejected) != 5 {
+		t.Errorf("rejections %q", p.rejected)
+	}
+	if !strings.Contains(strings.Join(p.said, "\n"), "The two entries differ") {
+		t.Errorf("said %q", p.said)
+	}
+	for _, o := range p.options["Listeners"] {
+		if o.Note == "" {
+			t.Errorf("listener %s has no security note", o.Value)
+		}
+	}
+
+	if s.Hostname != "raspberrypi.local" || !cmp.Equal(s.Names, []string{"raspberrypi", "localhost"}) || !cmp.Equal(s.IPs, []string{"192.168.1.50", "127.0.0.1"}) {
+		t.Errorf("names %q %q %q", s.Hostname, s.Names, s.IPs)
+	}
+	wantListeners := []spec.Listener{{Type: "mqtt", Port: 1883, Bind: "127.0.0.1"}, {Type: "mqtts", Port: 8883}, {Type: "wss", Port: 9443}}
+	if diff := cmp.Diff(wantListeners, s.Listeners); diff != "" {
+		t.Errorf("listeners (-want +got):\n%s", diff)
+	}
+	wantACL := []spec.ACLRule{{User: "blinds", ReadWrite: []string{"home/blinds/#"}}, {User: "android-app", ReadWrite: []string{"android-app/#"}}}
+	if diff := cmp.Diff(wantACL, s.ACL); diff != "" {
+		t.Errorf("acl (-want +got):\n%s", diff)
+	}
+	// Passwords are stored as Mosquitto hashes that verify, never in clear.
+	for i, pw := range []string{"s3cret-blinds", "s3cret-app"} {
+		u := s.Users[i]
+		h, err := passwd.ParseHash(u.Hash)
+		if err != nil || !h.Verify(pw) || u.PasswordEnv != "" || u.PasswordFile != "" {
+			t.Errorf("user %+v: %v", u, err)
+		}
+	}
+	data, err := spec.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pw := range []string{"s3cret-blinds", "s3cret-app", "first-try", "typo"} {
+		if strings.Contains(string(data), pw) {
+			t.Fatalf("broker.yaml holds a password in clear:\n%s", data)
+		}
+	}
+}
+
+func TestStartsFromExistingSpec(t *testing.T) {
+	start, err := spec.Parse("broker.yaml", []byte(`hostname: mqtt.home.arpa
+names: [pi]
+ips: [192.168.1.40]
+tls: {key_type: ecdsa-p256}
+listeners:
+  - {type: mqtts, port: 18883}
+  - {type: ws, port: 8081, bind: 127.0.0.1}
+users:
+  - {name: bot, password_env: BOT_PASSWORD}
+acl:
+  - {user: bot, read: ["home/#"]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newScript(t,
+		step{"Host name", dflt{}},
+		step{"Other names", dflt{}},
+		step{"IP addresses", dflt{}},
+		step{"Listeners", []string{"mqtts", "ws", "mqtt"}},
+		step{"Key type", dflt{}},
+		step{"Add another user?", false},
+		step{"ACL rules", dflt{}},
+	)
+	s, err := Run(p, pi, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.done()
+	if p.defaults["Listeners"] == nil || !cmp.Equal(p.defaults["Listeners"], []string{"mqtts", "ws"}) {
+		t.Errorf("listener defaults %v", p.defaults["Listeners"])
+	}
+	var ipNotes []string
+	for _, o := range p.options["IP addresses clients may connect to (they go into the certificate)"] {
+		ipNotes = append(ipNotes, o.Value+"="+o.Note)
+	}
+	if !strings.Contains(strings.Join(ipNotes, ";"), "192.168.1.40=in broker.yaml, not on this machine now") {
+		t.Errorf("ip options %q", ipNotes)
+	}
+	if s.Hostname != "mqtt.home.arpa" || !cmp.Equal(s.Names, []string{"pi"}) || !cmp.Equal(s.IPs, []string{"192.168.1.40"}) || s.TLS.KeyType != "ecdsa-p256" {
+		t.Errorf("%+v", s)
+	}
+	// Kept listeners keep their ports and binds; the new one gets defaults.
+	want := []spec.Listener{{Type: "mqtt", Port: 1883, Bind: "127.0.0.1"}, {Type: "mqtts", Port: 18883}, {Type: "ws", Port: 8081, Bind: "127.0.0.1"}}
+	if diff := cmp.Diff(want, s.Listeners); diff != "" {
+		t.Errorf("listeners (-want +got):\n%s", diff)
+	}
+	if len(s.Users) != 1 || s.Users[0].PasswordEnv != "BOT_PASSWORD" || len(s.ACL) != 1 {
+		t.Errorf("users %+v acl %+v", s.Users, s.ACL)
+	}
+	if start.Hostname != "mqtt.home.arpa" || len(start.Listeners) != 2 {
+		t.Error("the starting spec was modified")
+	}
+}
+
+func TestInterruptAnywhere(t *testing.T) {
+	full := []step{
+		{"Host name", dflt{}},
+		{"Other names", dflt{}},
+		{"IP addresses", dflt{}},
+		{"Listeners", dflt{}},
+		{"Key type", dflt{}},
+		{"Add a user?", true},
+		{"User name", "u1"},
+		{"Password for u1", "pw-u1-long"},
+		{"Password for u1 (again)", "pw-u1-long"},
+		{"Add another user?", false},
+		{"ACL rules", false},
+	}
+	for i := range full {
+		steps := append(append([]step(nil), full[:i]...), step{full[i].ask, errs.ErrInterrupted})
+		p := newScript(t, steps...)
+		s, err := Run(p, pi, nil)
+		if !errors.Is(err, errs.ErrInterrupted) || s != nil {
+			t.Errorf("Ctrl-C at %q: %v, %v", full[i].ask, s, err)
+		}
+	}
+	// And the whole script, uninterrupted, succeeds: the loop above tested every question.
+	if _, err := Run(newScript(t, full...), pi, nil); err != nil {
+		t.Fatal(err)
+	}
+}
