@@ -139,8 +139,14 @@ func (b *Broker) ReadLog() string {
 	return string(data)
 }
 
-// Reload sends SIGHUP, as systemctl reload does.
+// Reload sends SIGHUP, as systemctl reload does. The broker opens its
+// sockets before it installs its signal handlers, and SIGHUP's default
+// action ends a process, so Reload first waits (up to 5 s) for the log's
+// "running" line; under systemd, Type=notify waits for the same point.
 func (b *Broker) Reload() error {
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(b.ReadLog(), " running") && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	return b.cmd.Process.Signal(hangup)
 }
 

@@ -8,10 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/mosqprov/mosqprov/internal/brokertest"
 	"github.com/mosqprov/mosqprov/internal/nspawn"
@@ -56,11 +58,19 @@ func TestInstallAndServiceInRealSystemd(t *testing.T) {
 	t.Run("install", func(t *testing.T) {
 		// A fresh image whose apt has no lists yet: install must update first.
 		e.exec("sh", "-c", "rm -rf /var/lib/apt/lists/*")
+		// And, as on a Pi just booted, another package manager holds dpkg's
+		// lock (an fcntl lock taken from the host on the container's file,
+		// as dpkg takes it) for the first seconds: install waits, says so,
+		// then goes on.
+		release := holdLock(t, c.Path("/var/lib/dpkg/lock-frontend"), 3*time.Second)
+		defer release()
 		start := time.Now()
 		out := e.mosqprov(t, 0, "install")
 		t.Logf("install took %s", time.Since(start).Round(time.Second))
+		mustContain(t, out, "apt: waiting for /var/lib/dpkg/lock-frontend, held by another process (up to 10m0s; --lock-timeout)",
+			"apt: lock released, continuing")
 		// apt's own progress is streamed.
-		mustContain(t, out, "~ package lists: ran (apt-get update -o DPkg::Lock::Timeout=600; apt doesn't know mosquitto, mosquitto-clients yet)", "Setting up mosquitto (2.0.11",
+		mustContain(t, out, "~ package lists: ran (apt-get update -o DPkg::Lock::Timeout=", "; apt doesn't know mosquitto, mosquitto-clients yet)", "Setting up mosquitto (2.0.11",
 			"+ package mosquitto: created (2.0.11", "+ package mosquitto-clients: created (2.0.11", "broker: mosquitto 2.0.11 (2.0 series)")
 		e.up(t, port)
 	})
@@ -130,9 +140,10 @@ func TestInstallAndServiceInRealSystemd(t *testing.T) {
 		busy := taken.Addr().(*net.TCPAddr).Port
 		pid := e.mainPID()
 		out := e.mosqprov(t, 5, "conf", "write", "--listener", fmt.Sprintf("mqtt:%d:127.0.0.1", busy), "--allow-anonymous", "--password-file", "", "--acl-file", "")
-		mustContain(t, out, "+ configuration: created /etc/mosquitto/conf.d/mosqprov.conf",
+		mustContain(t, out, "created /etc/mosquitto/conf.d/mosqprov.conf",
 			"mosqprov: restart mosquitto: broker failed to start with the new files; previous files restored",
-			"last journal lines (journalctl -u mosquitto -n 20 --no-pager):")
+			"last journal lines (journalctl -u mosquitto -n 20 --no-pager):",
+			"/var/log/mosquitto/mosquitto.log (last lines):", "Error: Address already in use")
 		if _, err := os.Stat(c.Path("/etc/mosquitto/conf.d/mosqprov.conf")); !os.IsNotExist(err) {
 			t.Errorf("the refused drop-in is still there (%v)", err)
 		}
@@ -224,6 +235,24 @@ func mustContain(t *testing.T, out string, wants ...string) {
 	}
 }
 
+// holdLock takes a POSIX write lock on path, as dpkg does, and releases it
+// after d (or when the returned func is called).
+func holdLock(t *testing.T, path string, d time.Duration) func() {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lk := unix.Flock_t{Type: unix.F_WRLCK}
+	if err := unix.FcntlFlock(f.Fd(), unix.F_SETLK, &lk); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	release := func() { once.Do(func() { f.Close() }) } // closing drops the lock
+	time.AfterFunc(d, release)
+	return release
+}
+
 func cacheDir() string {
 	if d := os.Getenv("MOSQPROV_E2E_CACHE"); d != "" {
 		return d
@@ -235,9 +264,11 @@ func cacheDir() string {
 // container whatever the host's libc.
 func buildMosqprov(t *testing.T) string {
 	t.Helper()
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		goBin = "go"
+	// go test puts the go command it runs under first on PATH only
+	// sometimes; /usr/local/go is where CI and the README install it.
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = "/usr/local/go/bin/go"
 	}
 	out := filepath.Join(t.TempDir(), "mosqprov")
 	cmd := exec.Command(goBin, "build", "-o", out, "github.com/mosqprov/mosqprov/cmd/mosqprov")

@@ -199,6 +199,13 @@ func Image(ctx context.Context, cacheDir string, r Recipe, log func(string, ...a
 	if err := os.Rename(tmp, tarball); err != nil {
 		return "", err
 	}
+	// A new recipe replaces the old one: keep the cache at one tree.
+	old, _ := filepath.Glob(filepath.Join(cacheDir, "*.tar.zst"))
+	for _, o := range old {
+		if o != tarball {
+			os.Remove(o)
+		}
+	}
 	log("nspawn: built %s in %s", tarball, time.Since(start).Round(time.Second))
 	return tarball, nil
 }
@@ -272,7 +279,9 @@ func boot(image string) (*Container, error) {
 	script := strings.Join(append(enter, `exec systemd-nspawn -q -D "$1" -M "$2" -b --register=no --keep-unit --console=read-only`), " && ")
 	c.cmd = exec.Command("sh", "-c", script, "sh", dir, c.Name)
 	c.cmd.Stdout, c.cmd.Stderr = console, console
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: if the test binary dies without its cleanups (a go test
+	// -timeout panic), nspawn still gets SIGTERM and halts the container.
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := c.cmd.Start(); err != nil {
 		return c, err
 	}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"path"
 	"time"
 
 	"github.com/mosqprov/mosqprov/pkg/errs"
@@ -47,8 +48,6 @@ func DefaultPaths() Paths {
 var (
 	// caDirAttr: only root may even list the CA folder.
 	caDirAttr = system.Attr{Mode: 0o700, User: "root", Group: "root"}
-	// stateDirAttr is /etc/mosqprov itself (it also holds broker.yaml).
-	stateDirAttr = system.Attr{Mode: 0o755, User: "root", Group: "root"}
 	// brokerDirAttr matches what Debian's package creates for /etc/mosquitto/certs.
 	brokerDirAttr = system.Attr{Mode: 0o755, User: "root", Group: "root"}
 	// publicAttr is for certificates: anyone may read them.
@@ -126,6 +125,30 @@ func write(res *Result, sys system.System, what, path string, data []byte, attr 
 	return nil
 }
 
+// createDir makes path when it is missing and leaves an existing folder as
+// it is: the broker's certs folder belongs to Debian's package, and a
+// --clients-dir may be a folder the user already has.
+func createDir(res *Result, sys system.System, what, path string, attr system.Attr) error {
+	if _, err := sys.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return ensureDir(res, sys, what, path, attr)
+}
+
+// createParent creates the folder holding dir when it is missing (root,
+// 0755: /etc/mosqprov also holds broker.yaml), so a plan shows it; an
+// existing one is never touched.
+func createParent(res *Result, sys system.System, dir string) error {
+	parent := path.Dir(dir)
+	what := "folder"
+	if parent == layout.StateDir {
+		what = "mosqprov folder"
+	}
+	return createDir(res, sys, what, parent, system.Attr{Mode: 0o755, User: "root", Group: "root"})
+}
+
+// ensureDir makes path a folder with attr, fixing an existing one; missing
+// parents are created 0755.
 func ensureDir(res *Result, sys system.System, what, path string, attr system.Attr) error {
 	act, err := sys.EnsureDir(path, attr)
 	if err != nil {
@@ -198,7 +221,7 @@ func EnsureCA(sys system.System, o CAOptions) (Result, error) {
 	if err := pki.ValidateCommonName("--ca-name", o.CommonName); err != nil {
 		return res, err
 	}
-	if err := ensureDir(&res, sys, "mosqprov folder", dirOf(o.Paths.CADir), stateDirAttr); err != nil {
+	if err := createParent(&res, sys, o.Paths.CADir); err != nil {
 		return res, err
 	}
 	if err := ensureDir(&res, sys, whatCADir, o.Paths.CADir, caDirAttr); err != nil {
@@ -221,6 +244,24 @@ func EnsureCA(sys system.System, o CAOptions) (Result, error) {
 			return res, err
 		}
 		return res, nil
+	case keyExists && !certExists && !o.Force:
+		// The key is written before the certificate: a CA whose creation
+		// was interrupted in between (a full disk, a kill) has a key and no
+		// certificate yet. Finish it with that key, so the next run
+		// converges; no one can trust a certificate that never existed.
+		keyPEM, err := sys.ReadFile(o.Paths.CAKey)
+		if err != nil {
+			return res, loadErr
+		}
+		key, err := pki.ParsePrivateKey(keyPEM)
+		if err != nil {
+			return res, loadErr
+		}
+		issued, err := pki.NewCA(randOr(o.Rand), sys.Now(), pki.CARequest{CommonName: o.CommonName, Key: key})
+		if err != nil {
+			return res, err
+		}
+		return res, ensureCAFiles(&res, sys, o.Paths, issued)
 	case loadErr != nil && (certExists || keyExists) && !o.Force:
 		return res, loadErr
 	}
@@ -256,15 +297,6 @@ func ensureCAFiles(res *Result, sys system.System, p Paths, issued *pki.Issued) 
 		return err
 	}
 	return write(res, sys, whatCACert, p.CACert, certPEM, layout.Public, detail)
-}
-
-func dirOf(p string) string {
-	for i := len(p) - 1; i > 0; i-- {
-		if p[i] == '/' {
-			return p[:i]
-		}
-	}
-	return "/"
 }
 
 // chainsTo checks cert against the CA for usage at now.

@@ -3,9 +3,12 @@ package certs
 import (
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -223,6 +226,11 @@ func TestSecondRunWritesNothing(t *testing.T) {
 	if err := runClient(sys, "phone", true); err != nil {
 		t.Fatal(err)
 	}
+	checkOwners(t, sys, []wantFile{
+		{"/etc/mosqprov/clients", 0o700, "root"},
+		{"/etc/mosqprov/clients/phone/phone.p12", 0o600, "root"},
+		{"/etc/mosqprov/clients/phone/phone.key", 0o600, "root"},
+	})
 	before := snapshot(t, sys.Root())
 	mustCA(t, sys)
 	mustServer(t, sys, ServerOptions{Names: []string{"pi.local", "localhost"}, IPs: []string{"192.168.1.10"}})
@@ -511,4 +519,41 @@ func TestRenewReissuesDueCertificates(t *testing.T) {
 	if Failing(entries) {
 		t.Fatalf("after renew: %+v", entries)
 	}
+}
+
+// TestExportWithoutRoot: a user who can't open the root-only CA folder
+// still gets the CA certificate, from the broker's public copy.
+func TestExportWithoutRoot(t *testing.T) {
+	requireRoot(t)
+	sys, _ := newSys(t)
+	mustCA(t, sys)
+	mustServer(t, sys, ServerOptions{Names: []string{"localhost"}})
+	bin, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Run TestExportHelper in this test binary as the nobody user.
+	cmd := exec.Command("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", bin, "-test.run=^TestExportHelper$", "-test.v")
+	cmd.Env = append(os.Environ(), "MOSQPROV_EXPORT_CHILD=1", "MOSQPROV_EXPORT_ROOT="+sys.Root())
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "exported CN=test CA") {
+		t.Fatalf("export as nobody: %v\n%s", err, out)
+	}
+}
+
+// TestExportHelper is TestExportWithoutRoot's child; alone it does nothing.
+func TestExportHelper(t *testing.T) {
+	root := os.Getenv("MOSQPROV_EXPORT_ROOT")
+	if os.Getenv("MOSQPROV_EXPORT_CHILD") == "" || root == "" {
+		t.Skip("run by TestExportWithoutRoot")
+	}
+	sys := system.NewReal(root)
+	if _, err := sys.ReadFile("/etc/mosqprov/ca/ca.crt"); !errors.Is(err, fs.ErrPermission) {
+		t.Fatalf("the CA folder is readable as %d: %v", os.Getuid(), err)
+	}
+	e, err := Export(sys, DefaultPaths(), FormatPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println("exported " + e.Subject)
 }

@@ -3,10 +3,8 @@ package certs
 import (
 	"crypto"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"path"
 
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
@@ -149,19 +147,17 @@ func clientReissueReason(sys system.System, f ClientFiles, ca *pki.CA, name stri
 // --out, created private when missing and otherwise left as the caller has it.
 func clientDirs(res *Result, sys system.System, f ClientFiles, owned bool, p Paths) error {
 	if owned {
-		if err := ensureDir(res, sys, "mosqprov folder", dirOf(p.ClientDir), stateDirAttr); err != nil {
+		if err := createParent(res, sys, p.ClientDir); err != nil {
 			return err
 		}
-		if err := ensureDir(res, sys, "clients folder", p.ClientDir, caDirAttr); err != nil {
+		if err := createDir(res, sys, "clients folder", p.ClientDir, caDirAttr); err != nil {
 			return err
 		}
 		return ensureDir(res, sys, "client folder", f.Dir, caDirAttr)
 	}
-	if _, err := sys.Stat(f.Dir); errors.Is(err, fs.ErrNotExist) {
-		// It is about to hold a private key.
-		return ensureDir(res, sys, "client folder", f.Dir, system.Attr{Mode: 0o700})
-	}
-	return nil
+	// A folder we create for the caller starts private: it is about to hold
+	// a private key.
+	return createDir(res, sys, "client folder", f.Dir, system.Attr{Mode: 0o700})
 }
 
 // writeClient writes the client's files; the caller holds the lock.

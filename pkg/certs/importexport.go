@@ -3,6 +3,8 @@ package certs
 import (
 	"bytes"
 	"crypto/x509"
+	"errors"
+	"io/fs"
 
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/pki"
@@ -88,7 +90,7 @@ func Import(sys system.System, o ImportOptions) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	if err := ensureDir(&res, sys, whatBrokerDir, o.Paths.BrokerDir, brokerDirAttr); err != nil {
+	if err := createDir(&res, sys, whatBrokerDir, o.Paths.BrokerDir, brokerDirAttr); err != nil {
 		return res, err
 	}
 	unlock, err := sys.Lock(o.Paths.ServerCert)
@@ -152,6 +154,13 @@ func Export(sys system.System, p Paths, format string) (*Exported, error) {
 		return nil, errs.Invalid("--format", "%q is not pem, der or c-header", format)
 	}
 	data, err := sys.ReadFile(p.CACert)
+	if errors.Is(err, fs.ErrPermission) {
+		// The CA folder is root-only; the broker's copy is public, so a
+		// person without sudo can still hand ca.crt to a device.
+		if b, berr := sys.ReadFile(p.BrokerCA); berr == nil {
+			data, err = b, nil
+		}
+	}
 	if err != nil {
 		return nil, errs.Invalid(p.CACert, "can't read the CA certificate (create it with `mosqprov cert ca`): %v", unwrapPath(err))
 	}

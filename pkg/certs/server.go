@@ -77,7 +77,7 @@ func EnsureServer(sys system.System, o ServerOptions) (Result, error) {
 	}
 	// Lock, then read, then write: two runs at once (cron and a person)
 	// can't both decide to reissue and interleave their files.
-	if err := ensureDir(&res, sys, whatBrokerDir, o.Paths.BrokerDir, brokerDirAttr); err != nil {
+	if err := createDir(&res, sys, whatBrokerDir, o.Paths.BrokerDir, brokerDirAttr); err != nil {
 		return res, err
 	}
 	unlock, err := sys.Lock(o.Paths.ServerCert)

@@ -130,4 +130,3 @@ func applySummary(r *plan.Result, dryRun bool, s *spec.Spec) string {
 	}
 	return fmt.Sprintf("Apply complete: %d created, %d changed, %d removed.", r.Summary.Create, r.Summary.Change, r.Summary.Remove)
 }
-

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"strings"
 	"time"
 
@@ -31,12 +32,36 @@ subjectAltName (what modern TLS clients check), client certificates for mutual
 TLS, renewal, import of certificates from elsewhere (Let's Encrypt) and export
 of the CA certificate for devices.`,
 	}
-	cmd.AddCommand(newCertCACmd(a), newCertServerCmd(a), newCertClientCmd(a), newCertStatusCmd(a),
-		newCertRenewCmd(a), newCertExportCmd(a), newCertImportCmd(a))
+	pf := &certPathFlags{}
+	d := certs.DefaultPaths()
+	f := cmd.PersistentFlags()
+	f.StringVar(&pf.CADir, "ca-dir", d.CADir, "the CA's folder (ca.key, ca.crt)")
+	f.StringVar(&pf.BrokerDir, "certs-dir", d.BrokerDir, "the broker's certificate folder (ca.crt, server.crt, server.key)")
+	f.StringVar(&pf.ClientDir, "clients-dir", d.ClientDir, "where client certificates go, one folder per client")
+	cmd.AddCommand(newCertCACmd(a, pf), newCertServerCmd(a, pf), newCertClientCmd(a, pf), newCertStatusCmd(a, pf),
+		newCertRenewCmd(a, pf), newCertExportCmd(a, pf), newCertImportCmd(a, pf))
 	return cmd
 }
 
-// applyResult reports a converge step and records what the broker needs.
+// certPathFlags move the managed files; like every target path they are
+// resolved under --root.
+type certPathFlags struct {
+	CADir, BrokerDir, ClientDir string
+}
+
+func (f *certPathFlags) paths() certs.Paths {
+	if f == nil {
+		return certs.DefaultPaths()
+	}
+	return certs.Paths{
+		CADir: f.CADir, CAKey: path.Join(f.CADir, "ca.key"), CACert: path.Join(f.CADir, "ca.crt"),
+		BrokerDir: f.BrokerDir, BrokerCA: path.Join(f.BrokerDir, "ca.crt"),
+		ServerCert: path.Join(f.BrokerDir, "server.crt"), ServerKey: path.Join(f.BrokerDir, "server.key"),
+		ClientDir: f.ClientDir,
+	}
+}
+
+// reportCertResult reports a converge step and records what the broker needs.
 func reportCertResult(a *App, res certs.Result) {
 	a.Add(res.Changes...)
 	for _, w := range res.Warnings {
@@ -58,6 +83,7 @@ const keyTypeHelp = "key type: rsa-2048, rsa-3072, rsa-4096, ecdsa-p256 or ecdsa
 
 type certCAOptions struct {
 	*App
+	Paths   *certPathFlags
 	CAName  string
 	KeyType string
 	Force   bool
@@ -65,8 +91,8 @@ type certCAOptions struct {
 	CANameSet bool
 }
 
-func newCertCACmd(a *App) *cobra.Command {
-	o := &certCAOptions{App: a}
+func newCertCACmd(a *App, pf *certPathFlags) *cobra.Command {
+	o := &certCAOptions{App: a, Paths: pf}
 	cmd := &cobra.Command{
 		Use:   "ca",
 		Short: "Create the local CA (once; an existing valid CA is kept)",
@@ -98,7 +124,7 @@ func runCertCA(ctx context.Context, o *certCAOptions) error {
 		}
 		name = "mosqprov CA " + host
 	}
-	res, err := certs.EnsureCA(o.Sys, certs.CAOptions{Paths: certs.DefaultPaths(), CommonName: name, KeyType: kt, Force: o.Force})
+	res, err := certs.EnsureCA(o.Sys, certs.CAOptions{Paths: o.Paths.paths(), CommonName: name, KeyType: kt, Force: o.Force})
 	if err != nil {
 		return err
 	}
@@ -110,6 +136,7 @@ func runCertCA(ctx context.Context, o *certCAOptions) error {
 
 type certServerOptions struct {
 	*App
+	Paths       *certPathFlags
 	Names       []string
 	IPs         []string
 	KeyType     string
@@ -119,8 +146,8 @@ type certServerOptions struct {
 	Host certs.Host
 }
 
-func newCertServerCmd(a *App) *cobra.Command {
-	o := &certServerOptions{App: a}
+func newCertServerCmd(a *App, pf *certPathFlags) *cobra.Command {
+	o := &certServerOptions{App: a, Paths: pf}
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Issue or renew the broker's server certificate (kept while it is still right)",
@@ -167,7 +194,7 @@ func runCertServer(ctx context.Context, o *certServerOptions) error {
 		o.Debugf("default names: %s", strings.Join(append(append([]string{}, names...), ips...), " "))
 	}
 	res, err := certs.EnsureServer(o.Sys, certs.ServerOptions{
-		Paths: certs.DefaultPaths(), Names: names, IPs: ips, KeyType: kt, Days: o.Days, RenewBefore: o.RenewBefore,
+		Paths: o.Paths.paths(), Names: names, IPs: ips, KeyType: kt, Days: o.Days, RenewBefore: o.RenewBefore,
 	})
 	if err != nil {
 		return err
@@ -180,6 +207,7 @@ func runCertServer(ctx context.Context, o *certServerOptions) error {
 
 type certClientOptions struct {
 	*App
+	Paths         *certPathFlags
 	Name          string
 	OutDir        string
 	KeyType       string
@@ -189,8 +217,8 @@ type certClientOptions struct {
 	PasswordStdin bool
 }
 
-func newCertClientCmd(a *App) *cobra.Command {
-	o := &certClientOptions{App: a}
+func newCertClientCmd(a *App, pf *certPathFlags) *cobra.Command {
+	o := &certClientOptions{App: a, Paths: pf}
 	cmd := &cobra.Command{
 		Use:   "client NAME",
 		Short: "Issue a client certificate for mutual TLS (CN=NAME)",
@@ -200,7 +228,8 @@ and the CA certificate go to /etc/mosqprov/clients/NAME/ (root only) or --out
 DIR. --p12 also writes NAME.p12 for phones; its password comes from stdin
 (--password-stdin), $` + P12PasswordEnv + ` or a prompt, never from the command line.`,
 		Example: `  mosqprov cert client blinds-esp32
-  mosqprov cert client phone --p12 --out ./phone <<<"$(openssl rand -hex 16)"`,
+  mosqprov cert client phone --p12 --out ./phone      # asks for the bundle's password twice
+  pass show mqtt/phone | mosqprov cert client phone --p12 --password-stdin`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Name = args[0]
@@ -241,7 +270,7 @@ func runCertClient(ctx context.Context, o *certClientOptions) error {
 		}
 	}
 	res, err := certs.EnsureClient(o.Sys, certs.ClientOptions{
-		Paths: certs.DefaultPaths(), Name: o.Name, OutDir: o.OutDir, KeyType: kt, Days: o.Days,
+		Paths: o.Paths.paths(), Name: o.Name, OutDir: o.OutDir, KeyType: kt, Days: o.Days,
 		RenewBefore: o.RenewBefore, P12: o.P12, Password: password,
 	})
 	if err != nil {
@@ -255,11 +284,12 @@ func runCertClient(ctx context.Context, o *certClientOptions) error {
 
 type certStatusOptions struct {
 	*App
-	Warn int
+	Paths *certPathFlags
+	Warn  int
 }
 
-func newCertStatusCmd(a *App) *cobra.Command {
-	o := &certStatusOptions{App: a}
+func newCertStatusCmd(a *App, pf *certPathFlags) *cobra.Command {
+	o := &certStatusOptions{App: a, Paths: pf}
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the CA, server and client certificates; exit 1 when one needs attention",
@@ -280,7 +310,7 @@ func runCertStatus(_ context.Context, o *certStatusOptions) error {
 	if o.Warn < 0 {
 		return errs.Invalid("--warn", "%d is negative", o.Warn)
 	}
-	entries, err := certs.Status(o.Sys, certs.DefaultPaths(), o.Warn)
+	entries, err := certs.Status(o.Sys, o.Paths.paths(), o.Warn)
 	if err != nil {
 		return err
 	}
@@ -331,11 +361,12 @@ func yesNo(b bool) string {
 
 type certRenewOptions struct {
 	*App
+	Paths       *certPathFlags
 	RenewBefore int
 }
 
-func newCertRenewCmd(a *App) *cobra.Command {
-	o := &certRenewOptions{App: a}
+func newCertRenewCmd(a *App, pf *certPathFlags) *cobra.Command {
+	o := &certRenewOptions{App: a, Paths: pf}
 	cmd := &cobra.Command{
 		Use:   "renew",
 		Short: "Reissue every certificate from the local CA that is due, then reload the broker",
@@ -355,7 +386,7 @@ server certificate is left to whoever issued it. Safe to run daily from cron.`,
 }
 
 func runCertRenew(ctx context.Context, o *certRenewOptions) error {
-	res, err := certs.Renew(o.Sys, certs.RenewOptions{Paths: certs.DefaultPaths(), RenewBefore: o.RenewBefore})
+	res, err := certs.Renew(o.Sys, certs.RenewOptions{Paths: o.Paths.paths(), RenewBefore: o.RenewBefore})
 	if err != nil {
 		return err
 	}
@@ -367,12 +398,13 @@ func runCertRenew(ctx context.Context, o *certRenewOptions) error {
 
 type certExportOptions struct {
 	*App
+	Paths  *certPathFlags
 	Format string
 	Out    string
 }
 
-func newCertExportCmd(a *App) *cobra.Command {
-	o := &certExportOptions{App: a}
+func newCertExportCmd(a *App, pf *certPathFlags) *cobra.Command {
+	o := &certExportOptions{App: a, Paths: pf}
 	cmd := &cobra.Command{
 		Use:   "export",
 		Short: "Print the CA certificate for devices (PEM, DER or a C header) with its fingerprint",
@@ -393,7 +425,7 @@ so you can compare it with what a phone shows.`,
 }
 
 func runCertExport(_ context.Context, o *certExportOptions) error {
-	e, err := certs.Export(o.Sys, certs.DefaultPaths(), o.Format)
+	e, err := certs.Export(o.Sys, o.Paths.paths(), o.Format)
 	if err != nil {
 		return err
 	}
@@ -425,13 +457,14 @@ func runCertExport(_ context.Context, o *certExportOptions) error {
 
 type certImportOptions struct {
 	*App
+	Paths *certPathFlags
 	Cert  string
 	Key   string
 	Chain string
 }
 
-func newCertImportCmd(a *App) *cobra.Command {
-	o := &certImportOptions{App: a}
+func newCertImportCmd(a *App, pf *certPathFlags) *cobra.Command {
+	o := &certImportOptions{App: a, Paths: pf}
 	cmd := &cobra.Command{
 		Use:   "import",
 		Short: "Install a server certificate made elsewhere (Let's Encrypt) for the broker",
@@ -478,7 +511,7 @@ func runCertImport(ctx context.Context, o *certImportOptions) error {
 	if err != nil {
 		return err
 	}
-	res, err := certs.Import(o.Sys, certs.ImportOptions{Paths: certs.DefaultPaths(), CertPEM: certPEM, KeyPEM: keyPEM, ChainPEM: chainPEM})
+	res, err := certs.Import(o.Sys, certs.ImportOptions{Paths: o.Paths.paths(), CertPEM: certPEM, KeyPEM: keyPEM, ChainPEM: chainPEM})
 	if err != nil {
 		return err
 	}

@@ -89,7 +89,7 @@ func TestRunCertClientP12PasswordNeverPrinted(t *testing.T) {
 
 func TestCertFlags(t *testing.T) {
 	a, _, _ := certApp(t, "")
-	cmd := newCertServerCmd(a)
+	cmd := newCertServerCmd(a, &certPathFlags{})
 	if err := cmd.ParseFlags([]string{"--name", "a.local", "--name", "b.local", "--ip", "10.0.0.1", "--key-type", "ecdsa-p384", "--days", "90", "--renew-before", "10"}); err != nil {
 		t.Fatal(err)
 	}

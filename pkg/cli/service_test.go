@@ -27,6 +27,7 @@ func svcApp(runner system.Runner, booted bool, dryRun bool) (*App, *bytes.Buffer
 	a.Sys = sys
 	a.Service = systemd.New(sys)
 	a.Service.Booted = func() bool { return booted }
+	a.Service.BrokerLog = nil
 	a.Service.UpTimeout = 200 * time.Millisecond
 	a.Service.Poll = 20 * time.Millisecond
 	a.Service.Listeners = func(context.Context) ([]systemd.Listener, error) { return nil, nil }

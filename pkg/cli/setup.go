@@ -116,7 +116,9 @@ func runSetup(ctx context.Context, o *setupOptions) error {
 	if err != nil {
 		return err
 	}
-	if !ok {
+	// A Ctrl-C outside a question (the terminal is in raw mode only while
+	// one is asked) arrives as a signal and cancels ctx: honour it too.
+	if !ok || ctx.Err() != nil {
 		return errs.ErrInterrupted
 	}
 	// The spec holds password hashes: root only.

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mosqprov/mosqprov/pkg/doctor"
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/passwd"
 	"github.com/mosqprov/mosqprov/pkg/spec"
@@ -18,7 +20,7 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/wizard"
 )
 
-// setupAnswers is a Prompter that takes every default except the setupAnswers given
+// setupAnswers is a Prompter that takes every default except the answers given
 // by question substring; interrupt makes one question return Ctrl-C.
 type setupAnswers struct {
 	text      map[string]string
@@ -177,11 +179,64 @@ func TestSetupYesWritesSpecAndApplies(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if !strings.Contains(out, "The broker already matches these setupAnswers.") || !strings.Contains(out, "Starting from "+filepath.Join(root, "etc/mosqprov/broker.yaml")) {
+	if !strings.Contains(out, "The broker already matches these answers.") || !strings.Contains(out, "Starting from "+filepath.Join(root, "etc/mosqprov/broker.yaml")) {
 		t.Fatalf("second run:\n%s", out)
 	}
 	if !strings.Contains(fmt.Sprint(p.asked), "Add another user?") {
 		t.Fatalf("the second run did not start from broker.yaml: %q", p.asked)
+	}
+
+	// doctor sees what apply recorded, and a hand edit since.
+	drift := func() []string {
+		_, out, _ := vdRun(t, root, "", nil, "doctor", "-o", "json")
+		var rep struct {
+			Result doctor.Report `json:"result"`
+		}
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		var paths []string
+		for _, f := range rep.Result.Findings {
+			if f.ID == doctor.IDDrift {
+				paths = append(paths, f.Subject)
+			}
+		}
+		return paths
+	}
+	if d := drift(); len(d) != 0 {
+		t.Fatalf("drift right after setup: %q", d)
+	}
+	conf := filepath.Join(root, "etc/mosquitto/conf.d/mosqprov.conf")
+	data, _ = os.ReadFile(conf)
+	os.WriteFile(conf, append(data, "max_connections 10\n"...), 0o644)
+	if d := drift(); len(d) != 1 || d[0] != "/etc/mosquitto/conf.d/mosqprov.conf" {
+		t.Fatalf("drift after a hand edit: %q", d)
+	}
+}
+
+func TestSetupDryRun(t *testing.T) {
+	root := t.TempDir()
+	var out bytes.Buffer
+	app := NewApp(&IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &out})
+	app.Globals.Root, app.Globals.DryRun = root, true
+	app.NewSystem = func(g Globals) system.System {
+		return system.NewDryRun(system.NewReal(g.Root, system.WithRunner(&system.Recorder{})))
+	}
+	if err := app.init("setup"); err != nil {
+		t.Fatal(err)
+	}
+	p := &setupAnswers{yes: map[string]bool{"Add a user": true}, text: map[string]string{"User name": "blinds"}}
+	if err := runSetup(context.Background(), &setupOptions{App: app, Prompter: p, Host: setupHost{}}); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "Plan: ") || !strings.HasSuffix(out.String(), "Dry run: nothing was written.\n") {
+		t.Fatalf("%s", out.String())
+	}
+	if strings.Contains(fmt.Sprint(p.asked), "Write") {
+		t.Fatal("a dry run asked to write")
+	}
+	if files := setupTree(t, root); len(files) != 0 {
+		t.Fatalf("dry run wrote %q", files)
 	}
 }
 

@@ -148,7 +148,13 @@ func (f *fixture) start(t *testing.T, cfg conf.Config, standalone bool) logReade
 		log := filepath.Join(f.dir, "standalone.log")
 		os.WriteFile(log, nil, 0o666)
 		os.Chmod(log, 0o666)
-		cfg.Standalone = &conf.Standalone{PIDFile: filepath.Join(f.dir, "broker.pid"), PersistenceDir: f.dir + "/", LogFile: log}
+		// Like Debian's /run/mosquitto and /var/lib/mosquitto: the broker
+		// writes its pid file and database after dropping to its user.
+		run := filepath.Join(f.dir, "run")
+		os.Mkdir(run, 0o755)
+		f.brokerOwns(t, run)
+		os.Chmod(run, 0o755)
+		cfg.Standalone = &conf.Standalone{PIDFile: filepath.Join(run, "mosquitto.pid"), PersistenceDir: run + "/", LogFile: log}
 		p := filepath.Join(f.dir, "mosquitto.conf")
 		if _, _, err := conf.Write(system.NewReal("/"), p, cfg); err != nil {
 			t.Fatal(err)
@@ -192,8 +198,9 @@ func startFile(t *testing.T, path, log string, ports ...int) *runningBroker {
 	if err := b.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- b.cmd.Wait() }()
+	done := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = b.cmd.Wait(); close(done) }()
 	t.Cleanup(func() { b.cmd.Process.Kill(); <-done })
 	deadline := time.Now().Add(10 * time.Second)
 	for _, port := range ports {
@@ -204,8 +211,8 @@ func startFile(t *testing.T, path, log string, ports ...int) *runningBroker {
 				break
 			}
 			select {
-			case err := <-done:
-				t.Fatalf("mosquitto exited (%v): %s\nlog:\n%s", err, out.String(), b.ReadLog())
+			case <-done:
+				t.Fatalf("mosquitto exited (%v): %s\nlog:\n%s", waitErr, out.String(), b.ReadLog())
 			default:
 			}
 			if time.Now().After(deadline) {

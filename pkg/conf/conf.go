@@ -96,8 +96,10 @@ func (l Listener) Title() string {
 		s = "MQTT over WebSockets with TLS"
 	}
 	switch {
-	case l.Bind == "":
+	case IsWildcard(l.Bind):
 		s += ", every interface"
+	case l.WebSockets():
+		s += ", bound to " + l.Bind + " (mosquitto 2.0.11 listens on every interface anyway)"
 	case isLoopback(l.Bind):
 		s += ", this machine only"
 	default:

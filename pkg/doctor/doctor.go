@@ -100,9 +100,7 @@ func (r Report) Count(s Severity) int {
 // Service is what doctor asks systemd (a *systemd.Service).
 type Service interface {
 	Manageable() (bool, string)
-	ActiveState(ctx context.Context) string
-	EnabledState(ctx context.Context) string
-	Journal(ctx context.Context) []string
+	Status(ctx context.Context) (systemd.Status, error)
 }
 
 // Checker holds what doctor looks at.
@@ -383,7 +381,7 @@ func (c *Checker) checkListeners() {
 			}
 		}
 		loop := isLoopback(l.Bind)
-		wsOld := l.WebSockets && strings.HasPrefix(c.ver, "2.0.")
+		wsOld := l.WebSockets && c.wsBindIgnored()
 		if !l.TLS && (!loop || wsOld) {
 			kind := "plain MQTT"
 			if l.WebSockets {
@@ -406,13 +404,24 @@ func (c *Checker) checkListeners() {
 				Why:     why,
 				Fix:     "bind it to 127.0.0.1 in broker.yaml (listeners: - {type: mqtt, bind: 127.0.0.1}) or use mqtts/wss, then `sudo mosqprov apply`"})
 		}
-		if l.WebSockets && !conf.IsWildcard(l.Bind) && strings.HasPrefix(c.ver, "2.0.") && !(loop && !l.TLS) {
+		if l.WebSockets && !conf.IsWildcard(l.Bind) && c.wsBindIgnored() && !(loop && !l.TLS) {
 			c.add(Finding{ID: IDWebSocketBind, Severity: Warning, Subject: where,
 				Problem: fmt.Sprintf("WebSocket listener on port %d is bound to %s, but mosquitto %s listens on every interface for WebSocket listeners", l.Port, l.Bind, c.ver),
 				Why:     "the port is reachable from the network whatever the bind address (upstream issues 3045 and 2085)",
 				Fix:     fmt.Sprintf("firewall the port: sudo nft add rule inet filter input tcp dport %d iif != lo drop   (or remove the listener)", l.Port)})
 		}
 	}
+}
+
+// wsBindIgnored: mosquitto up to 2.0.11 (Debian 12, Raspberry Pi OS
+// bookworm) listens on every interface for a WebSocket listener whatever
+// its bind address (upstream issues 3045 and 2085; reported gone in 2.0.12).
+func (c *Checker) wsBindIgnored() bool {
+	v, err := apt.ParseVersion(c.ver)
+	if err != nil {
+		return false
+	}
+	return !v.AtLeast(2, 1) && (v.Major < 2 || v.Patch <= 11)
 }
 
 func isLoopback(bind string) bool {
@@ -607,15 +616,33 @@ func (c *Checker) checkService(ctx context.Context) {
 			Fix:     "run doctor on the broker's machine, without --root"})
 		return
 	}
-	active := c.Service.ActiveState(ctx)
-	enabled := c.Service.EnabledState(ctx)
-	c.fact("service", "%s, %s", active, enabled)
-	if active != "active" && active != "reloading" && active != "activating" {
+	st, err := c.Service.Status(ctx)
+	if err != nil {
+		c.add(Finding{ID: IDServiceInactive, Severity: Error, Subject: systemd.Unit,
+			Problem: "the service can't be queried: " + err.Error(),
+			Why:     "no broker runs without its unit",
+			Fix:     "sudo mosqprov install"})
+		return
+	}
+	enabled := st.Enabled
+	c.fact("service", "%s (%s), %s", st.ActiveState, st.SubState, enabled)
+	switch {
+	case st.ActiveState == "active" || st.ActiveState == "reloading":
+	case st.ActiveState == "activating" && st.SubState != "auto-restart":
+		c.add(Finding{ID: IDServiceInactive, Severity: Warning, Subject: systemd.Unit,
+			Problem: "the broker is starting (" + st.SubState + ")",
+			Why:     "clients can't connect until it is up",
+			Fix:     "run doctor again in a moment; `journalctl -u mosquitto` shows progress"})
+	default:
+		state := st.ActiveState
+		if st.SubState == "auto-restart" {
+			state = "failing; systemd keeps restarting it"
+		}
 		f := Finding{ID: IDServiceInactive, Severity: Error, Subject: systemd.Unit,
-			Problem: "the broker is not running (" + active + ")",
+			Problem: "the broker is not running (" + state + ")",
 			Why:     "no client can connect",
-			Fix:     "sudo mosqprov service start   (journalctl -u mosquitto says why it stopped)"}
-		lines := c.Service.Journal(ctx)
+			Fix:     "fix what the journal says, then sudo mosqprov service start   (journalctl -u mosquitto -n 50 shows more)"}
+		lines := st.Journal
 		if last := lastError(lines); last != "" {
 			f.Problem += "; last journal error: " + last
 		}

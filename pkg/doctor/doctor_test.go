@@ -17,6 +17,7 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/spec"
 	"github.com/mosqprov/mosqprov/pkg/state"
 	"github.com/mosqprov/mosqprov/pkg/system"
+	"github.com/mosqprov/mosqprov/pkg/systemd"
 )
 
 // install is a broker installation under a temp root, laid out the way
@@ -161,19 +162,19 @@ func ips(s ...string) (out fakeHost) {
 
 // fakeService answers as systemctl and journalctl would.
 type fakeService struct {
-	active, enabled string
-	journal         []string
+	active, sub, enabled string
+	journal              []string
 }
 
-func (f fakeService) Manageable() (bool, string)          { return true, "" }
-func (f fakeService) ActiveState(context.Context) string  { return f.active }
-func (f fakeService) EnabledState(context.Context) string { return f.enabled }
-func (f fakeService) Journal(context.Context) []string    { return f.journal }
+func (f fakeService) Manageable() (bool, string) { return true, "" }
+func (f fakeService) Status(context.Context) (systemd.Status, error) {
+	return systemd.Status{Unit: "mosquitto", ActiveState: f.active, SubState: f.sub, Enabled: f.enabled, Journal: f.journal}, nil
+}
 
 func (in *install) run(mod func(c *Checker)) Report {
 	in.t.Helper()
 	c := &Checker{Sys: in.sys, Spec: in.spec, SpecPath: "broker.yaml", Host: ips("192.0.2.10"),
-		Service: fakeService{active: "active", enabled: "enabled"}}
+		Service: fakeService{active: "active", sub: "running", enabled: "enabled"}}
 	if mod != nil {
 		mod(c)
 	}
@@ -308,15 +309,18 @@ func TestFindings(t *testing.T) {
 			in.runner.On("dpkg-query", system.Output{Stdout: []byte("mosquitto\tconfig-files\t2.0.11-1.2+deb12u1\n")}, nil)
 		}, IDPackageMissing, Error, "not installed"},
 		{"service failed", func(_ *install, c *Checker) {
-			c.Service = fakeService{active: "failed", enabled: "enabled", journal: []string{
+			c.Service = fakeService{active: "failed", sub: "failed", enabled: "enabled", journal: []string{
 				"Nov 26 06:00:01 pi mosquitto[812]: 1764136801: Opening ipv4 listen socket on port 8883.",
 				"Nov 26 06:00:01 pi mosquitto[812]: 1764136801: Error: Address already in use",
 				"Nov 26 06:00:01 pi systemd[1]: mosquitto.service: Main process exited, code=exited, status=1/FAILURE",
 			}}
 		}, IDServiceInactive, Error, "last journal error: 1764136801: Error: Address already in use"},
 		{"service disabled", func(_ *install, c *Checker) {
-			c.Service = fakeService{active: "active", enabled: "disabled"}
+			c.Service = fakeService{active: "active", sub: "running", enabled: "disabled"}
 		}, IDServiceDisabled, Warning, "not enabled (disabled)"},
+		{"service failing in a restart loop", func(_ *install, c *Checker) {
+			c.Service = fakeService{active: "activating", sub: "auto-restart", enabled: "enabled"}
+		}, IDServiceInactive, Error, "failing; systemd keeps restarting it"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := newInstall(t)
@@ -333,4 +337,19 @@ func cryptHash(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return strings.TrimSpace(string(out))
+}
+
+func TestWebSocketBindOnlyOnAffectedVersions(t *testing.T) {
+	for _, tc := range []struct {
+		version string
+		want    bool
+	}{{"2.0.11-1.2+deb12u1", true}, {"1.6.9-1", true}, {"2.0.12-1", false}, {"2.0.21-1", false}, {"2.1.2-1", false}} {
+		in := newInstall(t)
+		in.runner.On("dpkg-query", system.Output{Stdout: []byte("mosquitto\tinstalled\t" + tc.version + "\n")}, nil)
+		in.appendTo(layout.DropIn, "listener 8080 127.0.0.1\nprotocol websockets\n")
+		_, got := find(in.run(nil), IDPlainListener)
+		if got != tc.want {
+			t.Errorf("%s: plain-listener for ws on 127.0.0.1 = %v, want %v", tc.version, got, tc.want)
+		}
+	}
 }

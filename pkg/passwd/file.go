@@ -105,6 +105,11 @@ func trimC(s string) string { return strings.Trim(s, " \t\n\v\f\r") }
 // Bytes is the file's content.
 func (f *File) Bytes() []byte {
 	var b bytes.Buffer
+	n := 0
+	for _, l := range f.Lines {
+		n += len(l.Raw)
+	}
+	b.Grow(n)
 	for _, l := range f.Lines {
 		b.WriteString(l.Raw)
 	}

@@ -194,11 +194,12 @@ func decodeExact(s string, textLen, n int) ([]byte, error) {
 			return nil, fmt.Errorf("%q is not standard base64", c)
 		}
 	}
-	b, err := base64.StdEncoding.Strict().DecodeString(s)
-	if err != nil || len(b) != n {
+	b := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
+	got, err := base64.StdEncoding.Strict().Decode(b, []byte(s))
+	if err != nil || got != n {
 		return nil, fmt.Errorf("not standard base64 of %d bytes", n)
 	}
-	return b, nil
+	return b[:n], nil
 }
 
 // cryptSHA512 is glibc crypt(3)'s SHA-512 ("$6$[rounds=N$]salt$86 chars"

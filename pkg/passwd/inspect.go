@@ -58,12 +58,15 @@ func Inspect(data []byte) []Finding {
 func (f *File) Inspect() []Finding {
 	var out []Finding
 	last := map[string]int{}
-	for _, l := range f.Lines {
-		if l.Kind == Entry && validHash(l.Hash) {
-			last[l.Name] = l.Num
+	hashErr := make([]error, len(f.Lines))
+	for i, l := range f.Lines {
+		if l.Kind == Entry {
+			if _, hashErr[i] = ParseHash(l.Hash); hashErr[i] == nil {
+				last[l.Name] = l.Num
+			}
 		}
 	}
-	for _, l := range f.Lines {
+	for i, l := range f.Lines {
 		switch l.Kind {
 		case NoColon:
 			out = append(out, Finding{Line: l.Num, Kind: Ignored, Message: "the broker reads no user from it (no name before a ':')"})
@@ -92,7 +95,7 @@ func (f *File) Inspect() []Finding {
 			add(Ignored, "nothing after the ':': the broker skips the line")
 			continue
 		}
-		if _, err := ParseHash(l.Hash); err != nil {
+		if err := hashErr[i]; err != nil {
 			kind := Rejected
 			switch {
 			case !strings.HasPrefix(l.Hash, "$") && l.Hash != "":

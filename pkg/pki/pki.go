@@ -149,6 +149,9 @@ const clockSkew = time.Hour
 type CARequest struct {
 	CommonName string
 	KeyType    KeyType
+	// Key, when set, is used instead of a new key of KeyType: it recovers a
+	// CA whose creation was interrupted after its key was written.
+	Key crypto.Signer
 }
 
 // Issued is a certificate and its private key, PEM encoded.
@@ -166,9 +169,12 @@ func NewCA(rand io.Reader, now time.Time, req CARequest) (*Issued, error) {
 	if err := ValidateCommonName("--ca-name", req.CommonName); err != nil {
 		return nil, err
 	}
-	key, err := GenerateKey(rand, req.KeyType)
-	if err != nil {
-		return nil, err
+	key := req.Key
+	if key == nil {
+		var err error
+		if key, err = GenerateKey(rand, req.KeyType); err != nil {
+			return nil, err
+		}
 	}
 	serial, err := serialNumber(rand)
 	if err != nil {

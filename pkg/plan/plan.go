@@ -7,7 +7,6 @@
 package plan
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -194,13 +193,4 @@ func at(s *spec.Spec, field string, err error) error {
 	}
 	pos, _ := s.Position(field)
 	return &spec.Error{File: s.File(), Pos: pos, Err: err}
-}
-
-// firstLine is the text up to the first newline (for messages).
-func firstLine(b []byte) string {
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	if sc.Scan() {
-		return sc.Text()
-	}
-	return ""
 }

@@ -371,7 +371,7 @@ func TestBadInputWritesNothing(t *testing.T) {
 	o := env.options()
 	o.LookupEnv = func(string) (string, bool) { return "", false }
 	_, err := Converge(context.Background(), realSys(root), s, o)
-	if !errs.IsInput(err) || !strings.Contains(err.Error(), "broker.yaml:22:34: users[0].password_env: the environment variable MQTT_BLINDS_PASSWORD") {
+	if !errs.IsInput(err) || !strings.Contains(err.Error(), "broker.yaml:23:34: users[0].password_env: the environment variable MQTT_BLINDS_PASSWORD") {
 		t.Fatalf("got %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(root, "etc/mosquitto")); !os.IsNotExist(err) {

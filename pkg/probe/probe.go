@@ -327,10 +327,8 @@ func checkTLS(ctx context.Context, conn net.Conn, r *Result, o Options) (*tls.Co
 		}
 	}
 
+	// Whole days, rounded towards zero: "5 days left", "expired 5 days ago".
 	days := int(leaf.NotAfter.Sub(now).Hours() / 24)
-	if leaf.NotAfter.Before(now) {
-		days = -int(now.Sub(leaf.NotAfter).Hours()/24) - 1
-	}
 	na := leaf.NotAfter.UTC()
 	r.DaysLeft, r.NotAfter = &days, &na
 	switch {

@@ -62,6 +62,7 @@ func ConfigListeners(sys system.System, conf string) ([]Listener, error) {
 type confReader struct {
 	sys        system.System
 	seen       map[string]bool
+	logFiles   []string
 	listeners  []Listener
 	defPort    int
 	defBind    string
@@ -106,6 +107,10 @@ func (r *confReader) file(p string) error {
 			r.defPort = port
 		case "bind_address":
 			r.defBind = f[1]
+		case "log_dest":
+			if f[1] == "file" && len(f) > 2 {
+				r.logFiles = append(r.logFiles, strings.TrimSpace(strings.SplitN(strings.TrimSpace(sc.Text()), "file", 2)[1]))
+			}
 		case "include_dir":
 			dir := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(sc.Text()), "include_dir"))
 			entries, err := r.sys.ReadDir(dir)
@@ -133,4 +138,36 @@ func (r *confReader) file(p string) error {
 // defaultListeners reads the listeners from the Debian layout on s.Sys.
 func (s *Service) defaultListeners() ([]Listener, error) {
 	return ConfigListeners(s.Sys, layout.MosquittoConf)
+}
+
+// LogFiles lists the files the broker logs to (`log_dest file PATH`).
+// Debian's mosquitto.conf logs to /var/log/mosquitto/mosquitto.log, so the
+// reason a broker refused to start ("Address already in use") is there,
+// not in the journal, which only says the process exited.
+func LogFiles(sys system.System, conf string) []string {
+	r := &confReader{sys: sys, seen: map[string]bool{}}
+	r.file(conf)
+	return r.logFiles
+}
+
+// LogLines is how many of a log file's last lines a failure shows.
+const LogLines = 10
+
+// brokerLog is the last LogLines lines of each file the broker logs to,
+// each file introduced by its name.
+func (s *Service) brokerLog() []string {
+	var out []string
+	for _, p := range LogFiles(s.Sys, layout.MosquittoConf) {
+		data, err := s.Sys.ReadFile(p)
+		if err != nil || len(data) == 0 {
+			continue
+		}
+		lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+		if len(lines) > LogLines {
+			lines = lines[len(lines)-LogLines:]
+		}
+		out = append(out, p+" (last lines):")
+		out = append(out, lines...)
+	}
+	return out
 }

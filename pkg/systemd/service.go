@@ -66,14 +66,18 @@ func (s *Service) EnabledState(ctx context.Context) string {
 	return "unknown"
 }
 
-// Journal is the unit's last JournalLines lines (none if journalctl fails).
+// Journal is the unit's last JournalLines lines (none if journalctl
+// fails), followed by the broker's own log when it logs to a file.
 func (s *Service) Journal(ctx context.Context) []string {
+	var lines []string
 	out, err := s.Sys.Run(ctx, system.Cmd{Name: "journalctl", Args: []string{"-u", s.Unit, "-n", strconv.Itoa(JournalLines), "--no-pager"}, ReadOnly: true})
-	text := strings.TrimRight(string(out.Stdout), "\n")
-	if err != nil || text == "" {
-		return nil
+	if text := strings.TrimRight(string(out.Stdout), "\n"); err == nil && text != "" {
+		lines = strings.Split(text, "\n")
 	}
-	return strings.Split(text, "\n")
+	if s.BrokerLog != nil {
+		lines = append(lines, s.BrokerLog()...)
+	}
+	return lines
 }
 
 // Require returns why the service commands can't drive the unit: --root

@@ -148,6 +148,7 @@ func service(f *fakeUnit, dryRun bool) *Service {
 	}
 	s := New(sys)
 	s.Booted = func() bool { return true }
+	s.BrokerLog = nil
 	s.UpTimeout = 300 * time.Millisecond
 	s.Poll = 20 * time.Millisecond
 	s.Listeners = func(context.Context) ([]Listener, error) {
@@ -480,5 +481,27 @@ func TestConfigListeners(t *testing.T) {
 	}
 	if got := (Listener{Port: 1, Bind: "::"}).Addr(); got != "[::1]:1" {
 		t.Errorf("Addr of :: is %s", got)
+	}
+}
+
+// A failure shows the journal and then the broker's own log file, where
+// Debian's configuration sends the reason ("Address already in use").
+func TestJournalWithBrokerLog(t *testing.T) {
+	root := t.TempDir()
+	rec := (&system.Recorder{}).On("journalctl", system.Output{Stdout: []byte("j1\nj2\n")}, nil)
+	sys := system.NewReal(root, system.WithRunner(rec))
+	os.MkdirAll(sys.HostPath("/etc/mosquitto/conf.d"), 0o755)
+	os.MkdirAll(sys.HostPath("/var/log/mosquitto"), 0o755)
+	os.WriteFile(sys.HostPath("/etc/mosquitto/mosquitto.conf"), []byte("log_dest file /var/log/mosquitto/mosquitto.log\ninclude_dir /etc/mosquitto/conf.d\n"), 0o644)
+	var log strings.Builder
+	for i := 1; i <= 15; i++ {
+		fmt.Fprintf(&log, "line %d\n", i)
+	}
+	os.WriteFile(sys.HostPath("/var/log/mosquitto/mosquitto.log"), []byte(log.String()), 0o644)
+	got := New(sys).Journal(context.Background())
+	want := []string{"j1", "j2", "/var/log/mosquitto/mosquitto.log (last lines):",
+		"line 6", "line 7", "line 8", "line 9", "line 10", "line 11", "line 12", "line 13", "line 14", "line 15"}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("journal (-want +got):\n%s", d)
 	}
 }

@@ -68,12 +68,17 @@ type Service struct {
 	UpTimeout time.Duration
 	// Poll is the pause between two checks while waiting.
 	Poll time.Duration
+	// BrokerLog returns the broker's own last log lines, shown after the
+	// journal on a failure; New reads the log_dest files of the broker's
+	// configuration on Sys. nil shows none.
+	BrokerLog func() []string
 }
 
 // New returns the mosquitto service behind sys.
 func New(sys system.System) *Service {
 	s := &Service{Sys: sys, Unit: Unit, Booted: Booted, UpTimeout: 30 * time.Second, Poll: 200 * time.Millisecond}
 	s.Listeners = func(context.Context) ([]Listener, error) { return s.defaultListeners() }
+	s.BrokerLog = s.brokerLog
 	return s
 }
 

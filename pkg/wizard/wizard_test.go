@@ -117,7 +117,9 @@ func (s *script) MultiSelect(message, help string, opts []Option, defs []string,
 	}
 }
 
-func (s *script) Say(format string, args ...any) { s.said = append(s.said, fmt.Sprintf(format, args...)) }
+func (s *script) Say(format string, args ...any) {
+	s.said = append(s.said, fmt.Sprintf(format, args...))
+}
 
 func (s *script) done() {
 	s.t.Helper()
@@ -147,8 +149,8 @@ func TestFreshSetup(t *testing.T) {
 		step{"Host name", dflt{}},
 		step{"Other names", dflt{}},
 		step{"IP addresses", []string{"192.168.1.50", "127.0.0.1"}},
-		step{"Listeners", []string{}},            // rejected: nothing chosen
-		step{"Listeners", []string{"wss"}},       // rejected: only WebSockets
+		step{"Listeners", []string{}},      // rejected: nothing chosen
+		step{"Listeners", []string{"wss"}}, // rejected: only WebSockets
 		step{"Listeners", []string{"mqtts", "wss", "mqtt"}},
 		step{"Key type", dflt{}},
 		step{"Add a user?", true},

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Says up front whether the end-to-end tests in a real systemd
+# (internal/nspawn, internal/e2e) will run: `go test ./...` prints nothing
+# about a skipped test in a package that passes, so a skip would go unseen.
+set -euo pipefail
+missing=()
+[ "$(id -u)" = 0 ] || missing+=("root")
+for bin in systemd-nspawn debootstrap zstd nsenter; do
+  command -v "$bin" >/dev/null || missing+=("$bin")
+done
+if ((${#missing[@]})); then
+  echo "ci: WARNING: end-to-end tests in a real systemd will NOT run (missing: ${missing[*]})"
+  if [ "${CI:-}" = true ]; then echo "ci: CI=true, so they will fail"; fi
+else
+  cache=${MOSQPROV_E2E_CACHE:-/var/cache/mosqprov-e2e}
+  if ls "$cache"/*.tar.zst >/dev/null 2>&1; then
+    echo "ci: end-to-end tests in a real systemd will run (cached tree in $cache)"
+  else
+    echo "ci: end-to-end tests in a real systemd will run; first they build a Debian tree with debootstrap (1-2 minutes) into $cache"
+  fi
+fi
