@@ -170,6 +170,8 @@ func Image(ctx context.Context, cacheDir string, r Recipe, log func(string, ...a
 		return "", err
 	}
 	if _, err := os.Stat(tarball); err == nil {
+		now := time.Now()
+		os.Chtimes(tarball, now, now) // in use: prune keeps it
 		return tarball, nil
 	}
 	log("nspawn: building %s with debootstrap from %s (about 2 minutes, once)", tarball, r.Mirror)
@@ -199,15 +201,20 @@ func Image(ctx context.Context, cacheDir string, r Recipe, log func(string, ...a
 	if err := os.Rename(tmp, tarball); err != nil {
 		return "", err
 	}
-	// A new recipe replaces the old one: keep the cache at one tree.
+	prune(cacheDir, tarball)
+	log("nspawn: built %s in %s", tarball, time.Since(start).Round(time.Second))
+	return tarball, nil
+}
+
+// prune removes the trees of recipes no test used for a week (a recipe
+// change leaves its predecessor behind), keeping keep.
+func prune(cacheDir, keep string) {
 	old, _ := filepath.Glob(filepath.Join(cacheDir, "*.tar.zst"))
 	for _, o := range old {
-		if o != tarball {
+		if fi, err := os.Stat(o); err == nil && o != keep && time.Since(fi.ModTime()) > 7*24*time.Hour {
 			os.Remove(o)
 		}
 	}
-	log("nspawn: built %s in %s", tarball, time.Since(start).Round(time.Second))
-	return tarball, nil
 }
 
 func tail(out []byte, n int) string {

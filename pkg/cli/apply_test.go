@@ -94,3 +94,25 @@ func TestApplyConfirm(t *testing.T) {
 		t.Fatalf("converged:\n%s\n%s", out, errOut)
 	}
 }
+
+// Flags and arguments of plan and apply: usage mistakes exit 3 before
+// anything is read; -f and --yes bind.
+func TestPlanApplyFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"plan", "extra"}, ExitUsage, `unknown command "extra" for "mosqprov plan"`},
+		{[]string{"apply", "--yes=maybe"}, ExitUsage, "invalid argument"},
+		{[]string{"plan", "--detailed-exitcode", "-f"}, ExitUsage, "flag needs an argument"},
+		{[]string{"apply", "-y", "-f", "/nonexistent/broker.yaml"}, ExitUsage, "spec: /nonexistent/broker.yaml does not exist"},
+		{[]string{"plan", "--root", "/nonexistent-root"}, ExitUsage, "spec: /nonexistent-root/etc/mosqprov/broker.yaml does not exist"},
+	} {
+		var out, errOut bytes.Buffer
+		a := NewApp(&IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+		if code := Run(context.Background(), a, tc.args); code != tc.code || !strings.Contains(errOut.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %d and %q", tc.args, code, errOut.String(), tc.code, tc.want)
+		}
+	}
+}

@@ -1,0 +1,128 @@
+package acl_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mosqprov/mosqprov/internal/brokertest"
+	"github.com/mosqprov/mosqprov/pkg/acl"
+	"github.com/mosqprov/mosqprov/pkg/conf"
+	"github.com/mosqprov/mosqprov/pkg/system"
+	"github.com/mosqprov/mosqprov/pkg/systemd"
+)
+
+// Throwaway test credentials, made with the real mosquitto_passwd.
+var users = map[string]string{"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw"}
+
+// TestRulesAgainstRealBroker writes an ACL file and a configuration with
+// mosqprov, starts the real broker and watches which messages the real
+// clients deliver: grants, a deny that wins over a grant, a pattern with
+// %u, anonymous rules, a user without rules, and a change picked up on
+// reload (SIGHUP) without a restart.
+func TestRulesAgainstRealBroker(t *testing.T) {
+	brokertest.Require(t)
+	dir := brokertest.Dir(t)
+	sys := system.NewReal("/")
+	pw := filepath.Join(dir, "passwd")
+	bin, err := exec.LookPath("mosquitto_passwd")
+	if err != nil {
+		t.Fatal("mosquitto_passwd not found: apt-get install -y mosquitto")
+	}
+	for _, u := range []string{"alice", "bob", "carol"} {
+		args := []string{"-b", pw, u, users[u]}
+		if u == "alice" {
+			args = append([]string{"-c"}, args...)
+		}
+		if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+			t.Fatalf("mosquitto_passwd: %v: %s", err, out)
+		}
+	}
+	if os.Geteuid() == 0 {
+		acct, err := sys.LookupUser("mosquitto")
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.Chown(pw, acct.UID, acct.GID)
+	}
+
+	aclPath := filepath.Join(dir, "acl")
+	rules := []acl.Rule{
+		{Kind: acl.KindUser, User: "alice", Access: acl.AccessReadWrite, Topic: "home/#"},
+		{Kind: acl.KindUser, User: "alice", Access: acl.AccessDeny, Topic: "home/secret"},
+		{Kind: acl.KindUser, User: "alice", Access: acl.AccessWrite, Topic: "public/#"},
+		{Kind: acl.KindUser, User: "bob", Access: acl.AccessRead, Topic: "home/+"},
+		{Kind: acl.KindPattern, Access: acl.AccessReadWrite, Topic: "users/%u/#"},
+		{Kind: acl.KindAnonymous, Access: acl.AccessRead, Topic: "public/#"},
+	}
+	_, change, need, err := acl.Update(sys, aclPath, func(f *acl.File) error {
+		for _, r := range rules {
+			if _, err := f.Set(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil || !change.Changed || need != systemd.Reload {
+		t.Fatalf("write ACL: %+v need %v err %v", change, need, err)
+	}
+
+	port := brokertest.FreePort(t)
+	cfg := conf.Config{AllowAnonymous: true, PasswordFile: pw, ACLFile: aclPath,
+		Listeners: []conf.Listener{{Type: conf.MQTT, Port: port, Bind: "127.0.0.1"}}}
+	data, err := conf.Render(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := brokertest.Start(t, dir, string(data), port)
+
+	c := func(user string) brokertest.Client {
+		return brokertest.Client{Port: port, User: user, Password: users[user]}
+	}
+	anon := brokertest.Client{Port: port}
+	cases := []struct {
+		name     string
+		sub, pub brokertest.Client
+		topic    string
+		want     bool
+	}{
+		{"alice to herself", c("alice"), c("alice"), "home/kitchen", true},
+		{"alice to bob, who may read", c("bob"), c("alice"), "home/kitchen", true},
+		{"bob may not write", c("alice"), c("bob"), "home/kitchen", false},
+		{"bob's + is one level only", c("bob"), c("alice"), "home/kitchen/light", false},
+		{"deny wins over alice's home/#", c("alice"), c("alice"), "home/secret", false},
+		{"pattern %u: alice's own tree", c("alice"), c("alice"), "users/alice/x", true},
+		{"pattern %u: not bob's tree", c("bob"), c("alice"), "users/bob/x", false},
+		{"anonymous reads public", anon, c("alice"), "public/news", true},
+		{"anonymous may not write", anon, anon, "public/news", false},
+		{"carol has no rule", c("carol"), c("carol"), "home/kitchen", false},
+		{"carol has her pattern tree", c("carol"), c("carol"), "users/carol/x", true},
+	}
+	for _, tc := range cases {
+		got, err := brokertest.Roundtrip(tc.sub, tc.pub, tc.topic, "m")
+		if err != nil {
+			t.Fatalf("%s: %v\nlog:\n%s", tc.name, err, b.ReadLog())
+		}
+		if got != tc.want {
+			t.Errorf("%s: delivered=%v, want %v", tc.name, got, tc.want)
+		}
+	}
+
+	// A new rule reaches the running broker on SIGHUP.
+	_, change, need, err = acl.Update(sys, aclPath, func(f *acl.File) error {
+		_, err := f.Set(acl.Rule{Kind: acl.KindUser, User: "bob", Access: acl.AccessReadWrite, Topic: "home/+"})
+		return err
+	})
+	if err != nil || !change.Changed || need != systemd.Reload {
+		t.Fatalf("update ACL: %+v need %v err %v", change, need, err)
+	}
+	if err := b.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got, err := brokertest.Roundtrip(c("alice"), c("bob"), "home/kitchen", "after reload"); err != nil || !got {
+		t.Errorf("after reload bob may write: delivered=%v err=%v\nlog:\n%s", got, err, b.ReadLog())
+	}
+}
