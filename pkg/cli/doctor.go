@@ -88,6 +88,7 @@ func printDoctor(w io.Writer, rep doctor.Report) {
 		for _, d := range f.Detail {
 			fmt.Fprintf(w, "  | %s\n", d)
 		}
+		fmt.Fprintln(w)
 	}
 	errN, warnN := rep.Count(doctor.Error), rep.Count(doctor.Warning)
 	if errN+warnN == 0 {

@@ -610,10 +610,14 @@ func (c *Checker) checkService(ctx context.Context) {
 		return
 	}
 	if ok, why := c.Service.Manageable(); !ok {
+		fix := "run doctor without --root on the broker's machine"
+		if c.Sys.Root() == "/" {
+			fix = "none needed in a container or chroot; there, start the broker with `mosquitto -c " + layout.MosquittoConf + "`"
+		}
 		c.add(Finding{ID: IDServiceUnchecked, Severity: Info, Subject: systemd.Unit,
 			Problem: "the service was not checked: " + why,
 			Why:     "doctor asks systemd whether the broker runs",
-			Fix:     "run doctor on the broker's machine, without --root"})
+			Fix:     fix})
 		return
 	}
 	st, err := c.Service.Status(ctx)
