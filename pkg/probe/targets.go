@@ -2,6 +2,7 @@ package probe
 
 import (
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 
@@ -18,6 +19,9 @@ type Plan struct {
 	AllowAnonymous bool
 	// MutualTLS marks the targets (by index) that require a client certificate.
 	MutualTLS map[int]bool
+	// LoopbackOnly marks the targets (by index) bound to loopback on a
+	// broker checked from another machine: unreachable by design.
+	LoopbackOnly map[int]bool
 }
 
 // FromSpec turns a spec into targets. host is where to connect: "" means
@@ -25,7 +29,7 @@ type Plan struct {
 // loopback when it listens on every interface; clients' names are still
 // checked against the certificate (SNI and host name come from the spec).
 func FromSpec(s *spec.Spec, host string) Plan {
-	p := Plan{AllowAnonymous: s.AllowAnonymous, MutualTLS: map[int]bool{}}
+	p := Plan{AllowAnonymous: s.AllowAnonymous, MutualTLS: map[int]bool{}, LoopbackOnly: map[int]bool{}}
 	if s.Hostname != "" {
 		p.Names = append(p.Names, s.Hostname)
 	}
@@ -48,6 +52,9 @@ func FromSpec(s *spec.Spec, host string) Plan {
 		if l.MutualTLS {
 			p.MutualTLS[i] = true
 		}
+		if host != "" && !isLoopback(host) && isLoopback(l.Bind) {
+			p.LoopbackOnly[i] = true
+		}
 	}
 	return p
 }
@@ -66,6 +73,19 @@ func localAddress(bind string) string {
 		return "::1"
 	}
 	return bind
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Skipped is the result for a listener that is not checked, and why.
+func Skipped(t Target, why string) Result {
+	return Result{Listener: t.Name, URL: t.URL(), OK: true, Checks: []Check{{Name: CheckConnect, Status: Skip, Detail: why}}}
 }
 
 // ParseListener reads a --listener value: TYPE[:PORT] ("mqtts", "wss:9443").
