@@ -1,6 +1,7 @@
 package acl_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -200,5 +201,32 @@ func TestUpdateIdempotentAndOwned(t *testing.T) {
 	}
 	if after, _ := os.ReadFile(filepath.Join(root, p)); string(after) != string(before) {
 		t.Error("a rejected rule changed the file")
+	}
+}
+
+// BenchmarkUpdate10k adds one rule to a 10,000-rule file: lock, parse,
+// validate, render, compare, write.
+func BenchmarkUpdate10k(b *testing.B) {
+	sys := system.NewReal(b.TempDir())
+	p := "/etc/mosquitto/acl"
+	if _, _, _, err := acl.Update(sys, p, func(f *acl.File) error {
+		for i := range 10000 {
+			if _, err := f.Set(acl.Rule{Kind: acl.KindUser, User: fmt.Sprintf("device-%04d", i/4), Access: acl.AccessReadWrite, Topic: fmt.Sprintf("home/device-%04d/%d/#", i/4, i%4)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	i := 0
+	for b.Loop() {
+		i++
+		if _, _, _, err := acl.Update(sys, p, func(f *acl.File) error {
+			_, err := f.Set(acl.Rule{Kind: acl.KindUser, User: "phone", Access: acl.AccessRead, Topic: fmt.Sprintf("bench/%d", i%2)})
+			return err
+		}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

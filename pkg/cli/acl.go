@@ -325,7 +325,9 @@ func (o *aclOptions) syncConf(f *acl.File) error {
 	}
 	cfg, err := conf.Parse(data)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", o.conf, err)
+		// The ACL file is written already; say what is left to do.
+		o.Warn("%s was edited by hand (%v): run `mosqprov conf write` so its acl_file line follows the ACL file", o.conf, err)
+		return nil
 	}
 	if hasAnonymous(f) && !cfg.AllowAnonymous {
 		o.Warn("anonymous rules apply only with allow_anonymous true (`mosqprov conf write --allow-anonymous`)")

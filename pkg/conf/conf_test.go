@@ -314,3 +314,12 @@ func TestWarnings(t *testing.T) {
 		t.Errorf("warnings by check (-want +got):\n%s", diff)
 	}
 }
+
+func BenchmarkRender(b *testing.B) {
+	cfg := goldenConfigs()["all-types"]
+	for b.Loop() {
+		if _, err := conf.Render(cfg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

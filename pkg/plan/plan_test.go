@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -457,5 +458,39 @@ func TestPackageStep(t *testing.T) {
 	svc.Booted = func() bool { return true }
 	if err := serviceStep(context.Background(), sys, s, d, Options{Service: svc}, r); err != nil {
 		t.Fatalf("service step after a planned install: %v", err)
+	}
+}
+
+// Files that are as the spec wants but not as the last complete apply
+// recorded (an apply killed between its writes and its reload) still get
+// their reload or restart, once.
+func TestUnsettledFilesGetTheirReload(t *testing.T) {
+	s, env := loadExample(t, 0)
+	root := newRoot(t)
+	ctx := context.Background()
+	if _, err := Converge(ctx, realSys(root), s, env.options()); err != nil {
+		t.Fatal(err)
+	}
+	stPath := filepath.Join(root, "etc/mosqprov/state.json")
+	good, _ := os.ReadFile(stPath)
+	for _, tc := range []struct {
+		path string
+		need systemd.Need
+	}{{layout.PasswordFile, systemd.Reload}, {layout.ServerCert, systemd.Reload}, {layout.DropIn, systemd.Restart}, {layout.CACert, systemd.None}} {
+		var st map[string]any
+		json.Unmarshal(good, &st)
+		st["files"].(map[string]any)[tc.path] = strings.Repeat("0", 64)
+		data, _ := json.Marshal(st)
+		os.WriteFile(stPath, data, 0o644)
+		res, err := Converge(ctx, realSys(root), s, env.options())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Need != tc.need || !res.Changed {
+			t.Errorf("%s: need %v, changed %v; want %v", tc.path, res.Need, res.Changed, tc.need)
+		}
+		if res, _ := Converge(ctx, realSys(root), s, env.options()); res.Changed || res.Need != systemd.None {
+			t.Errorf("%s: the run after is not converged: %s", tc.path, describe(res))
+		}
 	}
 }

@@ -3,6 +3,7 @@ package plan
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/mosqprov/mosqprov/pkg/acl"
 	"github.com/mosqprov/mosqprov/pkg/apt"
@@ -260,10 +261,53 @@ func stateStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired,
 			paths = append(paths, c.Path)
 		}
 	}
+	need, err := unsettled(sys, paths)
+	if err != nil {
+		return err
+	}
 	action, err := state.Record(sys, paths)
 	if err != nil {
 		return err
 	}
-	r.add(StepState, []system.Change{system.NewChange("apply state", state.File, action, "")}, systemd.None, nil)
+	detail := ""
+	if need != systemd.None {
+		detail = "files changed since the last complete apply; the broker may not have read them"
+	}
+	r.add(StepState, []system.Change{system.NewChange("apply state", state.File, action, detail)}, need, nil)
 	return nil
+}
+
+// unsettled is what the broker needs for files that already are as the spec
+// wants but differ from what the last complete apply recorded: an apply
+// interrupted after its writes and before its reload or restart (killed,
+// out of space) left them, and this run would otherwise see nothing to do
+// and leave the broker on the old ones.
+func unsettled(sys system.System, paths []string) (systemd.Need, error) {
+	old, err := state.Load(sys)
+	if err != nil || old == nil {
+		return systemd.None, err
+	}
+	need := systemd.None
+	for _, p := range paths {
+		data, err := sys.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		if recorded, ok := old.Files[p]; ok && recorded == state.Sum(data) {
+			continue
+		}
+		need = need.Max(brokerNeed(p))
+	}
+	return need, nil
+}
+
+// brokerNeed is what the running broker needs when p changes.
+func brokerNeed(p string) systemd.Need {
+	switch {
+	case p == layout.DropIn:
+		return systemd.Restart
+	case strings.HasPrefix(p, layout.MosquittoDir+"/"):
+		return systemd.Reload
+	}
+	return systemd.None // the CA's own copy, which the broker never reads
 }

@@ -320,3 +320,38 @@ func TestURL(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkProbe measures one full check of a TLS listener (handshake,
+// chain, names, anonymous refusal, login, round trip) against the real
+// broker: go test -bench Probe -run '^$' ./pkg/probe
+func BenchmarkProbe(b *testing.B) {
+	brokertest.Require(b)
+	dir := brokertest.Dir(b)
+	now := time.Now()
+	ca, err := pki.NewCA(rand.Reader, now, pki.CARequest{CommonName: "bench CA", KeyType: pki.ECDSAP256})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, err := pki.IssueServer(rand.Reader, now, &pki.CA{Cert: ca.Cert, Key: ca.Key}, pki.ServerRequest{Names: []string{"localhost"}, KeyType: pki.ECDSAP256, Days: 30})
+	if err != nil {
+		b.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "s.crt"), srv.CertPEM, 0o644)
+	os.WriteFile(filepath.Join(dir, "s.key"), srv.KeyPEM, 0o644)
+	pw := filepath.Join(dir, "passwd")
+	os.WriteFile(pw, nil, 0o644)
+	if out, err := exec.Command("mosquitto_passwd", "-b", pw, "u", "bench-pw").CombinedOutput(); err != nil {
+		b.Fatalf("%v %s", err, out)
+	}
+	os.Chmod(pw, 0o644)
+	port := brokertest.FreePort(b)
+	brokertest.Start(b, dir, fmt.Sprintf("allow_anonymous false\npassword_file %s\nlistener %d 127.0.0.1\ncertfile %s/s.crt\nkeyfile %s/s.key\n", pw, port, dir, dir), port)
+	target := Target{Name: "mqtts", Scheme: MQTTS, Host: "localhost", Port: port}
+	o := Options{CA: ca.CertPEM, User: "u", Password: "bench-pw"}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if r := Probe(context.Background(), target, o); !r.OK {
+			b.Fatal(r.Reason)
+		}
+	}
+}
