@@ -168,7 +168,7 @@ func (f *File) Set(r Rule) (bool, error) {
 		return false, err
 	}
 	for i, old := range f.Rules {
-		if old.Key() == r.Key() {
+		if old.Kind == r.Kind && old.User == r.User && old.Topic == r.Topic {
 			if old.Access == r.Access {
 				return false, nil
 			}

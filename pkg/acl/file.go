@@ -31,6 +31,7 @@ func Parse(data []byte) (*File, error) {
 	n := 0
 	user := ""
 	haveUser := false
+	index := map[string]int{}
 	for sc.Scan() {
 		n++
 		line := strings.TrimRight(sc.Text(), " \t\r\n\v\f")
@@ -71,7 +72,7 @@ func Parse(data []byte) (*File, error) {
 			case haveUser:
 				r.Kind, r.User = KindUser, user
 			}
-			if err := f.merge(r); err != nil {
+			if err := f.merge(r, index); err != nil {
 				return nil, bad("%v", err)
 			}
 		default:
@@ -86,21 +87,26 @@ func Parse(data []byte) (*File, error) {
 
 // merge adds r as the broker would combine it with a rule for the same
 // subject and topic: a deny wins (deny rules are checked first), read and
-// write add up to readwrite.
-func (f *File) merge(r Rule) error {
-	for _, old := range f.Rules {
-		if old.Key() != r.Key() {
-			continue
-		}
-		switch {
-		case old.Access == AccessDeny || r.Access == AccessDeny:
-			r.Access = AccessDeny
-		case old.Access != r.Access:
-			r.Access = AccessReadWrite
-		}
+// write add up to readwrite. index maps Key to the rule's place in f.Rules,
+// so reading a large file stays linear.
+func (f *File) merge(r Rule, index map[string]int) error {
+	if err := r.Validate(); err != nil {
+		return err
 	}
-	_, err := f.Set(r)
-	return err
+	i, seen := index[r.Key()]
+	if !seen {
+		index[r.Key()] = len(f.Rules)
+		f.Rules = append(f.Rules, r)
+		return nil
+	}
+	old := &f.Rules[i]
+	switch {
+	case old.Access == AccessDeny || r.Access == AccessDeny:
+		old.Access = AccessDeny
+	case old.Access != r.Access:
+		old.Access = AccessReadWrite
+	}
+	return nil
 }
 
 func printable(s string) string {

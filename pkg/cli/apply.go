@@ -43,7 +43,7 @@ A second apply changes nothing, writes nothing and restarts nothing.`,
 
 func runApply(ctx context.Context, o *applyOptions) error {
 	a := o.App
-	s, err := spec.Load(a.Sys, specPath(a, o.File))
+	s, err := spec.Load(a.Sys, o.File)
 	if err != nil {
 		return err
 	}

@@ -58,7 +58,7 @@ set is mqtt:1883:127.0.0.1, mqtts:8883 and wss:9443.`,
 
 func bindConfFlags(cmd *cobra.Command, o *confOptions) {
 	f := cmd.Flags()
-	f.StringArrayVar(&o.listeners, "listener", nil, "a listener as `TYPE[:PORT[:BIND]][,mtls]` (repeatable; see conf --help)")
+	f.StringArrayVar(&o.listeners, "listener", nil, "add a `TYPE[:PORT[:BIND]][,mtls]` listener (repeatable; see mosqprov conf --help)")
 	f.BoolVar(&o.mutualTLS, "mutual-tls", false, "require a client certificate on every TLS listener (its CN becomes the user name)")
 	f.StringVar(&o.tlsVersion, "tls-version", conf.DefaultTLSVersion, "minimum TLS version of TLS listeners: tlsv1.2 or tlsv1.3")
 	f.BoolVar(&o.allowAnonymous, "allow-anonymous", false, "let clients connect without a user name")
@@ -282,6 +282,14 @@ func runConfWrite(ctx context.Context, o *confOptions) error {
 		return err
 	}
 	o.warn(cfg)
+	// What would stop the broker is worth saying now; it is not a reason to
+	// refuse: `setup` writes the configuration before the users and the
+	// certificates it names, and a failed restart is rolled back.
+	for _, f := range conf.Check(o.Sys, cfg, o.path) {
+		if f.Severity == conf.SevError {
+			o.Warn("%s", f.Message)
+		}
+	}
 	change, need, err := conf.Write(o.Sys, o.path, cfg)
 	if err != nil {
 		return err

@@ -39,7 +39,7 @@ everything and writes nothing.`,
 	return cmd
 }
 
-// specPath is -f, or the default spec under --root.
+// specPath is -f, or the default spec under --root, as a path on this machine.
 func specPath(a *App, file string) string {
 	if file != "" {
 		return file
@@ -83,7 +83,7 @@ func computePlan(ctx context.Context, a *App, s *spec.Spec) (*plan.Result, []pla
 
 func runPlan(ctx context.Context, o *planOptions) error {
 	a := o.App
-	s, err := spec.Load(a.Sys, specPath(a, o.File))
+	s, err := spec.Load(a.Sys, o.File)
 	if err != nil {
 		return err
 	}

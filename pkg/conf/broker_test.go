@@ -533,3 +533,36 @@ func TestReloadPicksUpACLFileLine(t *testing.T) {
 		t.Fatalf("after dropping acl_file: delivered=%v err=%v", ok, err)
 	}
 }
+
+// TestTLSVersionMinimum proves tls_version tlsv1.3 on the real broker: an
+// mqtts listener refuses a TLS 1.2 client, while 2.0.11 ignores it on a wss
+// listener (the warning conf check gives). If a later broker honours it
+// there, this test fails and the warning should go.
+func TestTLSVersionMinimum(t *testing.T) {
+	f := newFixture(t)
+	cfg := f.config("mqtts", "wss")
+	for i := range cfg.Listeners {
+		cfg.Listeners[i].TLSVersion = conf.TLS13
+	}
+	b := f.start(t, cfg, false)
+	tls12 := &tls.Config{RootCAs: f.tlsCA, ServerName: "localhost", MaxVersion: tls.VersionTLS12}
+	mqtts, wss := cfg.Listeners[0].Port, cfg.Listeners[1].Port
+
+	if c, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", mqtts), tls12); err == nil {
+		c.Close()
+		t.Errorf("mqtts with tls_version tlsv1.3 accepted a TLS 1.2 handshake")
+	}
+	c, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", mqtts), &tls.Config{RootCAs: f.tlsCA, ServerName: "localhost"})
+	if err != nil {
+		t.Fatalf("mqtts TLS 1.3 handshake: %v", err)
+	}
+	if v := c.ConnectionState().Version; v != tls.VersionTLS13 {
+		t.Errorf("mqtts negotiated %x, want TLS 1.3", v)
+	}
+	c.Close()
+
+	mustWSDeliver(t, b, fmt.Sprintf("wss://localhost:%d", wss), tls12, testUser, testPass)
+	if !hasFinding(conf.Warnings(cfg), "websockets-tls", fmt.Sprintf("wss listener on port %d", wss)) {
+		t.Errorf("no websockets-tls warning for %+v", cfg.Listeners[1])
+	}
+}

@@ -45,8 +45,8 @@ const (
 	StepUsers   = "passwords"
 	StepACL     = "ACL"
 	StepConf    = "configuration"
-	StepService = "service"
 	StepState   = "state"
+	StepService = "service"
 )
 
 // Step is what one part of the broker needed.
@@ -150,7 +150,8 @@ type step struct {
 // steps is the order the article does things in, which is also the order
 // that keeps every intermediate state working: keys and certificates exist
 // before the configuration names them, the password and ACL files before
-// the configuration points at them, and the service is touched last.
+// the configuration points at them, the record of what was written right
+// after the last file, and the service is touched last.
 var steps = []step{
 	{StepPackage, packageStep},
 	{StepCA, caStep},
@@ -158,8 +159,8 @@ var steps = []step{
 	{StepUsers, usersStep},
 	{StepACL, aclStep},
 	{StepConf, confStep},
-	{StepService, serviceStep},
 	{StepState, stateStep},
+	{StepService, serviceStep},
 }
 
 // secretFromFile is the first line of a password_file.

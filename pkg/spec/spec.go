@@ -6,13 +6,16 @@ package spec
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/mosqprov/mosqprov/pkg/conf"
 	"github.com/mosqprov/mosqprov/pkg/errs"
+	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/pki"
 	"github.com/mosqprov/mosqprov/pkg/system"
 )
@@ -233,12 +236,21 @@ func (s *Spec) Position(path string) (Pos, bool) {
 	return Pos{}, false
 }
 
-// Load reads, decodes, defaults and validates the spec at path, a path on the
-// machine running mosqprov (-f FILE), or layout.Spec resolved under the System's root.
+// Load reads, decodes, defaults and validates a spec. An empty path is the
+// default, layout.Spec on sys (so under --root); any other path is a file on
+// the machine running mosqprov (-f FILE). Errors name the file as it can be
+// opened here.
 func Load(sys system.System, path string) (*Spec, error) {
-	data, err := os.ReadFile(path)
+	var data []byte
+	var err error
+	if path == "" {
+		path = sys.HostPath(layout.Spec)
+		data, err = sys.ReadFile(layout.Spec)
+	} else {
+		data, err = os.ReadFile(path)
+	}
 	if err != nil {
-		if os.IsNotExist(err) {
+		if errors.Is(err, fs.ErrNotExist) {
 			return nil, errs.Invalid("spec", "%s does not exist (write one, or run `mosqprov setup`)", path)
 		}
 		return nil, fmt.Errorf("read spec %s: %w", path, err)

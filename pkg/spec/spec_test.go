@@ -150,3 +150,24 @@ func mustLoad(t *testing.T, path string) *Spec {
 	}
 	return s
 }
+
+// Without a path, Load reads the default spec under the System's root and
+// names it by where it really is.
+func TestLoadDefaultUnderRoot(t *testing.T) {
+	root := t.TempDir()
+	sys := system.NewReal(root)
+	if _, err := Load(sys, ""); !errs.IsInput(err) || !strings.Contains(err.Error(), filepath.Join(root, "etc/mosqprov/broker.yaml")+" does not exist") {
+		t.Fatalf("missing default: %v", err)
+	}
+	data, _ := Marshal(Default("pi.local"))
+	if _, err := sys.EnsureDir("/etc/mosqprov", system.Attr{Mode: 0o755}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sys.WriteFile("/etc/mosqprov/broker.yaml", data, system.Attr{Mode: 0o644}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Load(sys, "")
+	if err != nil || s.Hostname != "pi.local" || s.File() != filepath.Join(root, "etc/mosqprov/broker.yaml") {
+		t.Fatalf("%v %+v", err, s)
+	}
+}
