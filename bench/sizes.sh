@@ -2,8 +2,7 @@
 # sizes.sh [BINDIR]: the stripped size of mosqprov for each release target and
 # the size of each .deb in dist/ (from `goreleaser release --snapshot --clean`).
 # BINDIR holds mosqprov-linux-{amd64,arm64,armv7,armv6} (.ci/steps/ship.sh
-# passes its cross builds); without it the four are built here with the
-# release's flags: CGO_ENABLED=0 -trimpath -ldflags "-s -w".
+# passes its cross builds); without it scripts/cross-build.sh builds them here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 targets=(amd64 arm64 armv7 armv6)
@@ -11,12 +10,7 @@ bindir=${1:-}
 if [ -z "$bindir" ]; then
   bindir=$(mktemp -d)
   trap 'rm -rf "$bindir"' EXIT
-  for t in "${targets[@]}"; do
-    arch=$t arm=
-    case $t in armv*) arch=arm arm=${t#armv} ;; esac
-    CGO_ENABLED=0 GOOS=linux GOARCH=$arch GOARM=$arm go build -trimpath -ldflags "-s -w" \
-      -o "$bindir/mosqprov-linux-$t" ./cmd/mosqprov
-  done
+  scripts/cross-build.sh "$bindir" >/dev/null
 fi
 mib() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1048576 }'; }
 printf '%-24s %10s %8s\n' "stripped binary" bytes MiB

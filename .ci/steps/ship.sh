@@ -24,15 +24,8 @@ trap 'rm -rf "$work"' EXIT
 
 # 1. Cross-compile with the release's flags (-trimpath, CGO off), so the build
 # cache is shared with the goreleaser run below.
-pkg=github.com/mosqprov/mosqprov/pkg/cli
 targets=(amd64 arm64 armv7 armv6)
-for t in "${targets[@]}"; do
-  arch=$t arm=
-  case $t in armv*) arch=arm arm=${t#armv} ;; esac
-  say "go build linux/$t"
-  CGO_ENABLED=0 GOOS=linux GOARCH=$arch GOARM=$arm go build -trimpath \
-    -ldflags "-s -w -X $pkg.version=ci" -o "$work/bin/mosqprov-linux-$t" ./cmd/mosqprov
-done
+scripts/cross-build.sh "$work/bin"
 
 # 2. GoReleaser. Installing it here would cost about 8 minutes of the
 # 15-minute CI budget (go install of v2.15.1 on 2 cores), so CI uses a binary

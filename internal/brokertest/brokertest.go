@@ -103,11 +103,37 @@ func StartErr(dir, conf string, ports ...int) (*Broker, error) {
 		f.Close()
 		os.Chmod(b.Log, 0o666)
 	}
+	if err := b.run(bin, ports); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// StartFile runs mosquitto on a complete configuration file as it is (one
+// with its own `log_dest file log` line, which the broker refuses twice),
+// waiting like Start. The broker is stopped at cleanup.
+func StartFile(t testing.TB, conf, log string, ports ...int) *Broker {
+	t.Helper()
+	bin, err := lookPath("mosquitto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &Broker{Conf: conf, Log: log, done: make(chan error, 1)}
+	if err := b.run(bin, ports); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Stop)
+	return b
+}
+
+// run starts the broker on b.Conf and waits until every port accepts TCP
+// connections; it stops the broker when it doesn't.
+func (b *Broker) run(bin string, ports []int) error {
 	var out bytes.Buffer
 	b.cmd = exec.Command(bin, "-c", b.Conf)
 	b.cmd.Stdout, b.cmd.Stderr = &out, &out
 	if err := b.cmd.Start(); err != nil {
-		return nil, err
+		return err
 	}
 	go func() { b.done <- b.cmd.Wait() }()
 	deadline := time.Now().Add(10 * time.Second)
@@ -120,17 +146,17 @@ func StartErr(dir, conf string, ports ...int) (*Broker, error) {
 			}
 			select {
 			case err := <-b.done:
-				return nil, fmt.Errorf("mosquitto exited (%v): %s\nlog:\n%s", err, out.String(), b.ReadLog())
+				return fmt.Errorf("mosquitto exited (%v): %s\nlog:\n%s", err, out.String(), b.ReadLog())
 			default:
 			}
 			if time.Now().After(deadline) {
 				b.Stop()
-				return nil, fmt.Errorf("mosquitto did not listen on %d: %s\nlog:\n%s", port, out.String(), b.ReadLog())
+				return fmt.Errorf("mosquitto did not listen on %d: %s\nlog:\n%s", port, out.String(), b.ReadLog())
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	return b, nil
+	return nil
 }
 
 // ReadLog returns the broker's log so far.

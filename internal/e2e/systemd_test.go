@@ -31,7 +31,7 @@ func TestInstallAndServiceInRealSystemd(t *testing.T) {
 	defer cancel()
 
 	bin := buildMosqprov(t)
-	image, err := nspawn.Image(ctx, cacheDir(), nspawn.DefaultRecipe(), t.Logf)
+	image, err := nspawn.Image(ctx, nspawn.DefaultCacheDir, nspawn.DefaultRecipe(), t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,13 +251,6 @@ func holdLock(t *testing.T, path string, d time.Duration) func() {
 	release := func() { once.Do(func() { f.Close() }) } // closing drops the lock
 	time.AfterFunc(d, release)
 	return release
-}
-
-func cacheDir() string {
-	if d := os.Getenv("MOSQPROV_E2E_CACHE"); d != "" {
-		return d
-	}
-	return nspawn.DefaultCacheDir
 }
 
 // buildMosqprov builds a static binary (CGO_ENABLED=0) so it runs in the

@@ -26,9 +26,29 @@ import (
 	"time"
 )
 
-// DefaultCacheDir holds the cached trees; outside the repository so a fresh
-// clone reuses it, and under /var/cache because building it needs root anyway.
-const DefaultCacheDir = "/var/cache/mosqprov-e2e"
+// DefaultCacheDir holds the cached trees: MOSQPROV_E2E_CACHE when set (a
+// cold run in a scratch folder, leaving the shared cache alone), otherwise
+// /var/cache/mosqprov-e2e, outside the repository so a fresh clone reuses
+// it, and under /var/cache because building it needs root anyway.
+var DefaultCacheDir = cacheDirFromEnv()
+
+func cacheDirFromEnv() string {
+	if d := os.Getenv("MOSQPROV_E2E_CACHE"); d != "" {
+		return d
+	}
+	return "/var/cache/mosqprov-e2e"
+}
+
+// BootLock is held (flock) from a container's boot until it has stopped,
+// so only one container runs on the host at a time. The containers share
+// the host's network, and Debian's broker listens on 127.0.0.1:1883 the
+// moment its package is installed, so two would clash; `go test ./...`
+// runs the packages that boot them (internal/e2e, pkg/plan, pkg/doctor) as
+// parallel processes, hence a lock between processes. It is in /run, not in
+// the cache folder, because runs with different MOSQPROV_E2E_CACHE still
+// share the network. A test must not boot a second container while its
+// first one runs: it would wait for itself.
+const BootLock = "/run/mosqprov-nspawn.lock"
 
 // recipeVersion changes whenever Build does something different with the
 // same Recipe, so an old tarball is never reused for a new recipe.
@@ -234,14 +254,22 @@ type Container struct {
 	done    chan error
 	cgs     []string
 	console string
+	lock    *os.File // BootLock, released once the container is gone
 }
 
 // Boot unpacks image into a fresh folder and boots it. Everything (process,
 // cgroups, folder) is removed at the test's cleanup, pass or fail.
 func Boot(t testing.TB, image string) *Container {
 	t.Helper()
+	lock, err := takeLock(BootLock, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
 	c, err := boot(image)
-	if c != nil {
+	if c == nil {
+		lock.Close()
+	} else {
+		c.lock = lock
 		t.Cleanup(c.Stop)
 	}
 	if err != nil {
@@ -251,6 +279,27 @@ func Boot(t testing.TB, image string) *Container {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// takeLock waits for an exclusive flock on path, saying so when another
+// container holds it. Closing the file releases it.
+func takeLock(path string, logf func(string, ...any)) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("boot lock: %w", err)
+	}
+	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		logf("nspawn: another test's container is running; waiting for it to stop (%s)", path)
+		start := time.Now()
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		logf("nspawn: waited %s for %s", time.Since(start).Round(time.Second), path)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("boot lock %s: %w", path, err)
+	}
+	return f, nil
 }
 
 func boot(image string) (*Container, error) {
@@ -399,6 +448,10 @@ func (c *Container) Stop() {
 		os.RemoveAll(c.Dir)
 		os.Remove(c.console)
 		c.Dir = ""
+	}
+	if c.lock != nil {
+		c.lock.Close() // closing drops the flock: the next container may boot
+		c.lock = nil
 	}
 }
 

@@ -2,6 +2,7 @@ package nspawn
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -48,5 +49,37 @@ func TestRecipeKey(t *testing.T) {
 	}
 	if a.Key() != (Recipe{Suite: "bookworm", Mirror: "http://m/debian", Include: []string{"systemd"}}).Key() {
 		t.Fatal("the same recipe gets two keys")
+	}
+}
+
+// TestLockSerialises: while one holder has the boot lock, a second caller
+// (another open file, as another test process would have) says it waits
+// and gets the lock only once the first lets go.
+func TestLockSerialises(t *testing.T) {
+	path := t.TempDir() + "/boot.lock"
+	first, err := takeLock(path, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := make(chan string, 2)
+	got := make(chan error, 1)
+	go func() {
+		second, err := takeLock(path, func(f string, a ...any) { waiting <- fmt.Sprintf(f, a...) })
+		if err == nil {
+			second.Close()
+		}
+		got <- err
+	}()
+	select {
+	case msg := <-waiting: // said before the second caller blocks
+		if !strings.Contains(msg, "waiting for it to stop") {
+			t.Fatalf("second caller said %q", msg)
+		}
+	case err := <-got:
+		t.Fatalf("second caller got the lock while the first held it (%v)", err)
+	}
+	first.Close()
+	if err := <-got; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,8 +1,6 @@
 package acl_test
 
 import (
-	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -10,11 +8,12 @@ import (
 	"github.com/mosqprov/mosqprov/internal/brokertest"
 	"github.com/mosqprov/mosqprov/pkg/acl"
 	"github.com/mosqprov/mosqprov/pkg/conf"
+	"github.com/mosqprov/mosqprov/pkg/passwd"
 	"github.com/mosqprov/mosqprov/pkg/system"
 	"github.com/mosqprov/mosqprov/pkg/systemd"
 )
 
-// Throwaway test credentials, made with the real mosquitto_passwd.
+// Throwaway test credentials.
 var users = map[string]string{"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw"}
 
 // TestRulesAgainstRealBroker writes an ACL file and a configuration with
@@ -26,26 +25,15 @@ func TestRulesAgainstRealBroker(t *testing.T) {
 	brokertest.Require(t)
 	dir := brokertest.Dir(t)
 	sys := system.NewReal("/")
+	// The password file as `user add` writes it (pkg/passwd), owned by the
+	// broker's user.
 	pw := filepath.Join(dir, "passwd")
-	bin, err := exec.LookPath("mosquitto_passwd")
-	if err != nil {
-		t.Fatal("mosquitto_passwd not found: apt-get install -y mosquitto")
-	}
+	var want []passwd.Desired
 	for _, u := range []string{"alice", "bob", "carol"} {
-		args := []string{"-b", pw, u, users[u]}
-		if u == "alice" {
-			args = append([]string{"-c"}, args...)
-		}
-		if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
-			t.Fatalf("mosquitto_passwd: %v: %s", err, out)
-		}
+		want = append(want, passwd.Desired{Name: u, Password: users[u]})
 	}
-	if os.Geteuid() == 0 {
-		acct, err := sys.LookupUser("mosquitto")
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.Chown(pw, acct.UID, acct.GID)
+	if _, err := passwd.Converge(sys, pw, want, passwd.Options{}); err != nil {
+		t.Fatal(err)
 	}
 
 	aclPath := filepath.Join(dir, "acl")
@@ -55,6 +43,9 @@ func TestRulesAgainstRealBroker(t *testing.T) {
 		{Kind: acl.KindUser, User: "alice", Access: acl.AccessWrite, Topic: "public/#"},
 		{Kind: acl.KindUser, User: "bob", Access: acl.AccessRead, Topic: "home/+"},
 		{Kind: acl.KindPattern, Access: acl.AccessReadWrite, Topic: "users/%u/#"},
+		{Kind: acl.KindPattern, Access: acl.AccessWrite, Topic: "devices/%c/#"},
+		{Kind: acl.KindUser, User: "alice", Access: acl.AccessRead, Topic: "devices/#"},
+		{Kind: acl.KindUser, User: "alice", Access: acl.AccessReadWrite, Topic: "room 1/#"},
 		{Kind: acl.KindAnonymous, Access: acl.AccessRead, Topic: "public/#"},
 	}
 	_, change, need, err := acl.Update(sys, aclPath, func(f *acl.File) error {
@@ -82,6 +73,9 @@ func TestRulesAgainstRealBroker(t *testing.T) {
 		return brokertest.Client{Port: port, User: user, Password: users[user]}
 	}
 	anon := brokertest.Client{Port: port}
+	// carol connecting with client id devA.
+	devA := c("carol")
+	devA.Extra = []string{"-i", "devA"}
 	cases := []struct {
 		name     string
 		sub, pub brokertest.Client
@@ -99,6 +93,10 @@ func TestRulesAgainstRealBroker(t *testing.T) {
 		{"anonymous may not write", anon, anon, "public/news", false},
 		{"carol has no rule", c("carol"), c("carol"), "home/kitchen", false},
 		{"carol has her pattern tree", c("carol"), c("carol"), "users/carol/x", true},
+		{"pattern %c: devA writes its own tree", c("alice"), devA, "devices/devA/state", true},
+		{"pattern %c: devA not another's", c("alice"), devA, "devices/devB/state", false},
+		{"a topic with a blank is one topic", c("alice"), c("alice"), "room 1/lamp", true},
+		{"and not its first word", c("alice"), c("alice"), "room/lamp", false},
 	}
 	for _, tc := range cases {
 		got, err := brokertest.Roundtrip(tc.sub, tc.pub, tc.topic, "m")

@@ -247,7 +247,7 @@ func (in *Installer) Ensure(ctx context.Context) (Result, []system.Change, error
 		if err != nil {
 			return Result{}, changes, err
 		}
-		changes = append(changes, system.NewChange("package lists", "", system.Run, c.String()+"; "+why))
+		changes = append(changes, system.NewChange("package lists", "", system.Run, commandLine(c)+"; "+why))
 		if len(unknown) > 0 && !in.Sys.IsDryRun() {
 			if candidates, err = in.candidates(ctx, missing); err != nil {
 				return Result{}, changes, err
@@ -261,7 +261,7 @@ func (in *Installer) Ensure(ctx context.Context) (Result, []system.Change, error
 	if err != nil {
 		return Result{}, changes, err
 	}
-	changes = append(changes, system.NewChange("packages", "", system.Run, c.String()))
+	changes = append(changes, system.NewChange("packages", "", system.Run, commandLine(c)))
 
 	if in.Sys.IsDryRun() {
 		for i, p := range pkgs {
@@ -293,6 +293,13 @@ func (in *Installer) Ensure(ctx context.Context) (Result, []system.Change, error
 		changes = append(changes, system.NewChange("package "+p.Name, "", action, p.Version))
 	}
 	return in.result(after, after[0].Version), changes, nil
+}
+
+// commandLine is cmd as a person would type it, its environment first: a
+// dry run's "would run" line can be pasted as is, and apt-get without
+// DEBIAN_FRONTEND=noninteractive would stop at debconf questions.
+func commandLine(cmd system.Cmd) string {
+	return strings.Join(append(append([]string(nil), cmd.Env...), cmd.String()), " ")
 }
 
 func (in *Installer) result(pkgs []Package, brokerVersion string) Result {

@@ -202,10 +202,13 @@ func TestEnsureDryRun(t *testing.T) {
 	if res.Broker != "2.0.11" {
 		t.Errorf("dry run reports broker %q, want the candidate 2.0.11", res.Broker)
 	}
-	want := []string{"package lists: run", "packages: run", "package mosquitto: create", "package mosquitto-clients: create"}
+	// The would-run lines are the commands with their environment, ready to paste.
+	env := "DEBIAN_FRONTEND=noninteractive "
+	want := []string{"package lists: run: " + env + update + "; package lists are from 30h0m0s ago", "packages: run: " + env + install,
+		"package mosquitto: create: candidate " + version, "package mosquitto-clients: create: candidate " + version}
 	var got []string
 	for _, c := range changes {
-		got = append(got, c.What+": "+string(c.Action))
+		got = append(got, c.What+": "+string(c.Action)+": "+c.Detail)
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("changes (-want +got):\n%s", d)

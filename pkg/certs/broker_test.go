@@ -276,8 +276,10 @@ func makeExternalChain(t *testing.T) (dir string) {
 
 func TestImportExternalChain(t *testing.T) {
 	requireRoot(t)
-	sys, _ := newSys(t)
+	// The chain first: openssl's NotBefore is the current second, and the
+	// System's clock (truncated to the second) must not be older than that.
 	ext := makeExternalChain(t)
+	sys, _ := newSys(t)
 	read := func(name string) []byte {
 		data, err := os.ReadFile(filepath.Join(ext, name))
 		if err != nil {

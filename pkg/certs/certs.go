@@ -106,6 +106,15 @@ const (
 	whatServerKey  = "server key"
 )
 
+// newKeyType is the key type of a new key: the one asked for, else
+// rsa-2048 (what the article uses and old microcontroller stacks handle).
+func newKeyType(kt pki.KeyType) pki.KeyType {
+	if kt == "" {
+		return pki.RSA2048
+	}
+	return kt
+}
+
 func randOr(r io.Reader) io.Reader {
 	if r == nil {
 		return rand.Reader
@@ -212,15 +221,16 @@ type CAOptions struct {
 // EnsureCA creates the CA when it is missing and leaves a valid one alone.
 // A broken CA (key and certificate don't match, one of them is missing or
 // unreadable, expired) is an error unless Force: replacing a CA silently
-// would cut off every device that trusts the old one.
+// would cut off every device that trusts the old one. The one repair made
+// without Force is finishing a CA whose creation stopped between its key
+// and its certificate (finishCA).
 func EnsureCA(sys system.System, o CAOptions) (Result, error) {
 	var res Result
-	if o.KeyType == "" {
-		o.KeyType = pki.RSA2048
-	}
 	if err := pki.ValidateCommonName("--ca-name", o.CommonName); err != nil {
 		return res, err
 	}
+	wantType := o.KeyType
+	o.KeyType = newKeyType(o.KeyType)
 	if err := createParent(&res, sys, o.Paths.CADir); err != nil {
 		return res, err
 	}
@@ -233,36 +243,28 @@ func EnsureCA(sys system.System, o CAOptions) (Result, error) {
 	}
 	defer unlock()
 	existing, loadErr := LoadCA(sys, o.Paths)
-	certExists := layout.Exists(sys, o.Paths.CACert)
-	keyExists := layout.Exists(sys, o.Paths.CAKey)
 	if loadErr == nil && sys.Now().After(existing.Cert.NotAfter) {
 		loadErr = errs.Invalid(o.Paths.CACert, "the CA expired on %s; replace it with `mosqprov cert ca --force`", existing.Cert.NotAfter.Format(time.DateOnly))
 	}
+	// Exists is true when the file can't even be looked at (no permission):
+	// what can't be seen is never taken for missing and replaced.
+	certExists := layout.Exists(sys, o.Paths.CACert)
+	keyExists := layout.Exists(sys, o.Paths.CAKey)
 	switch {
-	case loadErr == nil && !o.Force:
-		if err := ensureCAFiles(&res, sys, o.Paths, nil); err != nil {
-			return res, err
+	case o.Force:
+	case loadErr == nil:
+		if have := pki.KeyTypeOf(existing.Cert.PublicKey); wantType != "" && have != wantType {
+			res.warn("the CA's key is %s, not %s; it is kept (replacing it needs --force, and every device then needs the new ca.crt)", have, wantType)
 		}
-		return res, nil
-	case keyExists && !certExists && !o.Force:
-		// The key is written before the certificate: a CA whose creation
-		// was interrupted in between (a full disk, a kill) has a key and no
-		// certificate yet. Finish it with that key, so the next run
-		// converges; no one can trust a certificate that never existed.
-		keyPEM, err := sys.ReadFile(o.Paths.CAKey)
-		if err != nil {
-			return res, loadErr
-		}
-		key, err := pki.ParsePrivateKey(keyPEM)
-		if err != nil {
-			return res, loadErr
-		}
-		issued, err := pki.NewCA(randOr(o.Rand), sys.Now(), pki.CARequest{CommonName: o.CommonName, Key: key})
+		_, _, err := caFiles(o.Paths).writeIssued(&res, sys, nil, "")
+		return res, err
+	case keyExists && !certExists:
+		issued, note, err := finishCA(sys, o)
 		if err != nil {
 			return res, err
 		}
-		return res, ensureCAFiles(&res, sys, o.Paths, issued)
-	case loadErr != nil && (certExists || keyExists) && !o.Force:
+		return res, caFiles(o.Paths).write(&res, sys, issued.KeyPEM, issued.CertPEM, describeCA(issued.Cert)+"; "+note)
+	case certExists || keyExists:
 		return res, loadErr
 	}
 	issued, err := pki.NewCA(randOr(o.Rand), sys.Now(), pki.CARequest{CommonName: o.CommonName, KeyType: o.KeyType})
@@ -272,31 +274,157 @@ func EnsureCA(sys system.System, o CAOptions) (Result, error) {
 	if certExists || keyExists {
 		res.warn("the CA was replaced: every device and client that trusts the old CA must get the new ca.crt (`mosqprov cert export`), and the server and client certificates must be reissued (`mosqprov cert server`, `mosqprov cert client NAME`)")
 	}
-	return res, ensureCAFiles(&res, sys, o.Paths, issued)
+	return res, caFiles(o.Paths).write(&res, sys, issued.KeyPEM, issued.CertPEM, describeCA(issued.Cert))
 }
 
-// ensureCAFiles writes a new CA (issued != nil) or fixes the owner and mode
-// of the existing one; the caller holds the lock. The key is written before the certificate, so the
-// certificate on disk never names a key that isn't there yet.
-func ensureCAFiles(res *Result, sys system.System, p Paths, issued *pki.Issued) error {
-	var err error
-	var keyPEM, certPEM []byte
-	detail := ""
-	if issued != nil {
-		keyPEM, certPEM = issued.KeyPEM, issued.CertPEM
-		detail = fmt.Sprintf("CN=%s, %s, until %s", issued.Cert.Subject.CommonName, pki.KeyTypeOf(issued.Cert.PublicKey), issued.Cert.NotAfter.Format(time.DateOnly))
-	} else {
-		if keyPEM, err = sys.ReadFile(p.CAKey); err != nil {
-			return err
-		}
-		if certPEM, err = sys.ReadFile(p.CACert); err != nil {
-			return err
+// finishCA completes a CA whose key exists without its certificate. The
+// key is written first (certFiles.write), so a creation stopped in between
+// (a full disk, a kill) leaves exactly this; no device can trust a CA
+// certificate that was never written, so signing one for that key replaces
+// nothing. Unless the broker's copy of ca.crt says otherwise: when it
+// belongs to this key it *is* the CA devices trust, and is put back as it
+// is; when it belongs to another key, the CA devices trust has lost its key,
+// and making a new one is a replacement that needs --force.
+func finishCA(sys system.System, o CAOptions) (*pki.Issued, string, error) {
+	keyPEM, err := sys.ReadFile(o.Paths.CAKey)
+	if err != nil {
+		return nil, "", errs.Invalid(o.Paths.CAKey, "can't read the CA key (run as root): %v", unwrapPath(err))
+	}
+	key, err := pki.ParsePrivateKey(keyPEM)
+	if err != nil {
+		return nil, "", errs.Invalid(o.Paths.CAKey, "%v, and there is no %s; remove the key or replace the CA with `mosqprov cert ca --force`", err, o.Paths.CACert)
+	}
+	if copyPEM, err := readOptional(sys, o.Paths.BrokerCA); err == nil && copyPEM != nil {
+		if c, err := pki.ParseCertificate(copyPEM); err == nil && c.IsCA {
+			if !pki.KeyMatches(c, key) {
+				return nil, "", errs.Invalid(o.Paths.CACert, "missing, and %s (the CA the broker and its clients trust) does not belong to %s; put the CA's ca.crt back, or replace the CA with `mosqprov cert ca --force`", o.Paths.BrokerCA, o.Paths.CAKey)
+			}
+			if sys.Now().After(c.NotAfter) {
+				return nil, "", errs.Invalid(o.Paths.CACert, "missing, and the CA in %s expired on %s; replace it with `mosqprov cert ca --force`", o.Paths.BrokerCA, c.NotAfter.Format(time.DateOnly))
+			}
+			return &pki.Issued{CertPEM: pki.EncodeCertificate(c.Raw), KeyPEM: keyPEM, Cert: c, Key: key}, "restored from " + o.Paths.BrokerCA, nil
 		}
 	}
-	if err := write(res, sys, whatCAKey, p.CAKey, keyPEM, layout.RootOnly, ""); err != nil {
+	issued, err := pki.NewCA(randOr(o.Rand), sys.Now(), pki.CARequest{CommonName: o.CommonName, Key: key})
+	if err != nil {
+		return nil, "", err
+	}
+	// The same key bytes: the key file is left as it is.
+	issued.KeyPEM = keyPEM
+	return issued, "finished with the existing " + o.Paths.CAKey, nil
+}
+
+func describeCA(c *x509.Certificate) string {
+	return fmt.Sprintf("CN=%s, %s, until %s", c.Subject.CommonName, pki.KeyTypeOf(c.PublicKey), c.NotAfter.Format(time.DateOnly))
+}
+
+// certFiles are a private key and its certificate on disk, with the owner
+// and mode each must have.
+type certFiles struct {
+	whatKey, key   string
+	keyAttr        system.Attr
+	whatCert, cert string
+	certAttr       system.Attr
+}
+
+func caFiles(p Paths) certFiles {
+	return certFiles{whatCAKey, p.CAKey, layout.RootOnly, whatCACert, p.CACert, publicAttr}
+}
+
+// read returns the key and certificate on disk.
+func (f certFiles) read(sys system.System) (keyPEM, certPEM []byte, err error) {
+	if keyPEM, err = sys.ReadFile(f.key); err != nil {
+		return nil, nil, fmt.Errorf("read %s %s: %w", f.whatKey, f.key, err)
+	}
+	if certPEM, err = sys.ReadFile(f.cert); err != nil {
+		return nil, nil, fmt.Errorf("read %s %s: %w", f.whatCert, f.cert, err)
+	}
+	return keyPEM, certPEM, nil
+}
+
+// write writes the key, then the certificate: a run stopped in between
+// leaves a key without (or not matching) its certificate, which the next
+// run sees and repairs, never a certificate whose key isn't there yet.
+func (f certFiles) write(res *Result, sys system.System, keyPEM, certPEM []byte, detail string) error {
+	if err := write(res, sys, f.whatKey, f.key, keyPEM, f.keyAttr, ""); err != nil {
 		return err
 	}
-	return write(res, sys, whatCACert, p.CACert, certPEM, layout.Public, detail)
+	return write(res, sys, f.whatCert, f.cert, certPEM, f.certAttr, detail)
+}
+
+// writeIssued writes a newly issued key and certificate, or, when issued is
+// nil, re-writes the ones on disk as they are (only a wrong owner or mode
+// changes anything), and returns the PEM now on disk.
+func (f certFiles) writeIssued(res *Result, sys system.System, issued *pki.Issued, reason string) (keyPEM, certPEM []byte, err error) {
+	if issued == nil {
+		if keyPEM, certPEM, err = f.read(sys); err != nil {
+			return nil, nil, err
+		}
+		return keyPEM, certPEM, f.write(res, sys, keyPEM, certPEM, "")
+	}
+	detail := describeLeaf(issued.Cert) + "; " + reason
+	return issued.KeyPEM, issued.CertPEM, f.write(res, sys, issued.KeyPEM, issued.CertPEM, detail)
+}
+
+// readLeaf reads a certificate and its key. A reason is returned instead of
+// the certificate when there is nothing to keep: none yet, unreadable, or a
+// key that isn't the certificate's.
+func readLeaf(sys system.System, certPath, keyPath string) (*x509.Certificate, string, error) {
+	certPEM, err := readOptional(sys, certPath)
+	if err != nil {
+		return nil, "", fmt.Errorf("read %s: %w", certPath, err)
+	}
+	if certPEM == nil {
+		return nil, "new", nil
+	}
+	cert, err := pki.ParseCertificate(certPEM)
+	if err != nil {
+		return nil, "the certificate on disk can't be read: " + err.Error(), nil
+	}
+	keyPEM, err := readOptional(sys, keyPath)
+	if err != nil {
+		return nil, "", fmt.Errorf("read %s: %w", keyPath, err)
+	}
+	if keyPEM == nil {
+		return nil, "the key is missing", nil
+	}
+	key, err := pki.ParsePrivateKey(keyPEM)
+	if err != nil {
+		return nil, "the key on disk can't be read: " + err.Error(), nil
+	}
+	if !pki.KeyMatches(cert, key) {
+		return nil, "the key does not match the certificate", nil
+	}
+	return cert, "", nil
+}
+
+// chainReason says why cert can't serve for usage under ca, or "".
+func chainReason(cert *x509.Certificate, ca *pki.CA, usage x509.ExtKeyUsage, now time.Time) string {
+	err := chainsTo(cert, ca, usage, now)
+	switch {
+	case err == nil:
+		return ""
+	case now.After(cert.NotAfter):
+		return "expired on " + cert.NotAfter.Format(time.DateOnly)
+	case usage == x509.ExtKeyUsageClientAuth:
+		return "not issued by this CA for TLS clients (" + oneLine(err) + ")"
+	}
+	return "not issued by this CA for TLS servers (" + oneLine(err) + ")"
+}
+
+// dueReason is what every kept leaf must also pass: the key type asked for
+// (kt == "" accepts any) and more than renewBefore days left. A leaf that
+// already ends with its CA is not due: a new one would end on the same day
+// (pki caps leaves at the CA's expiry), so reissuing it would only repeat
+// on every run; the CA itself must be replaced, which status and renew say.
+func dueReason(cert *x509.Certificate, ca *pki.CA, kt pki.KeyType, renewBefore int, now time.Time) string {
+	if have := pki.KeyTypeOf(cert.PublicKey); kt != "" && have != kt {
+		return fmt.Sprintf("key type %s, want %s", have, kt)
+	}
+	if left := pki.DaysLeft(cert, now); left < renewBefore && cert.NotAfter.Before(ca.Cert.NotAfter) {
+		return fmt.Sprintf("expires in %d days (renew %d days before)", left, renewBefore)
+	}
+	return ""
 }
 
 // chainsTo checks cert against the CA for usage at now.

@@ -79,19 +79,9 @@ func snapshot(t *testing.T, root string) map[string]fileState {
 		if !d.IsDir() {
 			os.Chtimes(p, old, old)
 		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		st := fi.Sys().(*syscall.Stat_t)
-		s := fileState{Mode: fi.Mode(), UID: st.Uid, GID: st.Gid}
-		if !d.IsDir() {
-			data, _ := os.ReadFile(p)
-			s.Sum = sha256.Sum256(data)
-			s.MTime = fi.ModTime()
-		}
+		s, err := stateOf(p)
 		out[strings.TrimPrefix(p, root)] = s
-		return nil
+		return err
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -99,21 +89,38 @@ func snapshot(t *testing.T, root string) map[string]fileState {
 	return out
 }
 
+func stateOf(p string) (fileState, error) {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return fileState{}, err
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	s := fileState{Mode: fi.Mode(), UID: st.Uid, GID: st.Gid}
+	if !fi.IsDir() {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return s, err
+		}
+		s.Sum = sha256.Sum256(data)
+		s.MTime = fi.ModTime()
+	}
+	return s, nil
+}
+
 func sameAfter(t *testing.T, root string, before map[string]fileState) {
 	t.Helper()
 	after := map[string]fileState{}
-	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		fi, _ := os.Lstat(p)
-		st := fi.Sys().(*syscall.Stat_t)
-		s := fileState{Mode: fi.Mode(), UID: st.Uid, GID: st.Gid}
-		if !d.IsDir() {
-			data, _ := os.ReadFile(p)
-			s.Sum = sha256.Sum256(data)
-			s.MTime = fi.ModTime()
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
 		}
+		s, err := stateOf(p)
 		after[strings.TrimPrefix(p, root)] = s
-		return nil
+		return err
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if diff := cmp.Diff(before, after); diff != "" {
 		t.Fatalf("files changed (-before +after):\n%s", diff)
 	}
@@ -188,6 +195,9 @@ func TestEnsureCAAndServerLayoutAndIdempotence(t *testing.T) {
 		t.Fatal(err)
 	}
 	noChanges(t, r1)
+	if len(r1.Warnings) != 1 || !strings.Contains(r1.Warnings[0], "key is ecdsa-p256, not rsa-4096; it is kept") {
+		t.Fatalf("a CA kept despite another --key-type must say so: %q", r1.Warnings)
+	}
 	noChanges(t, mustServer(t, sys, ServerOptions{Names: []string{"localhost"}, IPs: []string{"127.0.0.1"}}))
 	sameAfter(t, sys.Root(), before)
 	if err := runClient(sys, "dev1", false); err != nil {
@@ -293,6 +303,40 @@ func TestServerReissueReasons(t *testing.T) {
 	}
 }
 
+// TestLeafEndingWithCAIsNotReissuedEveryRun: a leaf is capped at its CA's
+// expiry, so near the CA's end a new one would be due at once; it is kept
+// instead (and the CA's expiry is what status and renew report).
+func TestLeafEndingWithCAIsNotReissuedEveryRun(t *testing.T) {
+	requireRoot(t)
+	sys, clk := newSys(t)
+	clk.t = clk.t.AddDate(0, 0, -pki.CADays+10)
+	mustCA(t, sys)
+	clk.t = clk.t.AddDate(0, 0, pki.CADays-10)
+	opts := ServerOptions{Names: []string{"pi.local"}, RenewBefore: 30}
+	mustServer(t, sys, opts)
+	if err := runClient(sys, "dev1", false); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, sys.Root())
+	noChanges(t, mustServer(t, sys, opts))
+	if err := runClient(sys, "dev1", false); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Renew(sys, RenewOptions{Paths: DefaultPaths(), RenewBefore: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noChanges(t, res)
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "the CA expires in") {
+		t.Fatalf("renew must warn about the CA: %q", res.Warnings)
+	}
+	sameAfter(t, sys.Root(), before)
+	entries, _ := Status(sys, DefaultPaths(), 30)
+	if !Failing(entries) || len(entries[0].Problems) == 0 {
+		t.Fatalf("status must report the CA's expiry: %+v", entries[0])
+	}
+}
+
 // TestBadInputWritesNothing: every refused input leaves the disk as it was.
 func TestBadInputWritesNothing(t *testing.T) {
 	requireRoot(t)
@@ -387,6 +431,105 @@ func TestCAForceReplacesAndWarns(t *testing.T) {
 	}
 	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "every device") {
 		t.Fatalf("warnings %q", res.Warnings)
+	}
+}
+
+// TestCAFinishedAfterInterruptedCreation: a CA key without its certificate
+// is finished with that key, unless the broker's copy of ca.crt shows that
+// devices trust a CA with another key: then nothing is replaced silently.
+func TestCAFinishedAfterInterruptedCreation(t *testing.T) {
+	requireRoot(t)
+	p := DefaultPaths()
+	// keyOnly leaves the CA key without its certificate, after issuing a
+	// server certificate (which copies ca.crt to the broker) when asked.
+	keyOnly := func(t *testing.T, server bool) (*system.Real, []byte) {
+		sys, _ := newSys(t)
+		mustCA(t, sys)
+		if server {
+			mustServer(t, sys, ServerOptions{Names: []string{"localhost"}})
+		}
+		if _, err := sys.Remove(p.CACert); err != nil {
+			t.Fatal(err)
+		}
+		key, _ := sys.ReadFile(p.CAKey)
+		return sys, key
+	}
+	t.Run("key only", func(t *testing.T) {
+		sys, key := keyOnly(t, false)
+		res, err := EnsureCA(sys, CAOptions{Paths: p, CommonName: "test CA", KeyType: pki.RSA2048})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ca, err := LoadCA(sys, p)
+		if err != nil {
+			t.Fatalf("the finished CA doesn't load: %v", err)
+		}
+		if got, _ := sys.ReadFile(p.CAKey); string(got) != string(key) || pki.KeyTypeOf(ca.Cert.PublicKey) != pki.ECDSAP256 {
+			t.Fatal("the CA was finished with a new key, not the one on disk")
+		}
+		if c := changeFor(res, p.CAKey); c.Changed {
+			t.Fatalf("the key was rewritten: %+v", c)
+		}
+		if c := changeFor(res, p.CACert); !c.Changed || !strings.Contains(c.Detail, "finished with the existing") {
+			t.Fatalf("change %+v", c)
+		}
+		noChanges(t, must(t)(EnsureCA(sys, CAOptions{Paths: p, CommonName: "test CA"})))
+	})
+	t.Run("broker copy of the same CA", func(t *testing.T) {
+		sys, _ := keyOnly(t, true)
+		trusted, _ := sys.ReadFile(p.BrokerCA)
+		res, err := EnsureCA(sys, CAOptions{Paths: p, CommonName: "another name"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := sys.ReadFile(p.CACert); string(got) != string(trusted) {
+			t.Fatal("ca.crt is not the certificate devices already trust")
+		}
+		if c := changeFor(res, p.CACert); !strings.Contains(c.Detail, "restored from") {
+			t.Fatalf("change %+v", c)
+		}
+		noChanges(t, mustServer(t, sys, ServerOptions{Names: []string{"localhost"}}))
+	})
+	t.Run("broker copy of another CA", func(t *testing.T) {
+		sys, _ := keyOnly(t, true)
+		other, _ := pki.GenerateKey(rand.Reader, pki.ECDSAP256)
+		otherPEM, _ := pki.EncodePrivateKey(other)
+		sys.WriteFile(p.CAKey, otherPEM, system.Attr{Mode: 0o600})
+		before := snapshot(t, sys.Root())
+		_, err := EnsureCA(sys, CAOptions{Paths: p, CommonName: "test CA"})
+		if !errs.IsInput(err) || !strings.Contains(err.Error(), "--force") || !strings.Contains(err.Error(), p.BrokerCA) {
+			t.Fatalf("got %v, want an input error naming the broker's CA and --force", err)
+		}
+		sameAfter(t, sys.Root(), before)
+	})
+	t.Run("unreadable key", func(t *testing.T) {
+		sys, _ := keyOnly(t, false)
+		sys.WriteFile(p.CAKey, []byte("not a key\n"), system.Attr{Mode: 0o600})
+		before := snapshot(t, sys.Root())
+		_, err := EnsureCA(sys, CAOptions{Paths: p, CommonName: "test CA"})
+		if !errs.IsInput(err) || !strings.Contains(err.Error(), p.CAKey) || strings.Contains(err.Error(), "first") {
+			t.Fatalf("got %v, want an input error about the key", err)
+		}
+		sameAfter(t, sys.Root(), before)
+	})
+}
+
+func changeFor(res Result, path string) system.Change {
+	for _, c := range res.Changes {
+		if c.Path == path {
+			return c
+		}
+	}
+	return system.Change{}
+}
+
+func must(t *testing.T) func(Result, error) Result {
+	return func(r Result, err error) Result {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
 	}
 }
 

@@ -89,58 +89,28 @@ func EnsureClient(sys system.System, o ClientOptions) (Result, error) {
 	}
 	var issued *pki.Issued
 	if reason != "" {
-		kt := o.KeyType
-		if kt == "" {
-			kt = pki.RSA2048
-		}
-		if issued, err = pki.IssueClient(randOr(o.Rand), sys.Now(), ca, pki.ClientRequest{Name: o.Name, KeyType: kt, Days: o.Days}); err != nil {
+		if issued, err = pki.IssueClient(randOr(o.Rand), sys.Now(), ca, pki.ClientRequest{Name: o.Name, KeyType: newKeyType(o.KeyType), Days: o.Days}); err != nil {
 			return res, err
 		}
 	}
 	return res, writeClient(&res, sys, f, owned, ca, issued, reason, o)
 }
 
+// clientReissueReason says why the client certificate must be (re)issued,
+// or "" when the one on disk is fine.
 func clientReissueReason(sys system.System, f ClientFiles, ca *pki.CA, name string, kt pki.KeyType, renewBefore int) (string, error) {
-	certPEM, err := readOptional(sys, f.Cert)
-	if err != nil {
-		return "", fmt.Errorf("read %s: %w", f.Cert, err)
-	}
-	if certPEM == nil {
-		return "new", nil
-	}
-	cert, err := pki.ParseCertificate(certPEM)
-	if err != nil {
-		return "the certificate on disk can't be read: " + err.Error(), nil
-	}
-	keyPEM, err := readOptional(sys, f.Key)
-	if err != nil {
-		return "", fmt.Errorf("read %s: %w", f.Key, err)
-	}
-	if keyPEM == nil {
-		return "the key is missing", nil
-	}
-	key, err := pki.ParsePrivateKey(keyPEM)
-	if err != nil {
-		return "the key on disk can't be read: " + err.Error(), nil
+	cert, reason, err := readLeaf(sys, f.Cert, f.Key)
+	if err != nil || reason != "" {
+		return reason, err
 	}
 	now := sys.Now()
-	switch {
-	case !pki.KeyMatches(cert, key):
-		return "the key does not match the certificate", nil
-	case now.After(cert.NotAfter):
-		return "expired", nil
-	case chainsTo(cert, ca, x509.ExtKeyUsageClientAuth, now) != nil:
-		return "not issued by this CA for TLS clients", nil
-	case cert.Subject.CommonName != name:
+	if reason := chainReason(cert, ca, x509.ExtKeyUsageClientAuth, now); reason != "" {
+		return reason, nil
+	}
+	if cert.Subject.CommonName != name {
 		return fmt.Sprintf("CN is %q", cert.Subject.CommonName), nil
 	}
-	if have := pki.KeyTypeOf(cert.PublicKey); kt != "" && have != kt {
-		return fmt.Sprintf("key type %s, want %s", have, kt), nil
-	}
-	if left := pki.DaysLeft(cert, now); left < renewBefore {
-		return fmt.Sprintf("expires in %d days (renew %d days before)", left, renewBefore), nil
-	}
-	return "", nil
+	return dueReason(cert, ca, kt, renewBefore, now), nil
 }
 
 // clientDirs makes the client's folder: root-only under ClientDir; with
@@ -166,25 +136,10 @@ func writeClient(res *Result, sys system.System, f ClientFiles, owned bool, ca *
 	if owned {
 		secret, public = layout.RootOnly, publicAttr
 	}
-	var err error
-	var keyPEM, certPEM []byte
-	detail := ""
-	if issued != nil {
-		keyPEM, certPEM = issued.KeyPEM, issued.CertPEM
-		detail = describeLeaf(issued.Cert) + "; " + reason
-	} else {
-		if keyPEM, err = sys.ReadFile(f.Key); err != nil {
-			return err
-		}
-		if certPEM, err = sys.ReadFile(f.Cert); err != nil {
-			return err
-		}
-	}
 	what := "client " + o.Name
-	if err := write(res, sys, what+" key", f.Key, keyPEM, secret, ""); err != nil {
-		return err
-	}
-	if err := write(res, sys, what+" certificate", f.Cert, certPEM, public, detail); err != nil {
+	files := certFiles{what + " key", f.Key, secret, what + " certificate", f.Cert, public}
+	keyPEM, certPEM, err := files.writeIssued(res, sys, issued, reason)
+	if err != nil {
 		return err
 	}
 	if err := write(res, sys, what+" CA certificate", f.CA, pki.EncodeCertificate(ca.Cert.Raw), public, ""); err != nil {

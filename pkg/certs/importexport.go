@@ -90,18 +90,12 @@ func Import(sys system.System, o ImportOptions) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	if err := createDir(&res, sys, whatBrokerDir, o.Paths.BrokerDir, brokerDirAttr); err != nil {
-		return res, err
-	}
-	unlock, err := sys.Lock(o.Paths.ServerCert)
+	unlock, err := lockBrokerCerts(&res, sys, o.Paths)
 	if err != nil {
 		return res, err
 	}
 	defer unlock()
-	keyAttr, fallback := serverKeyAttr(sys)
-	if fallback != "" {
-		res.warn("%s: %s", o.Paths.ServerKey, fallback)
-	}
+	files := serverFiles(&res, sys, o.Paths)
 	if caErr == nil {
 		// The listener's cafile (client certificates) stays the local CA.
 		if err := write(&res, sys, whatBrokerCA, o.Paths.BrokerCA, pki.EncodeCertificate(localCA.Cert.Raw), publicAttr, ""); err != nil {
@@ -115,10 +109,7 @@ func Import(sys system.System, o ImportOptions) (Result, error) {
 			keyPEM = old
 		}
 	}
-	if err := write(&res, sys, whatServerKey, o.Paths.ServerKey, keyPEM, keyAttr, ""); err != nil {
-		return res, err
-	}
-	if err := write(&res, sys, whatServerCert, o.Paths.ServerCert, out.Bytes(), publicAttr, "imported: "+describeLeaf(leaf)); err != nil {
+	if err := files.write(&res, sys, keyPEM, out.Bytes(), "imported: "+describeLeaf(leaf)); err != nil {
 		return res, err
 	}
 	res.reloadIfChanged(o.Paths.BrokerCA, o.Paths.ServerKey, o.Paths.ServerCert)

@@ -2,7 +2,6 @@ package certs
 
 import (
 	"crypto/x509"
-	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -75,12 +74,7 @@ func EnsureServer(sys system.System, o ServerOptions) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	// Lock, then read, then write: two runs at once (cron and a person)
-	// can't both decide to reissue and interleave their files.
-	if err := createDir(&res, sys, whatBrokerDir, o.Paths.BrokerDir, brokerDirAttr); err != nil {
-		return res, err
-	}
-	unlock, err := sys.Lock(o.Paths.ServerCert)
+	unlock, err := lockBrokerCerts(&res, sys, o.Paths)
 	if err != nil {
 		return res, err
 	}
@@ -91,11 +85,7 @@ func EnsureServer(sys system.System, o ServerOptions) (Result, error) {
 	}
 	var issued *pki.Issued
 	if reason != "" {
-		kt := o.KeyType
-		if kt == "" {
-			kt = pki.RSA2048
-		}
-		issued, err = pki.IssueServer(randOr(o.Rand), sys.Now(), ca, pki.ServerRequest{Names: o.Names, IPs: o.IPs, KeyType: kt, Days: o.Days})
+		issued, err = pki.IssueServer(randOr(o.Rand), sys.Now(), ca, pki.ServerRequest{Names: o.Names, IPs: o.IPs, KeyType: newKeyType(o.KeyType), Days: o.Days})
 		if err != nil {
 			return res, err
 		}
@@ -103,51 +93,42 @@ func EnsureServer(sys system.System, o ServerOptions) (Result, error) {
 	return res, writeServer(&res, sys, o.Paths, ca, issued, reason)
 }
 
+// lockBrokerCerts creates the broker's certificate folder when missing and
+// locks it. Lock, then read, then write: two runs at once (cron and a
+// person, or certbot's hook) can't both decide to reissue and interleave
+// their files.
+func lockBrokerCerts(res *Result, sys system.System, p Paths) (unlock func(), err error) {
+	if err := createDir(res, sys, whatBrokerDir, p.BrokerDir, brokerDirAttr); err != nil {
+		return nil, err
+	}
+	return sys.Lock(p.ServerCert)
+}
+
+// serverFiles are the broker's key and certificate; a fallback owner (no
+// mosquitto user on this system) is reported as a warning.
+func serverFiles(res *Result, sys system.System, p Paths) certFiles {
+	keyAttr, fallback := serverKeyAttr(sys)
+	if fallback != "" {
+		res.warn("%s: %s", p.ServerKey, fallback)
+	}
+	return certFiles{whatServerKey, p.ServerKey, keyAttr, whatServerCert, p.ServerCert, publicAttr}
+}
+
 // serverReissueReason says why the server certificate must be (re)issued,
 // or "" when the one on disk is fine. kt == "" accepts any key type.
 func serverReissueReason(sys system.System, p Paths, ca *pki.CA, dns []string, ips []net.IP, kt pki.KeyType, renewBefore int) (string, error) {
-	certPEM, err := readOptional(sys, p.ServerCert)
-	if err != nil {
-		return "", fmt.Errorf("read %s: %w", p.ServerCert, err)
-	}
-	if certPEM == nil {
-		return "new", nil
-	}
-	cert, err := pki.ParseCertificate(certPEM)
-	if err != nil {
-		return "the certificate on disk can't be read: " + err.Error(), nil
-	}
-	keyPEM, err := readOptional(sys, p.ServerKey)
-	if err != nil {
-		return "", fmt.Errorf("read %s: %w", p.ServerKey, err)
-	}
-	if keyPEM == nil {
-		return "the key is missing", nil
-	}
-	key, err := pki.ParsePrivateKey(keyPEM)
-	if err != nil {
-		return "the key on disk can't be read: " + err.Error(), nil
+	cert, reason, err := readLeaf(sys, p.ServerCert, p.ServerKey)
+	if err != nil || reason != "" {
+		return reason, err
 	}
 	now := sys.Now()
-	switch {
-	case !pki.KeyMatches(cert, key):
-		return "the key does not match the certificate", nil
-	case chainsTo(cert, ca, x509.ExtKeyUsageServerAuth, now) != nil:
-		if now.After(cert.NotAfter) {
-			return "expired on " + cert.NotAfter.Format(time.DateOnly), nil
-		}
-		return "not issued by this CA for TLS servers (" + oneLine(chainsTo(cert, ca, x509.ExtKeyUsageServerAuth, now)) + ")", nil
+	if reason := chainReason(cert, ca, x509.ExtKeyUsageServerAuth, now); reason != "" {
+		return reason, nil
 	}
 	if missing := pki.Missing(cert, dns, ips); len(missing) > 0 {
 		return "does not cover " + strings.Join(missing, ", "), nil
 	}
-	if have := pki.KeyTypeOf(cert.PublicKey); kt != "" && have != kt {
-		return fmt.Sprintf("key type %s, want %s", have, kt), nil
-	}
-	if left := pki.DaysLeft(cert, now); left < renewBefore {
-		return fmt.Sprintf("expires in %d days (renew %d days before)", left, renewBefore), nil
-	}
-	return "", nil
+	return dueReason(cert, ca, kt, renewBefore, now), nil
 }
 
 func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
@@ -156,34 +137,12 @@ func oneLine(err error) string { return strings.Join(strings.Fields(err.Error())
 // re-asserts the owner and mode of the existing ones, and the broker's
 // ca.crt. The caller holds the lock.
 func writeServer(res *Result, sys system.System, p Paths, ca *pki.CA, issued *pki.Issued, reason string) error {
-	keyAttr, fallback := serverKeyAttr(sys)
-	if fallback != "" {
-		res.warn("%s: %s", p.ServerKey, fallback)
-	}
-	caPEM := pki.EncodeCertificate(ca.Cert.Raw)
-	if err := write(res, sys, whatBrokerCA, p.BrokerCA, caPEM, publicAttr, ""); err != nil {
+	files := serverFiles(res, sys, p)
+	if err := write(res, sys, whatBrokerCA, p.BrokerCA, pki.EncodeCertificate(ca.Cert.Raw), publicAttr, ""); err != nil {
 		return err
 	}
-	var keyPEM, certPEM []byte
-	detail := ""
-	if issued != nil {
-		keyPEM, certPEM = issued.KeyPEM, issued.CertPEM
-		detail = describeLeaf(issued.Cert) + "; " + reason
-	} else {
-		var err error
-		if keyPEM, err = sys.ReadFile(p.ServerKey); err != nil {
-			return err
-		}
-		if certPEM, err = sys.ReadFile(p.ServerCert); err != nil {
-			return err
-		}
-	}
-	// Key first: a reload between the two writes is impossible (we reload at
-	// the end), and a crash leaves a mismatch the next run detects and fixes.
-	if err := write(res, sys, whatServerKey, p.ServerKey, keyPEM, keyAttr, ""); err != nil {
-		return err
-	}
-	if err := write(res, sys, whatServerCert, p.ServerCert, certPEM, publicAttr, detail); err != nil {
+	// The reload comes at the end of the command, after both files.
+	if _, _, err := files.writeIssued(res, sys, issued, reason); err != nil {
 		return err
 	}
 	res.reloadIfChanged(p.BrokerCA, p.ServerKey, p.ServerCert)

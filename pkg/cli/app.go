@@ -81,17 +81,30 @@ func (a *App) init(command string) error {
 	if a.Globals.Output != "text" && a.Globals.Output != "json" {
 		return flagErrorf("--output: %q is not text or json", a.Globals.Output)
 	}
-	a.report.Command = command
-	a.report.DryRun = a.Globals.DryRun
-	a.report.Changes = []system.Change{}
+	a.begin(command)
 	if a.Sys == nil {
 		a.Sys = a.NewSystem(a.Globals)
 	}
+	// --verbose: the System describes every write, folder, lock and command.
+	if l, ok := a.Sys.(interface {
+		SetLog(func(format string, args ...any))
+	}); ok && a.Globals.Verbose {
+		l.SetLog(a.Debugf)
+	}
 	if a.Service == nil {
 		a.Service = systemd.New(a.Sys)
-		a.Service.Listeners = brokerListeners(a.Sys) // service.go
+		readBroker(a.Service, a.Sys) // service.go
 	}
 	return nil
+}
+
+// begin starts the run's report. init calls it; Run calls it too when
+// cobra refused the arguments before init ran, so -o json still prints one
+// object with the error.
+func (a *App) begin(command string) {
+	a.report.Command = command
+	a.report.DryRun = a.Globals.DryRun
+	a.report.Changes = []system.Change{}
 }
 
 // JSON reports whether output is json.

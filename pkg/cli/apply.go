@@ -10,9 +10,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mosqprov/mosqprov/pkg/errs"
-	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/plan"
 	"github.com/mosqprov/mosqprov/pkg/spec"
+	"github.com/mosqprov/mosqprov/pkg/system"
 	"github.com/mosqprov/mosqprov/pkg/systemd"
 )
 
@@ -36,7 +36,7 @@ A second apply changes nothing, writes nothing and restarts nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runApply(cmd.Context(), o) },
 	}
-	cmd.Flags().StringVarP(&o.File, "file", "f", "", "the spec to apply (default "+layout.Spec+" under --root)")
+	bindSpecFile(cmd, &o.File, "apply")
 	cmd.Flags().BoolVarP(&o.Yes, "yes", "y", false, "apply without asking")
 	return cmd
 }
@@ -61,7 +61,7 @@ func runApply(ctx context.Context, o *applyOptions) error {
 		return nil
 	}
 	if !planned.Changed {
-		a.Add(planned.Changes()...)
+		addApplied(a, planned.Changes())
 		showUnmanaged(a, planned)
 		a.Result(planOutput{Spec: s.File(), Result: planned, Files: []plan.FileDiff{}}, func(w io.Writer) {
 			fmt.Fprintln(w, applySummary(planned, false, s))
@@ -73,10 +73,9 @@ func runApply(ctx context.Context, o *applyOptions) error {
 			return err
 		}
 	}
-	svc := a.Service
-	res, err := plan.Converge(ctx, a.Sys, s, plan.Options{Service: svc})
+	res, err := plan.Converge(ctx, a.Sys, s, plan.Options{Service: a.Service})
 	if res != nil {
-		a.Add(res.Changes()...)
+		addApplied(a, res.Changes())
 	}
 	if err != nil {
 		// Files already written stay (each is whole); the broker still gets
@@ -100,27 +99,27 @@ func runApply(ctx context.Context, o *applyOptions) error {
 	return nil
 }
 
+// addApplied reports what apply did. Text shows what changed, as Terraform
+// does (--verbose adds the unchanged lines; the summary line says the rest);
+// json lists every step's outcome, unchanged ones included.
+func addApplied(a *App, changes []system.Change) {
+	for _, c := range changes {
+		if c.Changed || a.JSON() || a.Globals.Verbose {
+			a.Add(c)
+		}
+	}
+}
+
 // confirmApply shows the plan and asks; without a terminal it asks for --yes.
 func confirmApply(a *App, planned *plan.Result, files []plan.FileDiff) error {
-	if !a.IO.InIsTerminal || a.JSON() {
+	switch {
+	case a.JSON():
+		return errs.Invalid("--yes", "there are changes to make (%s) and -o json can't ask to confirm them; see them with `mosqprov plan -o json`, then apply with --yes", planned.Summary)
+	case !a.IO.InIsTerminal:
 		return errs.Invalid("--yes", "there are changes to make (%s) and no terminal to confirm them on; see them with `mosqprov plan`, then apply with --yes", planned.Summary)
 	}
-	saved := a.Globals.DryRun
-	a.Globals.DryRun = true
-	for _, c := range planned.Changes() {
-		if !c.Changed {
-			continue
-		}
-		fmt.Fprintln(a.IO.Out, formatChange(c, true))
-		for _, f := range files {
-			if f.Path == c.Path && c.Path != "" {
-				printDiff(a.IO.Out, f)
-				break
-			}
-		}
-	}
-	a.Globals.DryRun = saved
-	fmt.Fprintf(a.IO.Out, "Plan: %s%s.\n", planned.Summary, settleNote(planned))
+	writePlan(a.IO.Out, planned, files)
+	fmt.Fprintln(a.IO.Out, planLine(planned))
 	fmt.Fprint(a.IO.ErrOut, "Apply these changes? [y/N] ")
 	line, _ := bufio.NewReader(a.IO.In).ReadString('\n')
 	switch strings.ToLower(strings.TrimSpace(line)) {

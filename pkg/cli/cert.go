@@ -61,13 +61,18 @@ func (f *certPathFlags) paths() certs.Paths {
 	}
 }
 
-// reportCertResult reports a converge step and records what the broker needs.
-func reportCertResult(a *App, res certs.Result) {
+// settleCert reports a converge step, then gives the running broker what
+// the step needs (a reload when a certificate or key it reads changed).
+func settleCert(ctx context.Context, a *App, res certs.Result, err error) error {
+	if err != nil {
+		return err
+	}
 	a.Add(res.Changes...)
 	for _, w := range res.Warnings {
 		a.Warn("%s", w)
 	}
 	a.Need(res.Need)
+	return a.Settle(ctx)
 }
 
 func keyTypeFlag(s string) (pki.KeyType, error) {
@@ -125,11 +130,7 @@ func runCertCA(ctx context.Context, o *certCAOptions) error {
 		name = "mosqprov CA " + host
 	}
 	res, err := certs.EnsureCA(o.Sys, certs.CAOptions{Paths: o.Paths.paths(), CommonName: name, KeyType: kt, Force: o.Force})
-	if err != nil {
-		return err
-	}
-	reportCertResult(o.App, res)
-	return o.Settle(ctx)
+	return settleCert(ctx, o.App, res, err)
 }
 
 // --- cert server ---
@@ -152,21 +153,27 @@ func newCertServerCmd(a *App, pf *certPathFlags) *cobra.Command {
 		Use:   "server",
 		Short: "Issue or renew the broker's server certificate (kept while it is still right)",
 		Long: `Issue the broker's server certificate, signed by the local CA, with every name
-and IP as a subjectAltName. Without --name and --ip it covers the host name,
-<hostname>.local, localhost, 127.0.0.1, ::1 and the host's other addresses.
+and IP as a subjectAltName (the first name is also the CN).
+
+Without --name and --ip it covers the host name, <hostname>.local, localhost,
+127.0.0.1, ::1 and the host's other addresses. Any --name or --ip replaces
+that whole list: give every name and address clients connect with, including
+localhost and 127.0.0.1 if clients on this machine use TLS.
+
 The existing certificate is kept when it chains to the CA, matches its key,
-covers every requested name and IP, has the requested key type and more than
---renew-before days left; otherwise it is reissued and the reason printed.
-The broker is reloaded (Mosquitto re-reads certificates on SIGHUP).`,
-		Example: `  mosqprov cert server
-  mosqprov cert server --name raspberrypi.local --name mqtt.home.arpa --ip 192.168.1.10
+covers every requested name and IP (it may carry more), has the requested key
+type and more than --renew-before days left; otherwise it is reissued with
+exactly the requested names, and the reason printed. The broker is then
+reloaded (Mosquitto re-reads certificates on SIGHUP).`,
+		Example: `  mosqprov cert server          # this host's names and addresses
+  mosqprov cert server --name raspberrypi.local --name localhost --ip 192.168.1.10 --ip 127.0.0.1
   mosqprov cert server --key-type ecdsa-p256 --days 397`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runCertServer(cmd.Context(), o) },
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&o.Names, "name", nil, "a DNS name (or IP) the certificate covers; repeatable; the first is the CN")
-	f.StringArrayVar(&o.IPs, "ip", nil, "an IP address the certificate covers; repeatable")
+	f.StringArrayVar(&o.Names, "name", nil, "a DNS name (or IP) the certificate covers; repeatable; the first is the CN; replaces the default names")
+	f.StringArrayVar(&o.IPs, "ip", nil, "an IP address the certificate covers; repeatable; replaces the default names")
 	f.StringVar(&o.KeyType, "key-type", "", keyTypeHelp)
 	f.IntVar(&o.Days, "days", pki.ServerDays, "validity of a new certificate in days (at most 825, Apple's limit for TLS server certificates)")
 	f.IntVar(&o.RenewBefore, "renew-before", certs.DefaultRenewBefore, "reissue when fewer than this many days are left")
@@ -196,11 +203,7 @@ func runCertServer(ctx context.Context, o *certServerOptions) error {
 	res, err := certs.EnsureServer(o.Sys, certs.ServerOptions{
 		Paths: o.Paths.paths(), Names: names, IPs: ips, KeyType: kt, Days: o.Days, RenewBefore: o.RenewBefore,
 	})
-	if err != nil {
-		return err
-	}
-	reportCertResult(o.App, res)
-	return o.Settle(ctx)
+	return settleCert(ctx, o.App, res, err)
 }
 
 // --- cert client ---
@@ -273,11 +276,7 @@ func runCertClient(ctx context.Context, o *certClientOptions) error {
 		Paths: o.Paths.paths(), Name: o.Name, OutDir: o.OutDir, KeyType: kt, Days: o.Days,
 		RenewBefore: o.RenewBefore, P12: o.P12, Password: password,
 	})
-	if err != nil {
-		return err
-	}
-	reportCertResult(o.App, res)
-	return o.Settle(ctx)
+	return settleCert(ctx, o.App, res, err)
 }
 
 // --- cert status ---
@@ -370,11 +369,13 @@ func newCertRenewCmd(a *App, pf *certPathFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "renew",
 		Short: "Reissue every certificate from the local CA that is due, then reload the broker",
-		Long: `Reissue the server certificate and every client certificate issued by the
-local CA that has fewer than --renew-before days left, with the same names and
-key type, and reload the broker so it serves the new one (Mosquitto 2.0.11
-re-reads certificates on SIGHUP). The CA is never replaced, and an imported
-server certificate is left to whoever issued it. Safe to run daily from cron.`,
+		Long: `Reissue the server certificate and every client certificate under
+--clients-dir issued by the local CA that has fewer than --renew-before days
+left, with the same names and key type, and reload the broker so it serves the
+new one (Mosquitto 2.0.11 re-reads certificates on SIGHUP). Certificates
+written with "cert client --out" are not tracked: run that command again.
+The CA is never replaced, and an imported server certificate is left to
+whoever issued it. Safe to run daily from cron.`,
 		Example: `  mosqprov cert renew
   # /etc/cron.d/mosqprov: every day at 04:17
   17 4 * * * root /usr/local/bin/mosqprov cert renew >/dev/null`,
@@ -387,11 +388,7 @@ server certificate is left to whoever issued it. Safe to run daily from cron.`,
 
 func runCertRenew(ctx context.Context, o *certRenewOptions) error {
 	res, err := certs.Renew(o.Sys, certs.RenewOptions{Paths: o.Paths.paths(), RenewBefore: o.RenewBefore})
-	if err != nil {
-		return err
-	}
-	reportCertResult(o.App, res)
-	return o.Settle(ctx)
+	return settleCert(ctx, o.App, res, err)
 }
 
 // --- cert export ---
@@ -512,11 +509,7 @@ func runCertImport(ctx context.Context, o *certImportOptions) error {
 		return err
 	}
 	res, err := certs.Import(o.Sys, certs.ImportOptions{Paths: o.Paths.paths(), CertPEM: certPEM, KeyPEM: keyPEM, ChainPEM: chainPEM})
-	if err != nil {
-		return err
-	}
-	reportCertResult(o.App, res)
-	return o.Settle(ctx)
+	return settleCert(ctx, o.App, res, err)
 }
 
 func unwrapPathErr(err error) error {

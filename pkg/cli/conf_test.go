@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"path"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/system"
 	"github.com/mosqprov/mosqprov/pkg/systemd"
 )
@@ -104,5 +106,42 @@ func TestParseListener(t *testing.T) {
 		if _, err := parseListener(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// TestServiceReadsBrokerConfig proves the wiring of pkg/conf's reader into
+// the service (app.go, service.go): what Settle and `service status` dial,
+// including 2.0's default listener, and the log file a failure shows.
+func TestServiceReadsBrokerConfig(t *testing.T) {
+	sys := system.NewReal(t.TempDir())
+	write := func(p, data string) {
+		t.Helper()
+		if _, err := sys.EnsureDir(path.Dir(p), system.Attr{Mode: 0o755}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sys.WriteFile(p, []byte(data), system.Attr{Mode: 0o644}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := NewApp(&IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}})
+	a.Sys = sys
+	if err := a.init("test"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	write(layout.MosquittoConf, "log_dest file /var/log/mosquitto/mosquitto.log\ninclude_dir /etc/mosquitto/conf.d\n")
+	write("/var/log/mosquitto/mosquitto.log", "Error: Address already in use\n")
+	ls, err := a.Service.Listeners(ctx)
+	if want := []systemd.Listener{{Port: 1883, Bind: "127.0.0.1"}}; err != nil || !cmp.Equal(ls, want) {
+		t.Errorf("no listener declared: %v, %v; want 2.0's default %v", ls, err, want)
+	}
+	write(layout.DropIn, "listener 8883\nlistener 1884 ::1\n")
+	ls, err = a.Service.Listeners(ctx)
+	if want := []systemd.Listener{{Port: 8883}, {Port: 1884, Bind: "::1"}}; err != nil || !cmp.Equal(ls, want) {
+		t.Errorf("drop-in listeners: %v, %v; want %v", ls, err, want)
+	}
+	want := []string{"/var/log/mosquitto/mosquitto.log (last lines):", "Error: Address already in use"}
+	if got := a.Service.BrokerLog(); !cmp.Equal(got, want) {
+		t.Errorf("broker log %q, want %q", got, want)
 	}
 }

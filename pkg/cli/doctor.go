@@ -65,7 +65,13 @@ func runDoctor(ctx context.Context, o *doctorOptions) error {
 			Why:     "apply and setup refuse it, and doctor checked without it",
 			Fix:     "fix the line it names (`mosqprov plan` checks it again)"}}, rep.Findings...)
 	}
-	o.Result(rep, func(w io.Writer) { printDoctor(w, rep) })
+	o.Result(rep, func(w io.Writer) {
+		if root := o.Sys.Root(); root != "/" {
+			// Findings name the broker's paths; the files are under --root.
+			fmt.Fprintf(w, "Checked the files under %s; paths and fixes are as on the broker's machine (add --root %s to run a mosqprov fix on this copy).\n\n", root, root)
+		}
+		printDoctor(w, rep)
+	})
 	if rep.Count(doctor.Error) > 0 {
 		return errs.ErrCheckFailed
 	}

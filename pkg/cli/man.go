@@ -172,23 +172,27 @@ func manPages(root *cobra.Command, header doc.GenManHeader) ([]manPage, error) {
 	return pages, nil
 }
 
+// exitStatuses is every exit code with what it means, for mosqprov(1); a
+// test holds the README's table to the same codes.
+var exitStatuses = []struct {
+	code    int
+	meaning string
+}{
+	{ExitOK, "success (and, for checks, everything passed)"},
+	{ExitError, "the command failed, or a check (user verify, cert status, verify, doctor) found a problem"},
+	{ExitChanges, "plan --detailed-exitcode: there are changes to apply"},
+	{ExitUsage, "bad flags, arguments or input; nothing was changed"},
+	{ExitNoSystemd, "the service can't be driven: systemd is not PID 1 here"},
+	{ExitRolledBack, "the broker did not come up after a change; the previous files were restored"},
+	{ExitInterrupted, "cancelled; nothing was changed"},
+}
+
 // rootManExtra is what mosqprov(1) says beyond the flags: the sections a man
 // page reader looks for (man-pages(7)) that cobra doesn't generate.
 var rootManExtra = func() string {
 	var b strings.Builder
 	b.WriteString(".SH EXIT STATUS\n")
-	for _, e := range []struct {
-		code    int
-		meaning string
-	}{
-		{ExitOK, "success (and, for checks, everything passed)"},
-		{ExitError, "the command failed, or a check (user verify, cert status, verify, doctor) found a problem"},
-		{ExitChanges, "plan --detailed-exitcode: there are changes to apply"},
-		{ExitUsage, "bad flags, arguments or input; nothing was changed"},
-		{ExitNoSystemd, "the service can't be driven: systemd is not PID 1 here"},
-		{ExitRolledBack, "the broker did not come up after a change; the previous files were restored"},
-		{ExitInterrupted, "cancelled; nothing was changed"},
-	} {
+	for _, e := range exitStatuses {
 		fmt.Fprintf(&b, ".TP\n.B %d\n%s\n", e.code, e.meaning)
 	}
 	b.WriteString(".SH ENVIRONMENT\n.TP\n.B " + PasswordEnv + "\n" +

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -252,5 +253,135 @@ func TestManRemovesOnlyStalePages(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "- stale man page: removed /man/mosqprov-gone.1") {
 		t.Errorf("removal not reported:\n%s", out.String())
+	}
+}
+
+// readme returns the repository's README.md, which documents these commands.
+func readme(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// readmeCodeLines are the lines of the README's fenced code blocks: the
+// examples a reader copies, as opposed to prose that only names a command.
+func readmeCodeLines(doc string) []string {
+	var lines []string
+	inside := false
+	for _, line := range strings.Split(doc, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "```") {
+			inside = !inside
+			continue
+		}
+		if inside {
+			lines = append(lines, line)
+		}
+	}
+	return lines
+}
+
+// commandWords are the words after each "mosqprov" of an example line, with
+// flags (and the values of the global flags that take one) left out:
+// "sudo mosqprov --root /mnt cert server --name x" gives [cert server x].
+func commandWords(line string) [][]string {
+	var calls [][]string
+	fields := strings.Fields(line)
+	for i, f := range fields {
+		if f != "mosqprov" && !strings.HasSuffix(f, "/mosqprov") && !strings.HasSuffix(f, "(mosqprov") {
+			continue
+		}
+		var words []string
+		for j := i + 1; j < len(fields); j++ {
+			w := strings.TrimRight(fields[j], `);'"`)
+			switch {
+			case w == "--root" || w == "-o" || w == "--output" || w == "-f":
+				j++
+			case strings.HasPrefix(w, "-"):
+			default:
+				words = append(words, w)
+			}
+		}
+		calls = append(calls, words)
+	}
+	return calls
+}
+
+// covers says whether words (from an example) run the command path, where an
+// example may name alternatives: "service start|stop|restart|reload".
+func covers(words, path []string) bool {
+	if len(words) < len(path) {
+		return false
+	}
+	for i, p := range path {
+		if !slices.Contains(strings.Split(words[i], "|"), p) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestREADMEHasAnExampleOfEveryCommand holds the README to the command tree:
+// a command added without an example in a code block fails here.
+func TestREADMEHasAnExampleOfEveryCommand(t *testing.T) {
+	a, _, _ := manTestApp(t)
+	root := NewRootCmd(a)
+	root.InitDefaultCompletionCmd()
+	var calls [][]string
+	for _, line := range readmeCodeLines(readme(t)) {
+		calls = append(calls, commandWords(line)...)
+	}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		var subs []*cobra.Command
+		for _, s := range c.Commands() {
+			// PowerShell completion is cobra's; nobody runs it on a Pi.
+			if s.IsAvailableCommand() && s.Name() != "help" && s.Name() != "powershell" {
+				subs = append(subs, s)
+			}
+		}
+		if len(subs) == 0 {
+			path := strings.Fields(c.CommandPath())[1:]
+			if !slices.ContainsFunc(calls, func(w []string) bool { return covers(w, path) }) {
+				t.Errorf("README.md has no example (in a code block) of %q", c.CommandPath())
+			}
+		}
+		for _, s := range subs {
+			walk(s)
+		}
+	}
+	walk(root)
+}
+
+// TestREADMEExitCodes holds the README's exit code table to the codes
+// mosqprov(1) lists, which are pkg/cli's Exit* constants.
+func TestREADMEExitCodes(t *testing.T) {
+	doc := readme(t)
+	start := strings.Index(doc, "\n## Exit codes\n")
+	if start < 0 {
+		t.Fatal("README.md has no '## Exit codes' section")
+	}
+	section := doc[start+1:]
+	if end := strings.Index(section[3:], "\n## "); end >= 0 {
+		section = section[:end+3]
+	}
+	var got []int
+	for _, line := range strings.Split(section, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 3 {
+			continue
+		}
+		if n, err := strconv.Atoi(strings.TrimSpace(cells[1])); err == nil {
+			got = append(got, n)
+		}
+	}
+	var want []int
+	for _, e := range exitStatuses {
+		want = append(want, e.code)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("README exit codes (-mosqprov(1) +README):\n%s", diff)
 	}
 }

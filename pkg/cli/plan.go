@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/plan"
 	"github.com/mosqprov/mosqprov/pkg/spec"
 	"github.com/mosqprov/mosqprov/pkg/system"
+	"github.com/mosqprov/mosqprov/pkg/systemd"
 )
 
 type planOptions struct {
@@ -34,9 +36,14 @@ everything and writes nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runPlan(cmd.Context(), o) },
 	}
-	cmd.Flags().StringVarP(&o.File, "file", "f", "", "the spec to plan (default "+layout.Spec+" under --root)")
+	bindSpecFile(cmd, &o.File, "plan")
 	cmd.Flags().BoolVar(&o.DetailedExitcode, "detailed-exitcode", false, "exit 0 when there is nothing to change, 2 when there is, 1 on error")
 	return cmd
+}
+
+// bindSpecFile binds -f, the spec plan and apply read.
+func bindSpecFile(cmd *cobra.Command, file *string, verb string) {
+	cmd.Flags().StringVarP(file, "file", "f", "", "the spec to "+verb+" (default "+layout.Spec+" under --root)")
 }
 
 // specPath is -f, or the default spec under --root, as a path on this machine.
@@ -78,10 +85,26 @@ func computePlan(ctx context.Context, a *App, s *spec.Spec) (*plan.Result, []pla
 	if err != nil {
 		return nil, nil, err
 	}
-	return res, plan.Diffs(dry.Changes()), nil
+	return res, plan.PlannedDiffs(dry.Changes()), nil
 }
 
 func runPlan(ctx context.Context, o *planOptions) error {
+	err := showPlanOf(ctx, o)
+	if o.DetailedExitcode && err != nil && !errors.Is(err, errs.ErrChangesPresent) {
+		// Terraform's contract, which CI scripts test with `case $?`: with
+		// --detailed-exitcode every error is 1, a bad spec included, so
+		// no error can pass for "no changes" or "changes".
+		return exitOne{err}
+	}
+	return err
+}
+
+// exitOne is an error whose kind (and so its exit code) is hidden: exit 1.
+type exitOne struct{ err error }
+
+func (e exitOne) Error() string { return e.err.Error() }
+
+func showPlanOf(ctx context.Context, o *planOptions) error {
 	a := o.App
 	s, err := spec.Load(a.Sys, o.File)
 	if err != nil {
@@ -97,7 +120,7 @@ func runPlan(ctx context.Context, o *planOptions) error {
 	showPlan(a, res, files)
 	a.Result(planOutput{Spec: s.File(), Result: res, Files: files}, func(w io.Writer) {
 		if res.Changed {
-			fmt.Fprintf(w, "Plan: %s%s.\n", res.Summary, settleNote(res))
+			fmt.Fprintln(w, planLine(res))
 		} else {
 			fmt.Fprintf(w, "No changes. The broker matches %s.\n", s.File())
 		}
@@ -108,24 +131,45 @@ func runPlan(ctx context.Context, o *planOptions) error {
 	return nil
 }
 
-// showPlan reports the changes to make, each followed (in text) by its
-// file's diff; no-ops are left out.
+// showPlan reports a plan: in text, as writePlan prints it; in json, the
+// changes to make go to the report (no-ops left out, as in text).
 func showPlan(a *App, res *plan.Result, files []plan.FileDiff) {
-	byPath := map[string]plan.FileDiff{}
+	if a.JSON() {
+		for _, c := range res.Changes() {
+			if c.Changed {
+				a.Add(c)
+			}
+		}
+	} else {
+		writePlan(a.IO.Out, res, files)
+	}
+	showUnmanaged(a, res)
+}
+
+// writePlan prints what a run would change, the way Terraform users read a
+// plan: each change to make with its glyph (no-ops left out) and its
+// file's diff under it; the caller adds the one summary line (planLine).
+// plan, apply's question and setup all show a plan with it.
+func writePlan(w io.Writer, res *plan.Result, files []plan.FileDiff) {
+	diffs := map[string]plan.FileDiff{}
 	for _, f := range files {
-		byPath[f.Path] = f
+		diffs[f.Path] = f
 	}
 	for _, c := range res.Changes() {
 		if !c.Changed {
 			continue
 		}
-		a.Add(c)
-		if f, ok := byPath[c.Path]; ok && !a.JSON() {
-			printDiff(a.IO.Out, f)
-			delete(byPath, c.Path)
+		fmt.Fprintln(w, formatChange(c, true))
+		if f, ok := diffs[c.Path]; ok && c.Path != "" {
+			printDiff(w, f)
+			delete(diffs, c.Path) // a file changed twice shows its diff once
 		}
 	}
-	showUnmanaged(a, res)
+}
+
+// planLine is a plan's summary line.
+func planLine(res *plan.Result) string {
+	return fmt.Sprintf("Plan: %s%s.", res.Summary, settleNote(res))
 }
 
 func showUnmanaged(a *App, res *plan.Result) {
@@ -150,8 +194,8 @@ func printDiff(w io.Writer, f plan.FileDiff) {
 
 // settleNote says what the broker will be asked to do at the end.
 func settleNote(res *plan.Result) string {
-	if n := res.Need.String(); n != "none" {
-		return "; then one " + n + " of the broker"
+	if res.Need != systemd.None {
+		return "; then one " + res.Need.String() + " of the broker"
 	}
 	return ""
 }

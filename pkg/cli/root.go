@@ -30,6 +30,9 @@ func Run(ctx context.Context, app *App, args []string) int {
 	if err != nil && cmd != nil && !errors.As(err, new(*flagError)) && isCobraUsageError(err) {
 		err = &flagError{err.Error()}
 	}
+	if err != nil && cmd != nil && app.report.Command == "" {
+		app.begin(commandName(cmd))
+	}
 	return app.finish(err)
 }
 
@@ -93,7 +96,7 @@ idempotent: run it twice and the second run changes nothing and says so.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			return a.init(strings.TrimPrefix(cmd.CommandPath(), "mosqprov "))
+			return a.init(commandName(cmd))
 		},
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &flagError{err.Error()} })
@@ -122,5 +125,33 @@ idempotent: run it twice and the second run changes nothing and says so.`,
 			root.AddCommand(c)
 		}
 	}
+	refuseUnknownSubcommands(root)
 	return root
+}
+
+// commandName is the command as the json report names it ("user add").
+func commandName(cmd *cobra.Command) string {
+	return strings.TrimPrefix(cmd.CommandPath(), "mosqprov ")
+}
+
+// refuseUnknownSubcommands makes a command group (user, cert, ...) refuse
+// an unknown subcommand with a usage error. cobra checks unknown commands
+// only on the root: "mosqprov user nope" would print help and exit 0.
+func refuseUnknownSubcommands(root *cobra.Command) {
+	for _, c := range root.Commands() {
+		refuseUnknownSubcommands(c)
+		if c.Runnable() || !c.HasSubCommands() {
+			continue
+		}
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+			}
+			return flagErrorf("%s", msg)
+		}
+	}
 }

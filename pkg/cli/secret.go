@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -18,6 +17,7 @@ const PasswordEnv = "MOSQPROV_PASSWORD"
 // prompt (asked twice when confirm) when stdin is a terminal.
 func (a *App) ReadSecret(label string, fromStdin bool, envVar string, confirm bool) (string, error) {
 	if fromStdin {
+		a.Debugf("%s: from the first line of stdin (--password-stdin)", label)
 		line, err := bufio.NewReader(a.IO.In).ReadString('\n')
 		if err != nil && line == "" {
 			return "", errs.Invalid("--password-stdin", "nothing on standard input")
@@ -26,6 +26,7 @@ func (a *App) ReadSecret(label string, fromStdin bool, envVar string, confirm bo
 	}
 	if envVar != "" {
 		if v, ok := os.LookupEnv(envVar); ok {
+			a.Debugf("%s: from $%s", label, envVar)
 			return v, nil
 		}
 	}
@@ -48,7 +49,7 @@ func (a *App) ReadSecret(label string, fromStdin bool, envVar string, confirm bo
 		return "", fmt.Errorf("read %s: %w", label, err)
 	}
 	if first != second {
-		return "", errors.New(label + ": the two entries differ; nothing was changed")
+		return "", errs.Invalid(label, "the two entries differ; nothing was changed")
 	}
 	return first, nil
 }

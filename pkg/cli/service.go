@@ -124,24 +124,28 @@ func runServiceStatus(ctx context.Context, o *serviceOptions) error {
 	return nil
 }
 
-// brokerListeners reads the listeners Settle and the service commands wait
-// for with pkg/conf's reader of the broker's configuration (mosquitto.conf
-// and its include_dir files). With no TCP listener there, systemd's own
-// reader decides (2.0 listens on 127.0.0.1:1883 then, unless the only
-// listener is a unix socket).
-func brokerListeners(sys system.System) func(context.Context) ([]systemd.Listener, error) {
-	return func(context.Context) ([]systemd.Listener, error) {
+// readBroker plugs pkg/conf's reader of the broker's configuration
+// (mosquitto.conf and its include_dir files) into svc: Settle and the
+// service commands wait for the listeners the broker opens (2.0's default
+// 127.0.0.1:1883 when none is declared), and a failure shows the last
+// lines of its log_dest files.
+func readBroker(svc *systemd.Service, sys system.System) {
+	svc.Listeners = func(context.Context) ([]systemd.Listener, error) {
 		b, err := conf.ReadBroker(sys, layout.MosquittoConf)
 		if err != nil {
 			return nil, err
 		}
 		var out []systemd.Listener
-		for _, l := range b.Listeners {
+		for _, l := range b.Bound() {
 			out = append(out, systemd.Listener{Port: l.Port, Bind: l.Bind})
 		}
-		if len(out) == 0 {
-			return systemd.ConfigListeners(sys, layout.MosquittoConf)
-		}
 		return out, nil
+	}
+	svc.BrokerLog = func() []string {
+		b, err := conf.ReadBroker(sys, layout.MosquittoConf)
+		if err != nil {
+			return nil
+		}
+		return systemd.LogTail(sys, b.LogFiles)
 	}
 }

@@ -3,12 +3,15 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"regexp"
 
 	"github.com/AlecAivazis/survey/v2/terminal"
 	"github.com/spf13/cobra"
 
 	"github.com/mosqprov/mosqprov/pkg/certs"
+	"github.com/mosqprov/mosqprov/pkg/doctor"
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/spec"
@@ -84,7 +87,7 @@ func runSetup(ctx context.Context, o *setupOptions) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(a.IO.Out, "\n%s:\n\n%s\n", layout.Spec, data)
+	fmt.Fprintf(a.IO.Out, "\n%s (password hashes shortened here):\n\n%s\n", layout.Spec, shortenHashes(data))
 
 	planned, files, err := computePlan(ctx, a, s)
 	if err != nil {
@@ -93,18 +96,12 @@ func runSetup(ctx context.Context, o *setupOptions) error {
 	if !planned.Changed {
 		fmt.Fprintln(a.IO.Out, "The broker already matches these answers.")
 	} else {
-		for _, c := range planned.Changes() {
-			if !c.Changed {
-				continue
-			}
-			fmt.Fprintln(a.IO.Out, formatChange(c, true))
-			for _, f := range files {
-				if f.Path == c.Path && c.Path != "" {
-					printDiff(a.IO.Out, f)
-					break
-				}
-			}
-		}
+		// Until the person says yes the plan speaks in the conditional,
+		// exactly as `mosqprov plan` shows it.
+		saved := a.Globals.DryRun
+		a.Globals.DryRun = true
+		showPlan(a, planned, files)
+		a.Globals.DryRun = saved
 		fmt.Fprintf(a.IO.Out, "Plan: %s%s.\n", planned.Summary, settleNote(planned))
 	}
 	if a.Sys.IsDryRun() {
@@ -122,13 +119,52 @@ func runSetup(ctx context.Context, o *setupOptions) error {
 		return errs.ErrInterrupted
 	}
 	// The spec holds password hashes: root only.
-	if _, err := a.Sys.EnsureDir(layout.StateDir, system.Attr{Mode: 0o755, User: "root", Group: "root"}); err != nil {
+	action, err := a.Sys.EnsureDir(layout.StateDir, system.Attr{Mode: 0o755, User: "root", Group: "root"})
+	if err != nil {
 		return fmt.Errorf("create %s: %w", layout.StateDir, err)
 	}
-	action, err := a.Sys.WriteFile(layout.Spec, data, layout.RootOnly)
-	if err != nil {
+	a.Add(system.NewChange("mosqprov folder", layout.StateDir, action, ""))
+	if action, err = a.Sys.WriteFile(layout.Spec, data, layout.RootOnly); err != nil {
 		return fmt.Errorf("write %s: %w", layout.Spec, err)
 	}
 	a.Add(system.NewChange("spec", layout.Spec, action, ""))
-	return runApply(ctx, &applyOptions{App: a, Yes: true})
+	if err := runApply(ctx, &applyOptions{App: a, Yes: true}); err != nil {
+		return err
+	}
+	printNextSteps(a.IO.Out, s)
+	return nil
+}
+
+// hashLine is a user's hash in broker.yaml as spec.Marshal writes it.
+var hashLine = regexp.MustCompile(`(?m)^(\s+hash: )(\$\d+\$[^$\s]*\$)\S+$`)
+
+// shortenHashes keeps a hash's type and iterations ($7$1000$): the whole
+// 100-character value wraps on an 80-column terminal and tells a person
+// nothing, and the plan masks it the same way.
+func shortenHashes(yaml []byte) []byte {
+	return hashLine.ReplaceAll(yaml, []byte("${1}${2}…"))
+}
+
+// printNextSteps says what a person does after the first setup: check the
+// broker as a client would, and give devices the CA.
+func printNextSteps(w io.Writer, s *spec.Spec) {
+	user := "NAME"
+	if len(s.Users) > 0 {
+		user = s.Users[0].Name
+	}
+	fmt.Fprintln(w, "\nNext:")
+	fmt.Fprintf(w, "  sudo mosqprov verify --user %s   # check every listener as a client would\n", doctor.ShellWord(user))
+	if hasTLS(s) {
+		fmt.Fprintln(w, "  sudo mosqprov cert export > ca.crt   # the CA certificate devices need to trust the broker")
+	}
+	fmt.Fprintln(w, "  sudo mosqprov doctor   # when a device can't connect")
+}
+
+func hasTLS(s *spec.Spec) bool {
+	for _, l := range s.Listeners {
+		if l.TLS() {
+			return true
+		}
+	}
+	return false
 }

@@ -143,7 +143,9 @@ func TestSetupYesWritesSpecAndApplies(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	for _, want := range []string{"/etc/mosqprov/broker.yaml:\n\n# broker.yaml", "hostname: testpi.local", "- 192.0.2.20", "Plan: ", "Apply complete"} {
+	for _, want := range []string{"/etc/mosqprov/broker.yaml (password hashes shortened here):\n\n# broker.yaml", "hostname: testpi.local",
+		"- 192.0.2.20", "hash: $7$1000$…\n", "+ password file: would create /etc/mosquitto/passwd", "Plan: ", "+ spec: created /etc/mosqprov/broker.yaml",
+		"Apply complete", "Next:\n  sudo mosqprov verify --user blinds"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -162,6 +164,9 @@ func TestSetupYesWritesSpecAndApplies(t *testing.T) {
 	}
 	if h, err := passwd.ParseHash(s.Users[0].Hash); err != nil || !h.Verify("s3cret-from-the-wizard") {
 		t.Fatalf("user %+v: %v", s.Users[0], err)
+	}
+	if strings.Contains(out, s.Users[0].Hash) {
+		t.Fatal("the whole hash was shown; the screen shows it shortened")
 	}
 	fi, _ := os.Stat(filepath.Join(root, "etc/mosqprov/broker.yaml"))
 	if fi.Mode().Perm() != 0o600 {

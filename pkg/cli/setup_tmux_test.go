@@ -126,6 +126,7 @@ func TestSetupInRealTerminal(t *testing.T) {
 	s.answer("Host name clients use", "Enter")
 	s.answer("Other names for the broker", "Enter")
 	s.answer("IP addresses clients may connect to", "Enter")
+	s.answer("Other IP addresses", "Enter")
 	scr := s.waitFor("Listeners")
 	for _, note := range []string{"MQTT over TLS: encrypted and verified", "plain MQTT, on 127.0.0.1 only"} {
 		if !strings.Contains(scr, note) {
@@ -182,6 +183,7 @@ func TestSetupCtrlCInRealTerminal(t *testing.T) {
 	s.answer("Host name clients use", "Enter")
 	s.answer("Other names for the broker", "Enter")
 	s.answer("IP addresses clients may connect to", "Enter")
+	s.answer("Other IP addresses", "Enter")
 	s.answer("Listeners", "Enter")
 	s.answer("Key type", "Enter")
 	s.answer("Add a user?", "y", "Enter")

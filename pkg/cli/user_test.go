@@ -105,16 +105,18 @@ func TestRunUserBadNameAsksNothing(t *testing.T) {
 	}
 }
 
-// TestRunUserAddPromptsTwice: on a terminal the password is asked twice and
-// two different entries change nothing.
+// TestRunUserAddPromptsTwice: on a terminal the password is asked twice;
+// two different entries are bad input and change nothing, two equal ones
+// are the password.
 func TestRunUserAddPromptsTwice(t *testing.T) {
 	a, _, errOut := testApp(t, "")
 	a.IO.InIsTerminal = true
-	answers := []string{"one", "two"}
+	answers := []string{"one", "two", "same", "same"}
 	a.IO.ReadHidden = func() (string, error) { s := answers[0]; answers = answers[1:]; return s, nil }
+	t.Setenv(PasswordEnv, "")
 	os.Unsetenv(PasswordEnv)
 	o := &userOptions{App: a, file: "/etc/mosquitto/passwd", hash: "pbkdf2"}
-	if err := runUserAdd(context.Background(), o, "alice", passwd.Options{}); err == nil || !strings.Contains(err.Error(), "differ") {
+	if err := runUserAdd(context.Background(), o, "alice", passwd.Options{}); exitCode(err) != ExitUsage || !strings.Contains(err.Error(), "differ") {
 		t.Fatalf("%v", err)
 	}
 	if strings.Count(errOut.String(), "password for alice") != 2 {
@@ -122,6 +124,15 @@ func TestRunUserAddPromptsTwice(t *testing.T) {
 	}
 	if _, err := a.Sys.Stat("/etc/mosquitto/passwd"); err == nil {
 		t.Fatal("wrote a file")
+	}
+	if err := runUserAdd(context.Background(), o, "alice", passwd.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := a.Sys.ReadFile("/etc/mosquitto/passwd")
+	f, _ := passwd.Parse(data)
+	l, _ := f.Lookup("alice")
+	if h, err := passwd.ParseHash(l.Hash); err != nil || !h.Verify("same") {
+		t.Fatalf("the prompted password does not verify: %q %v", data, err)
 	}
 }
 

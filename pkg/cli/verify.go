@@ -66,7 +66,7 @@ Exit code 1 when any listener fails.`,
 	f.StringArrayVar(&o.Names, "name", nil, "a further host name or IP the certificate must hold; repeatable")
 	f.StringVar(&o.User, "user", "", "publish and subscribe as `NAME` (password from --password-stdin, "+PasswordEnv+" or a prompt)")
 	f.BoolVar(&o.PasswordStdin, "password-stdin", false, "read the password from the first line of standard input")
-	f.StringVar(&o.Topic, "topic", "mosqprov/verify", "round-trip topic prefix (a random level is added; an ACL must let the user read and write it)")
+	f.StringVar(&o.Topic, "topic", "", "round-trip topic prefix; a random level is added (default: one broker.yaml's ACL lets the user read and write, else mosqprov/verify)")
 	f.DurationVar(&o.Timeout, "timeout", 5*time.Second, "how long each step may take")
 	f.BoolVar(&o.AllowAnonymous, "allow-anonymous", false, "with --listener: anonymous access is meant to be on")
 	f.StringVar(&o.Cert, "cert", "", "client certificate `FILE` for mutual TLS listeners")
@@ -90,7 +90,7 @@ func runVerify(ctx context.Context, o *verifyOptions) error {
 	if o.PasswordStdin && o.User == "" {
 		return errs.Invalid("--password-stdin", "needs --user")
 	}
-	if strings.ContainsAny(o.Topic, "#+\x00") || o.Topic == "" {
+	if strings.ContainsAny(o.Topic, "#+\x00") {
 		return errs.Invalid("--topic", "%q must be a topic name without wildcards", o.Topic)
 	}
 	plan, err := o.plan()
@@ -100,6 +100,9 @@ func runVerify(ctx context.Context, o *verifyOptions) error {
 	opts := probe.Options{
 		Names: plan.Names, ServerName: plan.ServerName, AllowAnonymous: plan.AllowAnonymous,
 		Topic: o.Topic, Timeout: o.Timeout, Now: o.Sys.Now,
+	}
+	if opts.Topic == "" {
+		opts.Topic = plan.Topic
 	}
 	if opts.CA, err = o.caPEM(); err != nil {
 		return err
@@ -183,6 +186,11 @@ func (o *verifyOptions) plan() (probe.Plan, error) {
 			return p, errs.Invalid("--allow-anonymous", "only with --listener; the spec says allow_anonymous")
 		}
 		p = probe.FromSpec(s, o.Host)
+		if o.User != "" {
+			// After setup limited each user to its own topics, the
+			// default test topic would be denied.
+			p.Topic = probe.ACLTopic(s, o.User)
+		}
 		if o.Host != "" && !slices.Contains(p.Names, o.Host) {
 			p.Names = append(p.Names, o.Host)
 		}

@@ -26,7 +26,10 @@ type BuildInfo struct {
 	Platform string `json:"platform"`
 }
 
-// Build returns the version, falling back to what the Go toolchain embedded.
+// Build returns the version, falling back to what the Go toolchain embedded:
+// `go install ...@vX` records the module version, and a `go build` in a git
+// checkout records a pseudo-version, the commit and the commit's time (the
+// date shown then is the commit's, the closest to a build date it has).
 func Build() BuildInfo {
 	b := BuildInfo{Version: version, Commit: commit, Date: date, Go: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
 	if info, ok := debug.ReadBuildInfo(); ok {

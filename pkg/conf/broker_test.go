@@ -1,13 +1,14 @@
 package conf_test
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,16 +17,20 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/mosqprov/mosqprov/internal/brokertest"
+	"github.com/mosqprov/mosqprov/pkg/certs"
 	"github.com/mosqprov/mosqprov/pkg/conf"
+	"github.com/mosqprov/mosqprov/pkg/layout"
+	"github.com/mosqprov/mosqprov/pkg/passwd"
 	"github.com/mosqprov/mosqprov/pkg/pki"
 	"github.com/mosqprov/mosqprov/pkg/system"
 	"github.com/mosqprov/mosqprov/pkg/systemd"
 )
 
-// fixture is a broker folder with what the configuration names: a CA, a
-// server certificate for localhost and 127.0.0.1, a client certificate
-// (CN esp32) from pkg/pki, another CA that signed nothing the broker trusts,
-// and a password file made by the real mosquitto_passwd.
+// fixture is a broker folder laid out like a --root: the CA, the server
+// certificate (for localhost and 127.0.0.1), a client certificate (CN
+// esp32) and the password file are made by what `cert ca`, `cert server`,
+// `cert client` and `user add` run (pkg/certs, pkg/passwd), owners and
+// modes included; plus another CA that signed nothing the broker trusts.
 type fixture struct {
 	dir                          string
 	ca, cert, key                string
@@ -45,51 +50,54 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	brokertest.Require(t)
 	f := &fixture{dir: brokertest.Dir(t)}
-	now := time.Now()
-	ca, err := pki.NewCA(rand.Reader, now, pki.CARequest{CommonName: "mosqprov test CA", KeyType: pki.ECDSAP256})
+	sys := system.NewReal(f.dir)
+	// The target's accounts, so secrets get the mosquitto user as owner.
+	if _, err := sys.EnsureDir("/etc", system.Attr{Mode: 0o755}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/etc/passwd", "/etc/group"} {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sys.WriteFile(p, data, system.Attr{Mode: 0o644}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	paths := certs.DefaultPaths()
+	if _, err := certs.EnsureCA(sys, certs.CAOptions{Paths: paths, CommonName: "mosqprov test CA", KeyType: pki.ECDSAP256}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := certs.EnsureServer(sys, certs.ServerOptions{Paths: paths, Names: []string{"localhost"}, IPs: []string{"127.0.0.1"}, KeyType: pki.ECDSAP256, Days: 30}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := certs.EnsureClient(sys, certs.ClientOptions{Paths: paths, Name: "esp32", KeyType: pki.ECDSAP256, Days: 30}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := passwd.Converge(sys, layout.PasswordFile, []passwd.Desired{{Name: testUser, Password: testPass}}, passwd.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	client := certs.ClientFilesIn(path.Join(paths.ClientDir, "esp32"), "esp32")
+	f.ca, f.cert, f.key = sys.HostPath(paths.BrokerCA), sys.HostPath(paths.ServerCert), sys.HostPath(paths.ServerKey)
+	f.clientCert, f.clientKey = sys.HostPath(client.Cert), sys.HostPath(client.Key)
+	f.passwd = sys.HostPath(layout.PasswordFile)
+
+	other, err := pki.NewCA(rand.Reader, time.Now(), pki.CARequest{CommonName: "someone else's CA", KeyType: pki.ECDSAP256})
 	if err != nil {
 		t.Fatal(err)
 	}
-	loaded, err := pki.LoadCA(ca.CertPEM, ca.KeyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := pki.IssueServer(rand.Reader, now, loaded, pki.ServerRequest{Names: []string{"localhost"}, IPs: []string{"127.0.0.1"}, KeyType: pki.ECDSAP256, Days: 30})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cli, err := pki.IssueClient(rand.Reader, now, loaded, pki.ClientRequest{Name: "esp32", KeyType: pki.ECDSAP256, Days: 30})
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := pki.NewCA(rand.Reader, now, pki.CARequest{CommonName: "someone else's CA", KeyType: pki.ECDSAP256})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.ca = f.write(t, "ca.crt", ca.CertPEM, false)
-	f.cert = f.write(t, "server.crt", srv.CertPEM, false)
-	f.key = f.write(t, "server.key", srv.KeyPEM, true)
-	f.clientCert = f.write(t, "client.crt", cli.CertPEM, false)
-	f.clientKey = f.write(t, "client.key", cli.KeyPEM, false)
 	f.badCA = f.write(t, "other-ca.crt", other.CertPEM, false)
+	caPEM, err := os.ReadFile(f.ca)
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.tlsCA = x509.NewCertPool()
-	f.tlsCA.AppendCertsFromPEM(ca.CertPEM)
+	f.tlsCA.AppendCertsFromPEM(caPEM)
 	f.badPool = x509.NewCertPool()
 	f.badPool.AppendCertsFromPEM(other.CertPEM)
-	if f.client, err = tls.X509KeyPair(cli.CertPEM, cli.KeyPEM); err != nil {
+	if f.client, err = tls.LoadX509KeyPair(f.clientCert, f.clientKey); err != nil {
 		t.Fatal(err)
 	}
-
-	f.passwd = filepath.Join(f.dir, "passwd")
-	bin, err := exec.LookPath("mosquitto_passwd")
-	if err != nil {
-		t.Fatal("mosquitto_passwd not found: apt-get install -y mosquitto")
-	}
-	// -b puts the password in argv: acceptable for a throwaway test user.
-	if out, err := exec.Command(bin, "-c", "-b", f.passwd, testUser, testPass).CombinedOutput(); err != nil {
-		t.Fatalf("mosquitto_passwd: %v: %s", err, out)
-	}
-	f.brokerOwns(t, f.passwd)
 	return f
 }
 
@@ -137,7 +145,7 @@ func (f *fixture) config(types ...string) conf.Config {
 
 // start renders cfg and runs the real broker on it: standalone, or as a
 // drop-in in a conf.d the test configuration includes, like Debian's.
-func (f *fixture) start(t *testing.T, cfg conf.Config, standalone bool) logReader {
+func (f *fixture) start(t *testing.T, cfg conf.Config, standalone bool) *brokertest.Broker {
 	t.Helper()
 	var ports []int
 	for i := range cfg.Listeners {
@@ -159,7 +167,7 @@ func (f *fixture) start(t *testing.T, cfg conf.Config, standalone bool) logReade
 		if _, _, err := conf.Write(system.NewReal("/"), p, cfg); err != nil {
 			t.Fatal(err)
 		}
-		return startFile(t, p, log, ports...)
+		return brokertest.StartFile(t, p, log, ports...)
 	}
 	confd := filepath.Join(f.dir, "conf.d")
 	if err := os.MkdirAll(confd, 0o755); err != nil {
@@ -170,72 +178,6 @@ func (f *fixture) start(t *testing.T, cfg conf.Config, standalone bool) logReade
 		t.Fatalf("write drop-in: %+v %v", change, err)
 	}
 	return brokertest.Start(t, f.dir, "include_dir "+confd+"\n", ports...)
-}
-
-// runningBroker is the broker the test talks to: one brokertest started
-// with a test configuration, or one running a standalone file as it is
-// (brokertest appends a log_dest line, which a standalone file already has
-// and the broker refuses twice).
-type runningBroker struct {
-	conf, log string
-	cmd       *exec.Cmd
-}
-
-func (b *runningBroker) ReadLog() string {
-	data, _ := os.ReadFile(b.log)
-	return string(data)
-}
-
-func startFile(t *testing.T, path, log string, ports ...int) *runningBroker {
-	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		bin = "/usr/sbin/mosquitto"
-	}
-	b := &runningBroker{conf: path, log: log, cmd: exec.Command(bin, "-c", path)}
-	var out strings.Builder
-	b.cmd.Stdout, b.cmd.Stderr = &out, &out
-	if err := b.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = b.cmd.Wait(); close(done) }()
-	t.Cleanup(func() { b.cmd.Process.Kill(); <-done })
-	deadline := time.Now().Add(10 * time.Second)
-	for _, port := range ports {
-		for {
-			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
-			if err == nil {
-				c.Close()
-				break
-			}
-			select {
-			case <-done:
-				t.Fatalf("mosquitto exited (%v): %s\nlog:\n%s", waitErr, out.String(), b.ReadLog())
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("mosquitto did not listen on %d\nlog:\n%s", port, b.ReadLog())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	return b
-}
-
-// logReader is what a failing check prints.
-type logReader interface{ ReadLog() string }
-
-// confPath is the file the broker was started on.
-func confPath(b logReader) string {
-	switch b := b.(type) {
-	case *runningBroker:
-		return b.conf
-	case *brokertest.Broker:
-		return b.Conf
-	}
-	return ""
 }
 
 // TestListenerCombinations renders each combination of listeners, starts the
@@ -276,9 +218,9 @@ func TestListenerCombinations(t *testing.T) {
 }
 
 // readListeners reads the listeners back from the file the broker runs on.
-func readListeners(t *testing.T, b logReader) []conf.Listener {
+func readListeners(t *testing.T, b *brokertest.Broker) []conf.Listener {
 	t.Helper()
-	data, err := os.ReadFile(confPath(b))
+	data, err := os.ReadFile(b.Conf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +237,7 @@ func readListeners(t *testing.T, b logReader) []conf.Listener {
 	return cfg.Listeners
 }
 
-func (f *fixture) probe(t *testing.T, b logReader, l conf.Listener) {
+func (f *fixture) probe(t *testing.T, b *brokertest.Broker, l conf.Listener) {
 	withPassword := brokertest.Client{Host: "localhost", Port: l.Port, User: testUser, Password: testPass}
 	anonymous := brokertest.Client{Host: "localhost", Port: l.Port}
 	wrongPassword := brokertest.Client{Host: "localhost", Port: l.Port, User: testUser, Password: "wrong"}
@@ -346,7 +288,7 @@ func (f *fixture) probe(t *testing.T, b logReader, l conf.Listener) {
 	}
 }
 
-func mustDeliver(t *testing.T, b logReader, c brokertest.Client) {
+func mustDeliver(t *testing.T, b *brokertest.Broker, c brokertest.Client) {
 	t.Helper()
 	ok, err := brokertest.Roundtrip(c, c, "test/roundtrip", "hello")
 	if err != nil || !ok {
@@ -397,7 +339,7 @@ func pahoClient(url string, tc *tls.Config, user, pass string, onMsg mqtt.Messag
 
 // mustWSDeliver subscribes and publishes over WebSockets and waits for the
 // message to come back.
-func mustWSDeliver(t *testing.T, b logReader, url string, tc *tls.Config, user, pass string) {
+func mustWSDeliver(t *testing.T, b *brokertest.Broker, url string, tc *tls.Config, user, pass string) {
 	t.Helper()
 	got := make(chan string, 1)
 	c, err := pahoClient(url, tc, user, pass, nil)
@@ -435,12 +377,20 @@ func TestBrokerRefusesWebSocketsOnly(t *testing.T) {
 	if _, err := conf.Render(cfg); err == nil || !strings.Contains(err.Error(), "WebSockets listeners only") {
 		t.Fatalf("Render: %v, want the WebSockets-only refusal", err)
 	}
-	// The same file, written by hand, really doesn't start.
-	main := fmt.Sprintf("allow_anonymous true\nlistener %d 127.0.0.1\nprotocol websockets\n", cfg.Listeners[0].Port)
-	b, err := brokertest.StartErr(f.dir, main, cfg.Listeners[0].Port)
-	if err == nil {
-		b.Stop()
-		t.Fatal("mosquitto started with only a WebSockets listener")
+	// The same file, written by hand, really doesn't start. The broker opens
+	// the WebSockets socket before it gives up, so a dial can succeed for a
+	// moment: watch the process exit instead.
+	main := filepath.Join(f.dir, "ws-only.conf")
+	os.WriteFile(main, []byte(fmt.Sprintf("allow_anonymous true\nlistener %d 127.0.0.1\nprotocol websockets\nlog_dest stderr\n", cfg.Listeners[0].Port)), 0o644)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		bin = "/usr/sbin/mosquitto" // not on a user's PATH
+	}
+	out, err := exec.CommandContext(ctx, bin, "-c", main).CombinedOutput()
+	if ctx.Err() != nil || err == nil || !strings.Contains(string(out), "Unable to start any listening sockets") {
+		t.Fatalf("mosquitto with only a WebSockets listener: %v (context %v)\n%s", err, ctx.Err(), out)
 	}
 }
 
@@ -564,5 +514,112 @@ func TestTLSVersionMinimum(t *testing.T) {
 	mustWSDeliver(t, b, fmt.Sprintf("wss://localhost:%d", wss), tls12, testUser, testPass)
 	if !hasFinding(conf.Warnings(cfg), "websockets-tls", fmt.Sprintf("wss listener on port %d", wss)) {
 		t.Errorf("no websockets-tls warning for %+v", cfg.Listeners[1])
+	}
+}
+
+// TestIncludeOrderMatchesBroker proves ReadBroker reads include_dir files in
+// the broker's order (case-insensitive first, upper case before lower, '_'
+// after letters): the real broker opens its listeners in file order, and
+// its log says in which.
+func TestIncludeOrderMatchesBroker(t *testing.T) {
+	brokertest.Require(t)
+	dir := brokertest.Dir(t)
+	confd := filepath.Join(dir, "conf.d")
+	os.MkdirAll(confd, 0o755)
+	var ports []int
+	for _, name := range []string{"b", "_x", "aa", "B", "Ab", "a1"} {
+		port := brokertest.FreePort(t)
+		ports = append(ports, port)
+		if err := os.WriteFile(filepath.Join(confd, name+".conf"), []byte(fmt.Sprintf("listener %d 127.0.0.1\n", port)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := brokertest.Start(t, dir, "allow_anonymous true\ninclude_dir "+confd+"\n", ports...)
+	var opened []int
+	for _, line := range strings.Split(b.ReadLog(), "\n") {
+		var port int
+		if i := strings.Index(line, "Opening ipv4 listen socket on port "); i >= 0 {
+			fmt.Sscanf(line[i:], "Opening ipv4 listen socket on port %d.", &port)
+			opened = append(opened, port)
+		}
+	}
+	main := filepath.Join(dir, "main.conf")
+	os.WriteFile(main, []byte("include_dir "+confd+"\n"), 0o644)
+	read, err := conf.ReadBroker(system.NewReal("/"), main)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ours []int
+	for _, l := range read.Listeners {
+		ours = append(ours, l.Port)
+	}
+	if len(opened) != len(ports) || fmt.Sprint(opened) != fmt.Sprint(ours) {
+		t.Errorf("broker opened %v, ReadBroker reads %v (files %v)", opened, ours, read.Files)
+	}
+}
+
+// TestWithDebianMainConf runs the drop-in next to Debian's own
+// /etc/mosquitto/mosquitto.conf (pid_file, persistence, log_dest file,
+// include_dir), only its four paths moved into the test folder: the broker
+// starts and serves every listener, conf check finds nothing wrong, and the
+// reader the service commands use finds the listeners and the log file.
+func TestWithDebianMainConf(t *testing.T) {
+	f := newFixture(t)
+	debian, err := os.ReadFile("/etc/mosquitto/mosquitto.conf")
+	if err != nil {
+		t.Skipf("Debian's mosquitto.conf: %v", err)
+	}
+	for _, d := range []string{"run", "lib", "log", "conf.d"} {
+		os.MkdirAll(filepath.Join(f.dir, d), 0o755)
+		if d != "conf.d" {
+			f.brokerOwns(t, filepath.Join(f.dir, d))
+			os.Chmod(filepath.Join(f.dir, d), 0o755)
+		}
+	}
+	log := filepath.Join(f.dir, "log", "mosquitto.log")
+	main := string(debian)
+	for old, moved := range map[string]string{
+		"pid_file /run/mosquitto/mosquitto.pid":          "pid_file " + filepath.Join(f.dir, "run", "mosquitto.pid"),
+		"persistence_location /var/lib/mosquitto/":       "persistence_location " + filepath.Join(f.dir, "lib") + "/",
+		"log_dest file /var/log/mosquitto/mosquitto.log": "log_dest file " + log,
+		"include_dir /etc/mosquitto/conf.d":              "include_dir " + filepath.Join(f.dir, "conf.d"),
+	} {
+		if !strings.Contains(main, "\n"+old+"\n") {
+			t.Fatalf("Debian's mosquitto.conf has no line %q: this test no longer tests what it says\n%s", old, debian)
+		}
+		main = strings.Replace(main, "\n"+old+"\n", "\n"+moved+"\n", 1)
+	}
+	mainPath := filepath.Join(f.dir, "mosquitto.conf")
+	os.WriteFile(mainPath, []byte(main), 0o644)
+
+	cfg := f.config("mqtt", "mqtts", "wss")
+	var ports []int
+	for i := range cfg.Listeners {
+		cfg.Listeners[i].Port = brokertest.FreePort(t)
+		ports = append(ports, cfg.Listeners[i].Port)
+	}
+	sys := system.NewReal("/")
+	dropIn := filepath.Join(f.dir, "conf.d", "mosqprov.conf")
+	if _, _, err := conf.Write(sys, dropIn, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if findings := conf.CheckAgainst(sys, cfg, dropIn, mainPath); conf.Failed(findings) {
+		t.Errorf("conf check: %+v", findings)
+	}
+	b := brokertest.StartFile(t, mainPath, log, ports...)
+	for _, l := range cfg.Listeners {
+		t.Run(string(l.Type), func(t *testing.T) { f.probe(t, b, l) })
+	}
+
+	read, err := conf.ReadBroker(sys, mainPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bound []int
+	for _, l := range read.Bound() {
+		bound = append(bound, l.Port)
+	}
+	if fmt.Sprint(bound) != fmt.Sprint(ports) || fmt.Sprint(read.LogFiles) != fmt.Sprint([]string{log}) {
+		t.Errorf("ReadBroker: listeners %v (want %v), log files %v (want %s)", bound, ports, read.LogFiles, log)
 	}
 }

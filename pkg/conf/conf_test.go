@@ -80,6 +80,31 @@ func TestRenderGolden(t *testing.T) {
 	}
 }
 
+// TestParseRefusesHandEdits: a file that keeps the header but was edited
+// into something Render refuses is not read back as ours, so the acl
+// commands warn instead of rewriting it.
+func TestParseRefusesHandEdits(t *testing.T) {
+	good, err := conf.Render(conf.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, edit := range []struct{ old, new string }{
+		{"listener 1883 127.0.0.1", "listener 1883 localhost"},
+		{"allow_anonymous false", "allow_anonymous yes"},
+		{"tls_version tlsv1.2", "tls_version tlsv1"},
+		{"password_file /etc/mosquitto/passwd", "password_file passwd"},
+		{"protocol mqtt", "max_connections 10"},
+	} {
+		bad := strings.Replace(string(good), edit.old, edit.new, 1)
+		if bad == string(good) {
+			t.Fatalf("%q not in the rendered file", edit.old)
+		}
+		if cfg, err := conf.Parse([]byte(bad)); err == nil {
+			t.Errorf("Parse accepted %q: %+v", edit.new, cfg)
+		}
+	}
+}
+
 func TestRenderLeavesOutACLFileWithoutRules(t *testing.T) {
 	got, err := conf.Render(conf.Default())
 	if err != nil {
@@ -130,7 +155,17 @@ func TestInjectionRejected(t *testing.T) {
 			c.Standalone = conf.DebianStandalone()
 			c.Standalone.LogFile = "/var/log/m.log\nlog_dest stdout"
 		}, "--log-file"},
+		{"standalone pid file injection", func(c *conf.Config) {
+			c.Standalone = conf.DebianStandalone()
+			c.Standalone.PIDFile = "/run/m.pid\nallow_anonymous true"
+		}, "--pid-file"},
+		{"standalone persistence injection", func(c *conf.Config) {
+			c.Standalone = conf.DebianStandalone()
+			c.Standalone.PersistenceDir = "/var/lib/m/ #"
+		}, "--persistence-dir"},
 		{"missing cert with TLS", func(c *conf.Config) { c.CertFile = "" }, "--cert"},
+		{"missing key with TLS", func(c *conf.Config) { c.KeyFile = "" }, "--key"},
+		{"missing cafile with TLS", func(c *conf.Config) { c.CAFile = "" }, "--cafile"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -212,12 +247,13 @@ func TestReadBroker(t *testing.T) {
 	root := t.TempDir()
 	sys := system.NewReal(root)
 	files := map[string]string{
-		"/etc/mosquitto/mosquitto.conf":    "pid_file /run/mosquitto/mosquitto.pid\nport 1884\nbind_address 127.0.0.1\ninclude_dir /etc/mosquitto/conf.d\n",
+		"/etc/mosquitto/mosquitto.conf":    "pid_file /run/mosquitto/mosquitto.pid\nlog_dest file /var/log/mosquitto/mosquitto.log\nport 1884\nbind_address 127.0.0.1\ninclude_dir /etc/mosquitto/conf.d\n",
 		"/etc/mosquitto/conf.d/b.conf":     "listener 9001\nprotocol websockets\n",
 		"/etc/mosquitto/conf.d/A.conf":     "listener 1885 10.0.0.1\n# listener 1\n  listener 1886\npassword_file /x\n",
 		"/etc/mosquitto/conf.d/a.conf":     "listener 0 /run/mosquitto.sock\n",
 		"/etc/mosquitto/conf.d/README":     "listener 7777\n",
 		"/etc/mosquitto/conf.d/c.conf.bak": "listener 7778\n",
+		"/etc/mosquitto/conf.d/.conf":      "listener 7779\n",
 	}
 	for p, data := range files {
 		os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755)
@@ -228,7 +264,7 @@ func TestReadBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []conf.Declared{
-		{File: "/etc/mosquitto/mosquitto.conf", Line: 2, Port: 1884, Bind: "127.0.0.1"},
+		{File: "/etc/mosquitto/mosquitto.conf", Line: 3, Port: 1884, Bind: "127.0.0.1"},
 		{File: "/etc/mosquitto/conf.d/A.conf", Line: 1, Port: 1885, Bind: "10.0.0.1"},
 		{File: "/etc/mosquitto/conf.d/A.conf", Line: 3, Port: 1886},
 		{File: "/etc/mosquitto/conf.d/b.conf", Line: 1, Port: 9001, WebSockets: true},
@@ -236,13 +272,41 @@ func TestReadBroker(t *testing.T) {
 	if diff := cmp.Diff(want, b.Listeners); diff != "" {
 		t.Errorf("listeners (-want +got):\n%s", diff)
 	}
+	if diff := cmp.Diff(want, b.Bound()); diff != "" {
+		t.Errorf("bound listeners (-want +got):\n%s", diff)
+	}
 	wantFiles := []string{"/etc/mosquitto/mosquitto.conf", "/etc/mosquitto/conf.d/A.conf", "/etc/mosquitto/conf.d/a.conf", "/etc/mosquitto/conf.d/b.conf"}
 	if diff := cmp.Diff(wantFiles, b.Files); diff != "" {
 		t.Errorf("files in load order (-want +got):\n%s", diff)
 	}
-	ports, err := conf.ListenerPorts(sys, "/etc/mosquitto/mosquitto.conf")
-	if err != nil || !cmp.Equal(ports, []int{1884, 1885, 1886, 9001}) {
-		t.Errorf("ListenerPorts = %v, %v", ports, err)
+	if !cmp.Equal(b.UnixSockets, []string{"/run/mosquitto.sock"}) || !cmp.Equal(b.LogFiles, []string{"/var/log/mosquitto/mosquitto.log"}) {
+		t.Errorf("unix sockets %q, log files %q", b.UnixSockets, b.LogFiles)
+	}
+}
+
+// TestBound is what the service commands wait for: 2.0.11 opens
+// 127.0.0.1:1883 when nothing is declared ("local only mode"), nothing on
+// TCP when only a unix socket is (both checked with the real broker).
+func TestBound(t *testing.T) {
+	for _, tt := range []struct {
+		name, main string
+		want       []conf.Declared
+	}{
+		{"nothing declared", "pid_file /run/mosquitto/mosquitto.pid\n", []conf.Declared{conf.DefaultListener}},
+		{"unix socket only", "listener 0 /run/mosquitto/sock\n", nil},
+		{"deprecated port", "port 1884\n", []conf.Declared{{File: "/m.conf", Line: 1, Port: 1884}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sys := system.NewReal(t.TempDir())
+			os.WriteFile(sys.HostPath("/m.conf"), []byte(tt.main), 0o644)
+			b, err := conf.ReadBroker(sys, "/m.conf")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, b.Bound()); diff != "" {
+				t.Errorf("bound (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 

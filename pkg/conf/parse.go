@@ -83,6 +83,9 @@ func Parse(data []byte) (Config, error) {
 			if err != nil {
 				return Config{}, err
 			}
+			if v != "true" && v != "false" {
+				return Config{}, bad(d, "expected true or false")
+			}
 			cfg.AllowAnonymous = v == "true"
 		case "password_file":
 			v, err := one(d)
@@ -146,6 +149,11 @@ func Parse(data []byte) (Config, error) {
 			return Config{}, bad(d, "not a setting mosqprov writes")
 		}
 	}
+	// A hand edit can keep the header and still put in what Render would
+	// refuse; rewriting such a file must not be the first to notice.
+	if err := cfg.WithDefaults().Validate(); err != nil {
+		return Config{}, err
+	}
 	return cfg, nil
 }
 
@@ -171,14 +179,37 @@ type Setting struct {
 }
 
 // Broker is what the broker reads: its main file and the include_dir files,
-// in the order it reads them.
+// in the order it reads them. It is the one reader of the broker's own
+// configuration: conf check, doctor, and (wired in by pkg/cli) the service
+// commands, which wait for its listeners and show its log files.
 type Broker struct {
 	Files       []string
 	IncludeDirs []string
 	Listeners   []Declared
+	// UnixSockets are the `listener 0 PATH` sockets: no TCP port, but their
+	// presence stops 2.0 from opening its default listener.
+	UnixSockets []string
 	// Settings are the global settings a clash can come from: password_file,
 	// acl_file, allow_anonymous, per_listener_settings.
 	Settings []Setting
+	// LogFiles are the `log_dest file PATH` targets. Debian's mosquitto.conf
+	// logs there, so the reason a broker refused to start ("Address already
+	// in use") is in that file, not in the journal.
+	LogFiles []string
+}
+
+// DefaultListener is where 2.0 listens when its configuration declares no
+// listener at all: port 1883 on loopback only ("Starting in local only
+// mode", checked with 2.0.11, which opens 127.0.0.1:1883 and [::1]:1883).
+var DefaultListener = Declared{Port: 1883, Bind: "127.0.0.1"}
+
+// Bound lists the TCP listeners the broker opens: the declared ones, or
+// DefaultListener when nothing (not even a unix socket) is declared.
+func (b *Broker) Bound() []Declared {
+	if len(b.Listeners) == 0 && len(b.UnixSockets) == 0 {
+		return []Declared{DefaultListener}
+	}
+	return b.Listeners
 }
 
 var watched = map[string]bool{"password_file": true, "acl_file": true, "allow_anonymous": true, "per_listener_settings": true}
@@ -209,7 +240,8 @@ func ReadBroker(sys system.System, mainConf string) (*Broker, error) {
 		}
 		var names []string
 		for _, e := range entries {
-			if !e.IsDir() && strings.HasSuffix(e.Name(), ".conf") {
+			// The broker takes names ending in .conf and longer than that.
+			if !e.IsDir() && len(e.Name()) > len(".conf") && strings.HasSuffix(e.Name(), ".conf") {
 				names = append(names, e.Name())
 			}
 		}
@@ -224,17 +256,32 @@ func ReadBroker(sys system.System, mainConf string) (*Broker, error) {
 	return b, nil
 }
 
-// sortIncludes orders names as the broker loads them: alphabetically, an
-// upper-case letter before the same letter in lower case (mosquitto.conf(5),
-// include_dir).
+// sortIncludes orders names as 2.0's conf_includedir.c (scmp_p) does: byte
+// by byte, case-insensitively (by toupper) first, then an upper-case letter
+// before the same letter in lower case. Non-ASCII bytes compare unsigned
+// here; the broker compares C chars, which are signed on x86 and unsigned
+// on ARM, so their order differs between a PC and a Raspberry Pi anyway.
 func sortIncludes(names []string) {
-	sort.Slice(names, func(i, j int) bool {
-		a, b := strings.ToLower(names[i]), strings.ToLower(names[j])
-		if a != b {
-			return a < b
+	sort.Slice(names, func(i, j int) bool { return includeLess(names[i], names[j]) })
+}
+
+func includeLess(a, b string) bool {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if x, y := upper(a[i]), upper(b[i]); x != y {
+			return x < y
 		}
-		return names[i] < names[j]
-	})
+		if a[i] != b[i] {
+			return a[i] < b[i]
+		}
+	}
+	return len(a) < len(b)
+}
+
+func upper(c byte) byte {
+	if 'a' <= c && c <= 'z' {
+		return c - 'a' + 'A'
+	}
+	return c
 }
 
 func (b *Broker) add(file string, data []byte) {
@@ -249,6 +296,9 @@ func (b *Broker) add(file string, data []byte) {
 			port, err := strconv.Atoi(d.args[0])
 			if err != nil || port == 0 {
 				// port 0 is a unix socket: no TCP port to clash on.
+				if err == nil && len(d.args) >= 2 {
+					b.UnixSockets = append(b.UnixSockets, strings.Join(d.args[1:], " "))
+				}
 				cur = -1
 				continue
 			}
@@ -286,22 +336,10 @@ func (b *Broker) add(file string, data []byte) {
 			if target >= 0 {
 				b.Listeners[target].TLS = true
 			}
+		case d.name == "log_dest" && len(d.args) >= 2 && d.args[0] == "file":
+			b.LogFiles = append(b.LogFiles, strings.Join(d.args[1:], " "))
 		case watched[d.name]:
 			b.Settings = append(b.Settings, Setting{File: file, Line: d.line, Name: d.name, Value: strings.Join(d.args, " ")})
 		}
 	}
-}
-
-// ListenerPorts lists the TCP ports the broker's configuration (mainConf
-// and its include_dir files) listens on, in file order; a port may repeat.
-func ListenerPorts(sys system.System, mainConf string) ([]int, error) {
-	b, err := ReadBroker(sys, mainConf)
-	if err != nil {
-		return nil, err
-	}
-	var ports []int
-	for _, l := range b.Listeners {
-		ports = append(ports, l.Port)
-	}
-	return ports, nil
 }

@@ -323,10 +323,11 @@ func (c *Checker) checkPasswordFile() {
 		return
 	}
 	for _, f := range passwd.Inspect(data) {
-		sev, why, fix := Error, "", ""
+		sev, why := Error, ""
 		switch f.Kind {
 		case passwd.Crypt:
-			why = "it is a crypt(3) SHA-512 hash (openssl passwd -6, mkpasswd): it looks like Mosquitto's $6$ but the broker rejects it, so this user can never log in"
+			// The problem already names the tools that write such lines.
+			why = "this user can never log in until the line holds a hash Mosquitto makes"
 		case passwd.Plaintext:
 			why = "a password in clear: the broker rejects it, and anyone who reads the file learns it"
 		case passwd.Duplicate:
@@ -336,23 +337,42 @@ func (c *Checker) checkPasswordFile() {
 		default:
 			why = "the broker rejects the line: nobody can log in with it"
 		}
-		if f.User != "" && validUser(f.User) {
-			fix = "sudo mosqprov user add " + shellWord(f.User) + "   (sets a new password with a hash the broker accepts)"
-			if f.Kind == passwd.Duplicate {
-				fix = "sudo mosqprov user add " + shellWord(f.User) + "   (rewrites the user as one line)"
-			}
-		} else {
-			fix = fmt.Sprintf("sudoedit %s   (remove line %d)", p, f.Line)
-		}
 		c.add(Finding{ID: IDPasswdLine, Severity: sev, Subject: fmt.Sprintf("%s:%d", p, f.Line),
-			Problem: f.String(), Why: why, Fix: fix})
+			Problem: f.String(), Why: why, Fix: c.passwdFix(p, f)})
 	}
 }
 
+// passwdFix rewrites a user broker.yaml holds from broker.yaml (user add
+// would give it a password apply later undoes), any other user with
+// `user add`, and has a line without a usable name removed by hand.
+func (c *Checker) passwdFix(file string, f passwd.Finding) string {
+	switch {
+	case f.User != "" && c.specUser(f.User):
+		return "sudo mosqprov apply   (rewrites the user's line from broker.yaml)"
+	case f.User != "" && validUser(f.User) && f.Kind == passwd.Duplicate:
+		return "sudo mosqprov user add " + ShellWord(f.User) + "   (asks for the password, writes the user as one line)"
+	case f.User != "" && validUser(f.User):
+		return "sudo mosqprov user add " + ShellWord(f.User) + "   (asks for a new password, stores a hash the broker accepts)"
+	}
+	return fmt.Sprintf("sudoedit %s   (remove line %d)", file, f.Line)
+}
+
+func (c *Checker) specUser(name string) bool {
+	if c.Spec == nil {
+		return false
+	}
+	for _, u := range c.Spec.Users {
+		if u.Name == name {
+			return true
+		}
+	}
+	return false
+}
 func validUser(u string) bool { return passwd.ValidateName(u) == nil }
 
-// shellWord quotes s for a shell when it needs it.
-func shellWord(s string) string {
+// ShellWord quotes s for a shell when it needs it (fixes here, and the
+// next steps setup prints).
+func ShellWord(s string) string {
 	if strings.IndexFunc(s, func(r rune) bool {
 		return !(r == '-' || r == '_' || r == '.' || r == '@' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
 	}) < 0 {
@@ -377,7 +397,7 @@ func (c *Checker) checkListeners() {
 				c.add(Finding{ID: IDListenerClash, Severity: Error, Subject: where,
 					Problem: fmt.Sprintf("port %d is declared again here; it is already at %s:%d", l.Port, o.File, o.Line),
 					Why:     "the broker can't open the same port twice: it stops with \"Address already in use\"",
-					Fix:     fmt.Sprintf("sudoedit %s   (remove or renumber the listener at line %d; mosqprov's own are in %s)", l.File, l.Line, layout.DropIn)})
+					Fix:     clashFix(o, l)})
 			}
 		}
 		loop := isLoopback(l.Bind)
@@ -402,15 +422,62 @@ func (c *Checker) checkListeners() {
 			c.add(Finding{ID: IDPlainListener, Severity: sev, Subject: where,
 				Problem: fmt.Sprintf("%s listener on port %d is reachable on %s", kind, l.Port, reach),
 				Why:     why,
-				Fix:     "bind it to 127.0.0.1 in broker.yaml (listeners: - {type: mqtt, bind: 127.0.0.1}) or use mqtts/wss, then `sudo mosqprov apply`"})
+				Fix:     plainFix(l)})
 		}
 		if l.WebSockets && !conf.IsWildcard(l.Bind) && c.wsBindIgnored() && !(loop && !l.TLS) {
 			c.add(Finding{ID: IDWebSocketBind, Severity: Warning, Subject: where,
 				Problem: fmt.Sprintf("WebSocket listener on port %d is bound to %s, but mosquitto %s listens on every interface for WebSocket listeners", l.Port, l.Bind, c.ver),
 				Why:     "the port is reachable from the network whatever the bind address (upstream issues 3045 and 2085)",
-				Fix:     fmt.Sprintf("firewall the port: sudo nft add rule inet filter input tcp dport %d iif != lo drop   (or remove the listener)", l.Port)})
+				Fix:     wsFirewallFix(l)})
 		}
 	}
+}
+
+// ours reports whether a listener is in mosqprov's drop-in, i.e. comes
+// from broker.yaml: it is fixed there, not by editing the file.
+func ours(l conf.Declared) bool { return l.File == layout.DropIn }
+
+// clashFix points at the listener that is not mosqprov's: editing the
+// drop-in is undone by the next apply.
+func clashFix(first, again conf.Declared) string {
+	switch {
+	case ours(first) && ours(again):
+		return "give one of the listeners another port in broker.yaml, then `sudo mosqprov apply`"
+	case ours(again):
+		return fmt.Sprintf("sudoedit %s   (remove the listener at line %d), or give broker.yaml's listener another port and `sudo mosqprov apply`", first.File, first.Line)
+	case ours(first):
+		return fmt.Sprintf("sudoedit %s   (remove the listener at line %d), or give broker.yaml's listener another port and `sudo mosqprov apply`", again.File, again.Line)
+	}
+	return fmt.Sprintf("sudoedit %s   (remove or renumber the listener at line %d)", again.File, again.Line)
+}
+
+// plainFix: a plain MQTT listener is made private by binding it to
+// loopback; a plain WebSocket one can't be on 2.0.11 (the bind address is
+// ignored), so it gives way to wss.
+func plainFix(l conf.Declared) string {
+	switch {
+	case ours(l) && l.WebSockets:
+		return "in broker.yaml replace the ws listener with {type: wss}, then `sudo mosqprov apply`"
+	case ours(l):
+		return "in broker.yaml set bind: 127.0.0.1 on the mqtt listener (devices use mqtts), then `sudo mosqprov apply`"
+	case l.WebSockets:
+		return fmt.Sprintf("sudoedit %s   (remove the listener at line %d; a wss listener in broker.yaml is the encrypted one)", l.File, l.Line)
+	}
+	return fmt.Sprintf("sudoedit %s   (line %d: `listener %d 127.0.0.1`, or remove it; devices use mqtts)", l.File, l.Line, l.Port)
+}
+
+// wsFirewallFix drops the port on every interface but loopback for
+// packets not addressed to the bind address, with nftables (what Debian 12
+// and Raspberry Pi OS bookworm ship). The table is mosqprov's own, so no
+// existing ruleset is assumed; it lasts until reboot unless added to
+// /etc/nftables.conf. Checked in a network namespace with nft 1.0.6.
+func wsFirewallFix(l conf.Declared) string {
+	family, other := "ip", "ipv6"
+	if ip := net.ParseIP(l.Bind); ip != nil && ip.To4() == nil {
+		family, other = "ip6", "ipv4"
+	}
+	return fmt.Sprintf(`sudo nft -f - <<< 'table inet mosqprov { chain input { type filter hook input priority 0; iifname != "lo" tcp dport %d %s daddr != %s drop; iifname != "lo" tcp dport %d meta nfproto %s drop; }; }'`,
+		l.Port, family, l.Bind, l.Port, other)
 }
 
 // wsBindIgnored: mosquitto up to 2.0.11 (Debian 12, Raspberry Pi OS
@@ -442,7 +509,7 @@ func (c *Checker) checkCertificate() {
 			c.add(Finding{ID: IDCertMissing, Severity: Error, Subject: layout.ServerCert,
 				Problem: "there is no server certificate, but TLS listeners are configured",
 				Why:     "the broker can't start a TLS listener without it",
-				Fix:     "sudo mosqprov apply   (or sudo mosqprov cert server)"})
+				Fix:     c.certFix("sudo mosqprov cert ca && sudo mosqprov cert server")})
 		}
 		return
 	}
@@ -451,7 +518,7 @@ func (c *Checker) checkCertificate() {
 		c.add(Finding{ID: IDCertMissing, Severity: Error, Subject: layout.ServerCert,
 			Problem: "the server certificate can't be read: " + err.Error(),
 			Why:     "the broker can't start its TLS listeners",
-			Fix:     "sudo mosqprov cert server"})
+			Fix:     c.certFix("sudo mosqprov cert server")})
 		return
 	}
 	now := c.Sys.Now()
@@ -474,7 +541,7 @@ func (c *Checker) checkCertificate() {
 		c.add(Finding{ID: IDCertNoSAN, Severity: Error, Subject: layout.ServerCert,
 			Problem: fmt.Sprintf("the server certificate has no subjectAltName, only CN %q", cert.Subject.CommonName),
 			Why:     "Go, Python, Chromium, Android and iOS match host names against SANs only: they all refuse it",
-			Fix:     "sudo mosqprov cert server --name " + shellWord(firstNonEmpty(cert.Subject.CommonName, "HOSTNAME")) + "   (or sudo mosqprov apply)"})
+			Fix:     c.certFix("sudo mosqprov cert server --name " + ShellWord(firstNonEmpty(cert.Subject.CommonName, "HOSTNAME")))})
 	}
 	for _, p := range []string{layout.BrokerCACert, layout.CACert} {
 		caData, err := c.Sys.ReadFile(p)
@@ -490,7 +557,7 @@ func (c *Checker) checkCertificate() {
 			c.add(Finding{ID: IDCertUntrusted, Severity: Error, Subject: layout.ServerCert,
 				Problem: fmt.Sprintf("the server certificate does not verify against %s: %v", p, verr),
 				Why:     "devices given that CA file refuse the broker",
-				Fix:     "sudo mosqprov cert server   (issues one from the CA), or give devices the CA that signed it"})
+				Fix:     c.certFix("sudo mosqprov cert server   (issues one from the CA)") + ", or give devices the CA that signed it"})
 		}
 		break
 	}
@@ -512,18 +579,56 @@ func (c *Checker) checkCertificate() {
 		addrs, _ := c.Host.Addrs()
 		var missing []string
 		for _, ip := range addrs {
-			if cert.VerifyHostname(ip.String()) != nil {
+			// IPv4 only: IPv6 addresses come and go with the provider's
+			// prefix and privacy extensions, and devices on a LAN connect
+			// by IPv4 or by name; a chosen IPv6 address is in the spec's
+			// ips and checked above.
+			if ip.To4() != nil && cert.VerifyHostname(ip.String()) != nil {
 				missing = append(missing, ip.String())
 			}
 		}
 		if len(missing) > 0 {
-			fix := "add them to ips: in " + layout.Spec + ", then `sudo mosqprov apply`"
+			fix := "add " + strings.Join(missing, ", ") + " to ips: in " + layout.Spec + ", then `sudo mosqprov apply`"
+			if c.Spec == nil {
+				fix = reissueWith(cert, missing)
+			}
 			c.add(Finding{ID: IDCertAddress, Severity: Warning, Subject: layout.ServerCert,
 				Problem: fmt.Sprintf("this machine's address %s is not in the server certificate", strings.Join(missing, ", ")),
 				Why:     "a device that connects by IP address refuses the certificate (a new DHCP lease does this)",
 				Fix:     fix})
 		}
 	}
+}
+
+// certFix is apply when there is a spec (cert server alone would drop
+// broker.yaml's names, and the next apply would reissue again), else the
+// cert command given.
+func (c *Checker) certFix(withoutSpec string) string {
+	if c.Spec != nil {
+		return "sudo mosqprov apply   (issues the server certificate broker.yaml describes)"
+	}
+	return withoutSpec
+}
+
+// reissueWith is the cert server command that keeps every name of cert and
+// adds the addresses given.
+func reissueWith(cert *x509.Certificate, addrs []string) string {
+	cmd := "sudo mosqprov cert server"
+	names := cert.DNSNames
+	if len(names) == 0 && cert.Subject.CommonName != "" {
+		// A certificate without SANs (the article's) names its host in the CN.
+		names = []string{cert.Subject.CommonName}
+	}
+	for _, n := range names {
+		cmd += " --name " + ShellWord(n)
+	}
+	for _, ip := range cert.IPAddresses {
+		cmd += " --ip " + ip.String()
+	}
+	for _, a := range addrs {
+		cmd += " --ip " + a
+	}
+	return cmd
 }
 
 func hasTLS(s *spec.Spec) bool {

@@ -234,98 +234,110 @@ func TestFindings(t *testing.T) {
 		id      string
 		sev     Severity
 		problem string
+		fix     string // the fix must contain it, when given
 	}{
 		{"world-readable server key", func(in *install, _ *Checker) {
 			os.Chmod(in.sys.HostPath(layout.ServerKey), 0o644)
-		}, IDSecretExposed, Error, "server key is readable by every user"},
+		}, IDSecretExposed, Error, "server key is readable by every user", ""},
 		{"CA key given to the broker (the article's chown -R)", func(in *install, _ *Checker) {
 			os.Chown(in.sys.HostPath(layout.CAKey), in.uid, in.gid)
-		}, IDCAKeyReadable, Error, "readable by the broker's user mosquitto"},
+		}, IDCAKeyReadable, Error, "readable by the broker's user mosquitto", ""},
 		{"a CA key next to the broker's certificates, world-readable", func(in *install, _ *Checker) {
 			in.write(layout.BrokerCertDir+"/ca.key", []byte("x"), 0o644, 0, 0)
-		}, IDCAKeyReadable, Error, "readable by the broker's user"},
+		}, IDCAKeyReadable, Error, "readable by the broker's user", ""},
 		{"password file only root can read", func(in *install, _ *Checker) {
 			os.Chown(in.sys.HostPath(layout.PasswordFile), 0, 0)
-		}, IDSecretUnreadable, Error, "password file is not readable by the broker's user mosquitto (owner root:root, mode 0600)"},
+		}, IDSecretUnreadable, Error, "password file is not readable by the broker's user mosquitto (owner root:root, mode 0600)", ""},
 		{"ACL file root:mosquitto 0640", func(in *install, _ *Checker) {
 			os.Chown(in.sys.HostPath(layout.ACLFile), 0, in.gid)
 			os.Chmod(in.sys.HostPath(layout.ACLFile), 0o640)
-		}, IDSecretOwner, Warning, "ACL file is not owned by mosquitto"},
+		}, IDSecretOwner, Warning, "ACL file is not owned by mosquitto", ""},
 		{"crypt(3) line", func(in *install, _ *Checker) {
 			in.appendTo(layout.PasswordFile, "bob:"+cryptHash(in.t)+"\n")
-		}, IDPasswdLine, Error, `line 2 (user "bob")`},
+		}, IDPasswdLine, Error, `line 2 (user "bob")`, ""},
 		{"plaintext line", func(in *install, _ *Checker) {
 			in.appendTo(layout.PasswordFile, "carol:hunter2\n")
-		}, IDPasswdLine, Error, `user "carol"`},
+		}, IDPasswdLine, Error, `user "carol"`, ""},
 		{"duplicate user", func(in *install, _ *Checker) {
 			in.appendTo(layout.PasswordFile, "alice:"+mosquittoHash(in.t, "alice", "other")+"\n")
-		}, IDPasswdLine, Warning, "appears again on line 2"},
+		}, IDPasswdLine, Warning, "appears again on line 2", "user add alice"},
+		{"duplicate of a user broker.yaml holds", func(in *install, _ *Checker) {
+			in.spec.Users = []spec.User{{Name: "alice", PasswordEnv: "ALICE_PW"}}
+			in.appendTo(layout.PasswordFile, "alice:"+mosquittoHash(in.t, "alice", "other")+"\n")
+		}, IDPasswdLine, Warning, "appears again on line 2", "sudo mosqprov apply   (rewrites the user's line from broker.yaml)"},
 		{"expired certificate", func(in *install, _ *Checker) {
 			in.serverCert(time.Now().AddDate(0, 0, -30), 10, []string{"pi.home.arpa", "localhost"}, []string{"127.0.0.1", "192.0.2.10"})
-		}, IDCertExpired, Error, "expired on"},
+		}, IDCertExpired, Error, "expired on", ""},
 		{"certificate expiring", func(in *install, _ *Checker) {
 			in.serverCert(time.Now(), 12, []string{"pi.home.arpa", "localhost"}, []string{"127.0.0.1", "192.0.2.10"})
-		}, IDCertExpiring, Warning, "expires in 11 days"},
+		}, IDCertExpiring, Warning, "expires in 11 days", ""},
 		{"a spec name missing from the certificate", func(in *install, _ *Checker) {
 			in.spec.Names = []string{"mqtt.home.arpa"}
-		}, IDCertName, Error, "mqtt.home.arpa in broker.yaml but not in the server certificate"},
+		}, IDCertName, Error, "mqtt.home.arpa in broker.yaml but not in the server certificate", ""},
 		{"the host got a new address", func(_ *install, c *Checker) {
 			c.Host = ips("192.0.2.10", "192.0.2.77")
-		}, IDCertAddress, Warning, "192.0.2.77 is not in the server certificate"},
+		}, IDCertAddress, Warning, "192.0.2.77 is not in the server certificate", "add 192.0.2.77 to ips: in /etc/mosqprov/broker.yaml"},
+		{"the host got a new address, no broker.yaml", func(in *install, c *Checker) {
+			c.Spec = nil
+			c.Host = ips("192.0.2.10", "192.0.2.77", "2001:db8::77")
+		}, IDCertAddress, Warning, "address 192.0.2.77 is not", "sudo mosqprov cert server --name pi.home.arpa --name localhost --ip 127.0.0.1 --ip 192.0.2.10 --ip 192.0.2.77"},
 		{"certificate without SANs (the article's)", func(in *install, _ *Checker) {
 			out, err := exec.Command("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", filepath.Join(in.t.TempDir(), "k"),
 				"-subj", "/CN=raspberrypi.local", "-days", "365", "-out", in.sys.HostPath(layout.ServerCert), "-addext", "basicConstraints=CA:FALSE").CombinedOutput()
 			if err != nil {
 				in.t.Fatalf("openssl: %v %s", err, out)
 			}
-		}, IDCertNoSAN, Error, `only CN "raspberrypi.local"`},
+		}, IDCertNoSAN, Error, `only CN "raspberrypi.local"`, "sudo mosqprov apply"},
 		{"certificate from another CA", func(in *install, _ *Checker) {
 			other, _ := pki.NewCA(rand.Reader, time.Now(), pki.CARequest{CommonName: "other", KeyType: pki.ECDSAP256})
 			in.ca = &pki.CA{Cert: other.Cert, Key: other.Key}
 			in.serverCert(time.Now(), 100, []string{"pi.home.arpa", "localhost"}, []string{"127.0.0.1", "192.0.2.10"})
-		}, IDCertUntrusted, Error, "does not verify against /etc/mosquitto/certs/ca.crt"},
+		}, IDCertUntrusted, Error, "does not verify against /etc/mosquitto/certs/ca.crt", ""},
 		{"plain MQTT on every interface (the article's)", func(in *install, _ *Checker) {
 			in.appendTo(layout.MosquittoConf, "listener 1884 0.0.0.0\n")
-		}, IDPlainListener, Warning, "plain MQTT listener on port 1884 is reachable on every interface"},
+		}, IDPlainListener, Warning, "plain MQTT listener on port 1884 is reachable on every interface", "sudoedit /etc/mosquitto/mosquitto.conf   (line 7: `listener 1884 127.0.0.1`"},
 		{"plain MQTT on every interface with anonymous access", func(in *install, _ *Checker) {
 			in.appendTo(layout.DropIn, "listener 1884\nallow_anonymous true\n")
-		}, IDPlainListener, Error, "port 1884"},
+		}, IDPlainListener, Error, "port 1884", ""},
 		{"plain WebSockets on loopback with 2.0.11", func(in *install, _ *Checker) {
 			in.appendTo(layout.DropIn, "listener 8080 127.0.0.1\nprotocol websockets\n")
-		}, IDPlainListener, Warning, "mosquitto 2.0.11-1.2+deb12u1 ignores the bind address"},
+		}, IDPlainListener, Warning, "mosquitto 2.0.11-1.2+deb12u1 ignores the bind address", "in broker.yaml replace the ws listener with {type: wss}"},
 		{"WebSockets over TLS bound to an address", func(in *install, _ *Checker) {
 			in.appendTo(layout.DropIn, "listener 9444 192.0.2.10\nprotocol websockets\ncertfile /etc/mosquitto/certs/server.crt\n")
-		}, IDWebSocketBind, Warning, "bound to 192.0.2.10"},
+		}, IDWebSocketBind, Warning, "bound to 192.0.2.10", `tcp dport 9444 ip daddr != 192.0.2.10 drop; iifname != "lo" tcp dport 9444 meta nfproto ipv6 drop; }; }`},
 		{"the article's listener left in mosquitto.conf", func(in *install, _ *Checker) {
 			in.appendTo(layout.MosquittoConf, "listener 8883\ncertfile /etc/mosquitto/certs/server.crt\n")
-		}, IDListenerClash, Error, "port 8883 is declared again here; it is already at /etc/mosquitto/mosquitto.conf:7"},
+		}, IDListenerClash, Error, "port 8883 is declared again here; it is already at /etc/mosquitto/mosquitto.conf:7",
+			"sudoedit /etc/mosquitto/mosquitto.conf   (remove the listener at line 7)"},
 		{"a file edited by hand since the last apply", func(in *install, _ *Checker) {
 			if _, err := state.Record(in.sys, []string{layout.DropIn, layout.ACLFile}); err != nil {
 				in.t.Fatal(err)
 			}
 			in.appendTo(layout.ACLFile, "topic read #\n")
-		}, IDDrift, Warning, "changed by hand since the last apply"},
+		}, IDDrift, Warning, "changed by hand since the last apply", ""},
 		{"package not installed", func(in *install, _ *Checker) {
 			in.runner.On("dpkg-query", system.Output{Stdout: []byte("mosquitto\tconfig-files\t2.0.11-1.2+deb12u1\n")}, nil)
-		}, IDPackageMissing, Error, "not installed"},
+		}, IDPackageMissing, Error, "not installed", ""},
 		{"service failed", func(_ *install, c *Checker) {
 			c.Service = fakeService{active: "failed", sub: "failed", enabled: "enabled", journal: []string{
 				"Nov 26 06:00:01 pi mosquitto[812]: 1764136801: Opening ipv4 listen socket on port 8883.",
 				"Nov 26 06:00:01 pi mosquitto[812]: 1764136801: Error: Address already in use",
 				"Nov 26 06:00:01 pi systemd[1]: mosquitto.service: Main process exited, code=exited, status=1/FAILURE",
 			}}
-		}, IDServiceInactive, Error, "last journal error: 1764136801: Error: Address already in use"},
+		}, IDServiceInactive, Error, "last journal error: 1764136801: Error: Address already in use", ""},
 		{"service disabled", func(_ *install, c *Checker) {
 			c.Service = fakeService{active: "active", sub: "running", enabled: "disabled"}
-		}, IDServiceDisabled, Warning, "not enabled (disabled)"},
+		}, IDServiceDisabled, Warning, "not enabled (disabled)", ""},
 		{"service failing in a restart loop", func(_ *install, c *Checker) {
 			c.Service = fakeService{active: "activating", sub: "auto-restart", enabled: "enabled"}
-		}, IDServiceInactive, Error, "failing; systemd keeps restarting it"},
+		}, IDServiceInactive, Error, "failing; systemd keeps restarting it", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := newInstall(t)
 			r := in.run(func(c *Checker) { tc.break_(in, c) })
-			wantFinding(t, r, tc.id, tc.sev, tc.problem)
+			if f := wantFinding(t, r, tc.id, tc.sev, tc.problem); !strings.Contains(f.Fix, tc.fix) {
+				t.Fatalf("fix %q, want it to contain %q", f.Fix, tc.fix)
+			}
 		})
 	}
 }

@@ -28,9 +28,33 @@ type FileDiff struct {
 	Note string `json:"note,omitempty"`
 }
 
-// Diffs turns the file changes a System recorded into what plan shows, one
+// Diffs turns the file changes a System recorded into what they did, one
 // per file (the state before the first change against the last content).
 func Diffs(changes []system.FileChange) []FileDiff {
+	return diffs(changes, nil)
+}
+
+// PlannedDiffs is Diffs of a plan, changes a DryRun recorded. A certificate
+// the dry run issued has a key apply will generate afresh, so its
+// fingerprint is shown as "(known after apply)", as Terraform shows values
+// only apply can know, rather than one that will never exist.
+func PlannedDiffs(changes []system.FileChange) []FileDiff {
+	issued := map[string]bool{}
+	for _, c := range changes {
+		if c.Path != layout.CACert && c.Path != layout.ServerCert {
+			continue // the broker's copy of the CA is issued by nothing
+		}
+		if certs, err := pki.ParseCertificates(c.After); err == nil {
+			for _, cert := range certs {
+				issued[pki.Fingerprint(cert)] = true
+			}
+		}
+	}
+	return diffs(changes, issued)
+}
+
+// diffs makes one FileDiff per file; issued holds the fingerprints to hide.
+func diffs(changes []system.FileChange, issued map[string]bool) []FileDiff {
 	var order []string
 	last := map[string]system.FileChange{}
 	first := map[string]system.FileChange{}
@@ -49,12 +73,12 @@ func Diffs(changes []system.FileChange) []FileDiff {
 		if before == nil && action != system.Delete {
 			action = system.Create
 		}
-		out = append(out, fileDiff(p, action, before, c.After))
+		out = append(out, fileDiff(p, action, before, c.After, issued))
 	}
 	return out
 }
 
-func fileDiff(path string, action system.Action, before *system.Snapshot, after []byte) FileDiff {
+func fileDiff(path string, action system.Action, before *system.Snapshot, after []byte, issued map[string]bool) FileDiff {
 	fd := FileDiff{Path: path, Action: action}
 	var old []byte
 	if before != nil {
@@ -72,7 +96,7 @@ func fileDiff(path string, action system.Action, before *system.Snapshot, after 
 		fd.Note = "private key, content not shown"
 		return fd
 	case isCertificate(old) || isCertificate(after):
-		old, after = describeCerts(old), describeCerts(after)
+		old, after = describeCerts(old, nil), describeCerts(after, issued)
 		fd.Note = "certificate, described"
 	case path == layout.PasswordFile:
 		old, after = maskPair(old, after)
@@ -95,8 +119,8 @@ func isCertificate(b []byte) bool {
 }
 
 // describeCerts replaces PEM certificates by lines a person can compare:
-// subject, names, key, validity and fingerprint.
-func describeCerts(b []byte) []byte {
+// subject, names, key, validity and fingerprint (unless in unknown).
+func describeCerts(b []byte, unknown map[string]bool) []byte {
 	if len(b) == 0 {
 		return nil
 	}
@@ -113,7 +137,11 @@ func describeCerts(b []byte) []byte {
 		}
 		fmt.Fprintf(&sb, "key: %s\n", pki.KeyTypeOf(c.PublicKey))
 		fmt.Fprintf(&sb, "valid: %s to %s\n", c.NotBefore.UTC().Format(time.DateOnly), c.NotAfter.UTC().Format(time.DateOnly))
-		fmt.Fprintf(&sb, "sha256: %s\n", pki.Fingerprint(c))
+		fp := pki.Fingerprint(c)
+		if unknown[fp] {
+			fp = "(known after apply)"
+		}
+		fmt.Fprintf(&sb, "sha256: %s\n", fp)
 	}
 	return []byte(sb.String())
 }
@@ -144,12 +172,6 @@ func maskPair(old, new []byte) ([]byte, []byte) {
 	}
 	return masked(old, func(string, string) bool { return false }),
 		masked(new, func(name, hash string) bool { h, ok := oldHash[name]; return ok && h != hash })
-}
-
-// MaskHashes masks one password file's hashes.
-func MaskHashes(b []byte) []byte {
-	m, _ := maskPair(b, nil)
-	return m
 }
 
 type pwLine struct {

@@ -170,12 +170,12 @@ func secretFromFile(o Options, s *spec.Spec, field, path string) (string, error)
 	}
 	data, err := o.ReadFile(path)
 	if err != nil {
-		return "", at(s, field, errs.Invalid(field, "can't read %s: %v", path, unwrapPath(err)))
+		return "", s.At(field, errs.Invalid(field, "can't read %s: %v", path, unwrapPath(err)))
 	}
 	line, _, _ := bytes.Cut(data, []byte("\n"))
 	pw := strings.TrimSuffix(string(line), "\r")
 	if pw == "" {
-		return "", at(s, field, errs.Invalid(field, "%s: the first line is empty", path))
+		return "", s.At(field, errs.Invalid(field, "%s: the first line is empty", path))
 	}
 	return pw, nil
 }
@@ -185,13 +185,4 @@ func unwrapPath(err error) error {
 		return pe.Err
 	}
 	return err
-}
-
-// at places a problem of field in the spec file.
-func at(s *spec.Spec, field string, err error) error {
-	if s.File() == "" {
-		return err
-	}
-	pos, _ := s.Position(field)
-	return &spec.Error{File: s.File(), Pos: pos, Err: err}
 }

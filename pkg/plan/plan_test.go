@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -19,6 +20,7 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/apt"
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/layout"
+	"github.com/mosqprov/mosqprov/pkg/pki"
 	"github.com/mosqprov/mosqprov/pkg/spec"
 	"github.com/mosqprov/mosqprov/pkg/system"
 	"github.com/mosqprov/mosqprov/pkg/systemd"
@@ -177,7 +179,7 @@ func TestApplyExampleRealBroker(t *testing.T) {
 	if res2.Changed || len(sys2.Changes()) != 0 || res2.Need != systemd.None {
 		t.Fatalf("second apply: changed=%v files=%v need=%v", res2.Changed, sys2.Changes(), res2.Need)
 	}
-	if after := mtimes(t, root); !equalMaps(before, after) {
+	if after := mtimes(t, root); !maps.Equal(before, after) {
 		t.Fatalf("second apply touched files:\nbefore %v\nafter  %v", before, after)
 	}
 }
@@ -227,18 +229,6 @@ func mtimes(t *testing.T, root string) map[string]string {
 		return nil
 	})
 	return m
-}
-
-func equalMaps(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // Plan (a dry run) lists exactly what apply then does, writes nothing,
@@ -492,5 +482,88 @@ func TestUnsettledFilesGetTheirReload(t *testing.T) {
 		if res, _ := Converge(ctx, realSys(root), s, env.options()); res.Changed || res.Need != systemd.None {
 			t.Errorf("%s: the run after is not converged: %s", tc.path, describe(res))
 		}
+	}
+	// A file this run writes is not "unsettled": its own change calls for
+	// the reload, and the plan doesn't claim the broker missed something.
+	env.blinds = "a-new-password"
+	res, err := Converge(ctx, system.NewDryRun(realSys(root)), s, env.options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range res.Steps {
+		if st.Name == StepState && (len(st.Changes) != 1 || st.Changes[0].Detail != "" || st.Need != systemd.None) {
+			t.Errorf("password change: state step %+v", st)
+		}
+	}
+}
+
+// password_file is read on the machine running mosqprov, never under
+// --root (README, broker.yaml reference): a secret that exists only inside
+// the root is not found, one on this machine is.
+func TestPasswordFileIsReadOnThisMachine(t *testing.T) {
+	root := newRoot(t)
+	inRoot := "/run/mosqprov-test-" + filepath.Base(t.TempDir()) + "/bot"
+	os.MkdirAll(filepath.Join(root, filepath.Dir(inRoot)), 0o755)
+	os.WriteFile(filepath.Join(root, inRoot), []byte("bot-secret\n"), 0o600)
+	onHost := filepath.Join(t.TempDir(), "bot")
+	os.WriteFile(onHost, []byte("bot-secret\n"), 0o600)
+
+	for _, tc := range []struct {
+		file string
+		ok   bool
+	}{{inRoot, false}, {onHost, true}} {
+		s := spec.Default("pi.home.arpa")
+		s.Users = []spec.User{{Name: "bot", PasswordFile: tc.file}}
+		_, err := Converge(context.Background(), system.NewDryRun(realSys(root)), s, Options{})
+		if tc.ok != (err == nil) {
+			t.Errorf("password_file %s: %v", tc.file, err)
+		}
+		if !tc.ok && (!errs.IsInput(err) || !strings.Contains(err.Error(), "can't read "+tc.file)) {
+			t.Errorf("password_file %s: want an input error naming it, got %v", tc.file, err)
+		}
+	}
+}
+
+// A plan can't know the fingerprint of a certificate apply will issue (its
+// key doesn't exist yet) and says so; one that exists (the CA, copied for
+// the broker) is shown as it is.
+func TestPlannedFingerprints(t *testing.T) {
+	s, env := loadExample(t, 0)
+	root := newRoot(t)
+	ctx := context.Background()
+	fingerprints := func() map[string]string {
+		t.Helper()
+		dry := system.NewDryRun(realSys(root))
+		if _, err := Converge(ctx, dry, s, env.options()); err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]string{}
+		for _, d := range PlannedDiffs(dry.Changes()) {
+			if _, fp, ok := strings.Cut(d.Diff, "+sha256: "); ok {
+				m[d.Path], _, _ = strings.Cut(fp, "\n")
+			}
+		}
+		return m
+	}
+	fresh := fingerprints()
+	for _, p := range []string{layout.CACert, layout.BrokerCACert, layout.ServerCert} {
+		if fresh[p] != "(known after apply)" {
+			t.Errorf("fresh plan, %s: sha256 %q", p, fresh[p])
+		}
+	}
+	if _, err := Converge(ctx, realSys(root), s, env.options()); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(root, layout.BrokerCACert))
+	data, err := os.ReadFile(filepath.Join(root, layout.CACert))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := pki.ParseCertificate(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fingerprints(); len(got) != 1 || got[layout.BrokerCACert] != pki.Fingerprint(ca) {
+		t.Fatalf("copy of the existing CA: %v, want %s", got, pki.Fingerprint(ca))
 	}
 }

@@ -39,7 +39,7 @@ func desire(s *spec.Spec, o Options) (*desired, error) {
 		case u.PasswordEnv != "":
 			v, ok := o.LookupEnv(u.PasswordEnv)
 			if !ok {
-				return nil, at(s, field+".password_env", errs.Invalid(field+".password_env", "the environment variable %s (password of %q) is not set", u.PasswordEnv, u.Name))
+				return nil, s.At(field+".password_env", errs.Invalid(field+".password_env", "the environment variable %s (password of %q) is not set", u.PasswordEnv, u.Name))
 			}
 			want.Password = v
 		case u.PasswordFile != "":
@@ -52,7 +52,7 @@ func desire(s *spec.Spec, o Options) (*desired, error) {
 		if want.Hash == "" {
 			// The message names the source, never the value.
 			if err := passwd.ValidatePassword(want.Password); err != nil {
-				return nil, at(s, field, errs.Invalid(field, "password of %q: %s", u.Name, problemOf(err)))
+				return nil, s.At(field, errs.Invalid(field, "password of %q: %s", u.Name, problemOf(err)))
 			}
 		}
 		d.users = append(d.users, want)
@@ -68,7 +68,7 @@ func desire(s *spec.Spec, o Options) (*desired, error) {
 	// Render the configuration now, so a value the template refuses stops
 	// the run before the first write.
 	if _, err := conf.Render(confFor(s, true)); err != nil {
-		return nil, at(s, "listeners", err)
+		return nil, s.At("listeners", err)
 	}
 	return d, nil
 }
@@ -139,11 +139,7 @@ func caStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired, o 
 		KeyType:    pki.KeyType(s.TLS.KeyType),
 		Rand:       o.Rand,
 	})
-	if err != nil {
-		return err
-	}
-	r.add(StepCA, res.Changes, res.Need, res.Warnings)
-	return nil
+	return r.addCerts(StepCA, res, err)
 }
 
 func serverStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired, o Options, r *Result) error {
@@ -159,10 +155,15 @@ func serverStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired
 		RenewBefore: s.TLS.RenewBeforeDays,
 		Rand:        o.Rand,
 	})
+	return r.addCerts(StepServer, res, err)
+}
+
+// addCerts records what a pkg/certs step did.
+func (r *Result) addCerts(name string, res certs.Result, err error) error {
 	if err != nil {
 		return err
 	}
-	r.add(StepServer, res.Changes, res.Need, res.Warnings)
+	r.add(name, res.Changes, res.Need, res.Warnings)
 	return nil
 }
 
@@ -251,8 +252,11 @@ func serviceStep(ctx context.Context, sys system.System, s *spec.Spec, d *desire
 // hash changed, so a converged apply still writes nothing.
 func stateStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired, o Options, r *Result) error {
 	var paths []string
-	seen := map[string]bool{}
+	seen, written := map[string]bool{}, map[string]bool{}
 	for _, c := range r.Changes() {
+		if c.Changed {
+			written[c.Path] = true
+		}
 		if c.Path == "" || seen[c.Path] {
 			continue
 		}
@@ -261,7 +265,14 @@ func stateStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired,
 			paths = append(paths, c.Path)
 		}
 	}
-	need, err := unsettled(sys, paths)
+	// Files this run writes already call for their reload or restart.
+	var untouched []string
+	for _, p := range paths {
+		if !written[p] {
+			untouched = append(untouched, p)
+		}
+	}
+	need, err := unsettled(sys, untouched)
 	if err != nil {
 		return err
 	}

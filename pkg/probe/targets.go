@@ -3,6 +3,7 @@ package probe
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -22,6 +23,9 @@ type Plan struct {
 	// LoopbackOnly marks the targets (by index) bound to loopback on a
 	// broker checked from another machine: unreachable by design.
 	LoopbackOnly map[int]bool
+	// Topic is the round-trip prefix the spec's ACL allows the user; ""
+	// for the default.
+	Topic string
 }
 
 // FromSpec turns a spec into targets. host is where to connect: "" means
@@ -103,4 +107,73 @@ func ParseListener(v string) (Scheme, int, error) {
 		}
 	}
 	return scheme, port, nil
+}
+
+// ACLTopic is a round-trip topic prefix the spec's ACL lets user both
+// publish and subscribe to, or "" when the spec has no ACL (every topic is
+// allowed) or grants no such topic. Only filters ending in # qualify: the
+// probe adds a random level below the prefix. A rule for every user
+// (pattern) counts with %u as the user; %c can't, the client id is random.
+func ACLTopic(s *spec.Spec, user string) string {
+	var grants, denies []string
+	for _, r := range s.ACL {
+		var sub func(string) string
+		switch {
+		case r.User == user && !r.Pattern && !r.Anonymous:
+			sub = func(t string) string { return t }
+		case r.Pattern:
+			sub = func(t string) string { return strings.ReplaceAll(t, "%u", user) }
+		default:
+			continue
+		}
+		both := append([]string(nil), r.ReadWrite...)
+		for _, t := range r.Read {
+			if slices.Contains(r.Write, t) {
+				both = append(both, t)
+			}
+		}
+		for _, t := range both {
+			if !strings.Contains(t, "%c") {
+				grants = append(grants, sub(t))
+			}
+		}
+		for _, t := range r.Deny {
+			denies = append(denies, sub(t))
+		}
+	}
+	for _, g := range grants {
+		if !strings.HasSuffix(g, "#") {
+			continue
+		}
+		levels := strings.Split(strings.TrimSuffix(strings.TrimSuffix(g, "#"), "/"), "/")
+		for i, l := range levels {
+			if l == "+" {
+				levels[i] = "mosqprov"
+			}
+		}
+		topic := strings.Join(append(levels, "mosqprov-verify"), "/")
+		if g == "#" {
+			topic = "mosqprov/verify"
+		}
+		if !slices.ContainsFunc(denies, func(d string) bool { return matches(d, topic+"/x") }) {
+			return topic
+		}
+	}
+	return ""
+}
+
+// matches reports whether an MQTT topic filter matches a topic name.
+func matches(filter, topic string) bool {
+	f, t := strings.Split(filter, "/"), strings.Split(topic, "/")
+	for i, l := range f {
+		switch {
+		case l == "#":
+			return true
+		case i >= len(t):
+			return false
+		case l != "+" && l != t[i]:
+			return false
+		}
+	}
+	return len(f) == len(t)
 }

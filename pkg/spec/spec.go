@@ -80,34 +80,23 @@ type Listener struct {
 	MutualTLS bool `yaml:"mutual_tls,omitempty" json:"mutual_tls,omitempty"`
 }
 
-// Listener types.
+// Listener types: pkg/conf's, as strings, so broker.yaml means what
+// `mosqprov conf` means.
 const (
-	MQTT  = "mqtt"
-	MQTTS = "mqtts"
-	WS    = "ws"
-	WSS   = "wss"
+	MQTT  = string(conf.MQTT)
+	MQTTS = string(conf.MQTTS)
+	WS    = string(conf.WS)
+	WSS   = string(conf.WSS)
 )
 
 // DefaultPort is the conventional port of a listener type.
-func DefaultPort(typ string) int {
-	switch typ {
-	case MQTT:
-		return 1883
-	case MQTTS:
-		return 8883
-	case WS:
-		return 8080
-	case WSS:
-		return 9443
-	}
-	return 0
-}
+func DefaultPort(typ string) int { return conf.Type(typ).DefaultPort() }
 
 // TLS reports whether the listener speaks TLS.
-func (l Listener) TLS() bool { return l.Type == MQTTS || l.Type == WSS }
+func (l Listener) TLS() bool { return conf.Listener{Type: conf.Type(l.Type)}.TLS() }
 
 // WebSockets reports whether the listener speaks MQTT over WebSockets.
-func (l Listener) WebSockets() bool { return l.Type == WS || l.Type == WSS }
+func (l Listener) WebSockets() bool { return conf.Listener{Type: conf.Type(l.Type)}.WebSockets() }
 
 // User is one entry of the password file. Exactly one of PasswordEnv,
 // PasswordFile and Hash says where its password comes from, so a spec kept
@@ -116,8 +105,11 @@ type User struct {
 	Name string `yaml:"name" json:"name"`
 	// PasswordEnv names an environment variable holding the password.
 	PasswordEnv string `yaml:"password_env,omitempty" json:"password_env,omitempty"`
-	// PasswordFile is a file whose first line is the password (a relative
-	// path is relative to the spec's folder).
+	// PasswordFile is a file whose first line is the password. It is read
+	// on the machine running mosqprov, never under --root: like the -f spec
+	// file, a secret is the caller's input, and an image built under --root
+	// should not have to hold it. A relative path is relative to the spec's
+	// folder.
 	PasswordFile string `yaml:"password_file,omitempty" json:"password_file,omitempty"`
 	// Hash is a Mosquitto hash ($7$... or $6$...), from `mosqprov user hash`.
 	Hash string `yaml:"hash,omitempty" json:"hash,omitempty"`
@@ -197,7 +189,7 @@ func (s *Spec) SetDefaults() {
 		s.TLS.RenewBeforeDays = 30
 	}
 	if s.TLS.MinVersion == "" {
-		s.TLS.MinVersion = "tlsv1.2"
+		s.TLS.MinVersion = conf.DefaultTLSVersion
 	}
 	if s.TLS.CAName == "" {
 		s.TLS.CAName = "mosqprov CA"
@@ -311,8 +303,9 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// at wraps a validation error of field path with its place in the file.
-func (s *Spec) at(path string, err error) error {
+// At places a problem of the field at path (or its closest parent) in the
+// spec file, so it reads FILE:LINE:COLUMN: field: problem.
+func (s *Spec) At(path string, err error) error {
 	if err == nil {
 		return nil
 	}

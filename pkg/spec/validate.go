@@ -4,21 +4,31 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"unicode"
 
 	"github.com/mosqprov/mosqprov/pkg/acl"
+	"github.com/mosqprov/mosqprov/pkg/conf"
 	"github.com/mosqprov/mosqprov/pkg/errs"
+	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/passwd"
 	"github.com/mosqprov/mosqprov/pkg/pki"
 )
 
-// MinVersions are the min_version values mosquitto 2.0's tls_version takes
-// that are still safe (tlsv1 and tlsv1.1 are deprecated by RFC 8996).
-var MinVersions = []string{"tlsv1.2", "tlsv1.3"}
+// MinVersions are the min_version values: pkg/conf's tls_version values
+// (tlsv1 and tlsv1.1, which mosquitto 2.0 also takes, are deprecated by
+// RFC 8996).
+var MinVersions = []string{conf.TLS12, conf.TLS13}
 
-// ListenerTypes are the listener type values.
-var ListenerTypes = []string{MQTT, MQTTS, WS, WSS}
+// ListenerTypes are the listener type values, pkg/conf's.
+var ListenerTypes = func() []string {
+	var out []string
+	for _, t := range conf.Types {
+		out = append(out, string(t))
+	}
+	return out
+}()
 
 // Validate checks every field; the first problem is returned, with its
 // place in the file when the spec was loaded from one.
@@ -27,7 +37,7 @@ func (s *Spec) Validate() error {
 		s.validateNames, s.validateTLS, s.validateListeners, s.validateUsers, s.validateACL,
 	} {
 		if path, err := check(); err != nil {
-			return s.at(path, err)
+			return s.At(path, err)
 		}
 	}
 	return nil
@@ -65,8 +75,8 @@ func (s *Spec) validateTLS() (string, error) {
 	if t.RenewBeforeDays < 0 || t.RenewBeforeDays >= t.ServerDays {
 		return "tls.renew_before_days", errs.Invalid("tls.renew_before_days", "%d must be at least 0 and less than server_days (%d)", t.RenewBeforeDays, t.ServerDays)
 	}
-	if !contains(MinVersions, t.MinVersion) {
-		return "tls.min_version", errs.Invalid("tls.min_version", "%q is not one of %s", t.MinVersion, strings.Join(MinVersions, ", "))
+	if err := oneOf("tls.min_version", t.MinVersion, MinVersions); err != nil {
+		return "tls.min_version", err
 	}
 	if err := pki.ValidateCommonName("tls.ca_name", t.CAName); err != nil {
 		return "tls.ca_name", err
@@ -74,16 +84,15 @@ func (s *Spec) validateTLS() (string, error) {
 	return "", nil
 }
 
+// validateListeners checks each listener field by field, so an error
+// points at the value in the file, then hands the listeners to pkg/conf's
+// own validation (the `conf` command's rules) as the final word.
 func (s *Spec) validateListeners() (string, error) {
-	if len(s.Listeners) == 0 {
-		return "listeners", errs.Invalid("listeners", "at least one listener is needed")
-	}
 	used := map[int]int{}
-	allWS := true
 	for i, l := range s.Listeners {
 		f := fmt.Sprintf("listeners[%d]", i)
-		if !contains(ListenerTypes, l.Type) {
-			return f + ".type", errs.Invalid(f+".type", "%q is not one of %s", l.Type, strings.Join(ListenerTypes, ", "))
+		if err := oneOf(f+".type", l.Type, ListenerTypes); err != nil {
+			return f + ".type", err
 		}
 		if l.Port < 1 || l.Port > 65535 {
 			return f + ".port", errs.Invalid(f+".port", "%d is not a port (1-65535)", l.Port)
@@ -95,29 +104,31 @@ func (s *Spec) validateListeners() (string, error) {
 		}
 		used[l.Port] = i
 		if l.Bind != "" {
-			if a, err := netip.ParseAddr(l.Bind); err != nil || a.Zone() != "" {
-				return f + ".bind", errs.Invalid(f+".bind", "%q is not an IP address", l.Bind)
+			if _, err := conf.ParseBind(l.Bind); err != nil {
+				return f + ".bind", errs.Invalid(f+".bind", "%v", err)
 			}
-		}
-		if l.MutualTLS && !l.TLS() {
-			return f + ".mutual_tls", errs.Invalid(f+".mutual_tls", "only mqtts and wss listeners can require client certificates")
 		}
 		if l.TLS() && s.Hostname == "" {
 			// Missing, so it has no place: point at the listener that needs it.
 			return f, errs.Invalid("hostname", "needed for the server certificate of the %s listener on port %d", l.Type, l.Port)
 		}
-		// The single-step `conf` command's own rules, as the final word.
-		if err := refield(f, s.ConfListener(l).Validate()); err != nil {
-			return f, err
+		// Type, port, bind and the TLS version (validateTLS) are checked, so
+		// what conf can still refuse here is mutual_tls on a plain listener.
+		field := f
+		if l.MutualTLS {
+			field = f + ".mutual_tls"
 		}
-		if !l.WebSockets() {
-			allWS = false
+		if err := refield(field, s.ConfListener(l).Validate()); err != nil {
+			return field, err
 		}
 	}
-	if allWS {
-		// mosquitto 2.0 exits with "Unable to start any listening sockets"
-		// when every listener is a WebSocket one (REFERENCE.md).
-		return "listeners", errs.Invalid("listeners", "mosquitto 2.0 can't start with only WebSocket listeners; add an mqtt or mqtts listener")
+	// The set as a whole: at least one listener, and not only WebSockets ones.
+	set := conf.Config{CertFile: layout.ServerCert, KeyFile: layout.ServerKey, CAFile: layout.BrokerCACert}
+	for _, l := range s.Listeners {
+		set.Listeners = append(set.Listeners, s.ConfListener(l))
+	}
+	if err := refield("listeners", set.Validate()); err != nil {
+		return "listeners", err
 	}
 	return "", nil
 }
@@ -151,7 +162,7 @@ func (s *Spec) validateUsers() (string, error) {
 			}
 		}
 		if u.PasswordFile != "" {
-			if err := ValidateText(f+".password_file", u.PasswordFile, 4096); err != nil {
+			if err := validateText(f+".password_file", u.PasswordFile, 4096); err != nil {
 				return f + ".password_file", err
 			}
 		}
@@ -174,13 +185,7 @@ func (s *Spec) validateACL() (string, error) {
 		if r.Anonymous && !s.AllowAnonymous {
 			return f + ".anonymous", errs.Invalid(f+".anonymous", "a rule for anonymous clients needs allow_anonymous: true")
 		}
-		kind, user := acl.KindUser, r.User
-		switch {
-		case r.Pattern:
-			kind, user = acl.KindPattern, ""
-		case r.Anonymous:
-			kind, user = acl.KindAnonymous, ""
-		}
+		kind, user := r.whom()
 		if r.User != "" {
 			if err := refield(f+".user", acl.ValidateUser(r.User)); err != nil {
 				return f + ".user", err
@@ -204,9 +209,9 @@ func (s *Spec) validateACL() (string, error) {
 	return "", nil
 }
 
-// ValidateText refuses what could break a line of a config file: control
-// characters (newlines above all) and overlong values.
-func ValidateText(field, v string, max int) error {
+// validateText refuses an empty or overlong value, or one with control
+// characters (a path with a newline is a mistake, never a file name).
+func validateText(field, v string, max int) error {
 	if v == "" {
 		return errs.Invalid(field, "empty")
 	}
@@ -230,13 +235,12 @@ func envName(s string) bool {
 	return s != ""
 }
 
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
+// oneOf refuses v unless it is one of allowed.
+func oneOf(field, v string, allowed []string) error {
+	if slices.Contains(allowed, v) {
+		return nil
 	}
-	return false
+	return errs.Invalid(field, "%q is not one of %s", v, strings.Join(allowed, ", "))
 }
 
 // refield puts a single-step command's validation error under the spec's
@@ -257,25 +261,30 @@ func problem(err error) string {
 	return err.Error()
 }
 
-// TopicList is one access's topics of a rule.
-type TopicList struct {
+// topicList is one access's topics of a rule.
+type topicList struct {
 	Access acl.Access
 	Topics []string
 }
 
-func (r ACLRule) lists() []TopicList {
-	return []TopicList{{acl.AccessRead, r.Read}, {acl.AccessWrite, r.Write}, {acl.AccessReadWrite, r.ReadWrite}, {acl.AccessDeny, r.Deny}}
+func (r ACLRule) lists() []topicList {
+	return []topicList{{acl.AccessRead, r.Read}, {acl.AccessWrite, r.Write}, {acl.AccessReadWrite, r.ReadWrite}, {acl.AccessDeny, r.Deny}}
+}
+
+// whom is whom the rule is for, in pkg/acl's terms.
+func (r ACLRule) whom() (acl.Kind, string) {
+	switch {
+	case r.Pattern:
+		return acl.KindPattern, ""
+	case r.Anonymous:
+		return acl.KindAnonymous, ""
+	}
+	return acl.KindUser, r.User
 }
 
 // Rules is the rule in pkg/acl's terms.
 func (r ACLRule) Rules() []acl.Rule {
-	kind, user := acl.KindUser, r.User
-	switch {
-	case r.Pattern:
-		kind, user = acl.KindPattern, ""
-	case r.Anonymous:
-		kind, user = acl.KindAnonymous, ""
-	}
+	kind, user := r.whom()
 	var out []acl.Rule
 	for _, l := range r.lists() {
 		for _, t := range l.Topics {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"sort"
 	"time"
 
@@ -49,7 +50,7 @@ func Record(sys system.System, paths []string) (system.Action, error) {
 		}
 		st.Files[p] = Sum(data)
 	}
-	if old, err := Load(sys); err == nil && old != nil && equal(old.Files, st.Files) {
+	if old, err := Load(sys); err == nil && old != nil && maps.Equal(old.Files, st.Files) {
 		st.Applied = old.Applied
 	} else {
 		st.Applied = sys.Now().UTC().Format(time.RFC3339)
@@ -104,16 +105,4 @@ func (st *State) Drift(sys system.System) []Drifted {
 		}
 	}
 	return out
-}
-
-func equal(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -19,6 +20,8 @@ type Real struct {
 	root    string
 	runner  Runner
 	clock   func() time.Time
+	log     func(format string, args ...any)
+	euid    int
 	mu      sync.Mutex
 	changes []FileChange
 }
@@ -37,11 +40,29 @@ func NewReal(root string, opts ...Option) *Real {
 	if root == "" {
 		root = "/"
 	}
-	s := &Real{root: filepath.Clean(root), runner: ExecRunner{}, clock: time.Now}
+	s := &Real{root: filepath.Clean(root), runner: ExecRunner{}, clock: time.Now, log: func(string, ...any) {}, euid: os.Geteuid()}
 	for _, o := range opts {
 		o(s)
 	}
 	return s
+}
+
+// SetLog makes the System describe every write, folder, lock and command
+// through logf (--verbose). Secrets never reach it: file contents and
+// command environments are not logged.
+func (s *Real) SetLog(logf func(format string, args ...any)) {
+	if logf != nil {
+		s.log = logf
+	}
+}
+
+// where is a target path as a log line shows it: with its host location
+// when that differs (under --root).
+func (s *Real) where(p string) string {
+	if host := s.HostPath(p); host != p {
+		return p + " (at " + host + ")"
+	}
+	return p
 }
 
 func (s *Real) Root() string   { return s.root }
@@ -82,6 +103,29 @@ func infoFrom(p string, fi fs.FileInfo) FileInfo {
 		info.UID, info.GID = int(st.Uid), int(st.Gid)
 	}
 	return info
+}
+
+// canOwn checks, before anything is written, that this process may give a
+// file the owner attr asks for: only root can hand a file to another user,
+// and other users only to a group they are in. Without it the write would
+// fail half way with a bare "operation not permitted".
+func (s *Real) canOwn(p string, attr Attr, uid, gid int) error {
+	if s.euid == 0 {
+		return nil
+	}
+	me := s.CurrentAccount().Name
+	if uid >= 0 && uid != s.euid {
+		return fmt.Errorf("%s must be owned by %s, and only root can give a file to another user (running as %s); run mosqprov as root (sudo)", p, attr.User, me)
+	}
+	if gid >= 0 && gid != os.Getegid() && !inGroups(gid) {
+		return fmt.Errorf("%s must belong to group %s, which %s is not in; run mosqprov as root (sudo)", p, attr.Group, me)
+	}
+	return nil
+}
+
+func inGroups(gid int) bool {
+	groups, _ := os.Getgroups()
+	return slices.Contains(groups, gid)
 }
 
 // resolveOwner turns attr's names into ids; -1 means "leave as is / default".
@@ -139,8 +183,14 @@ func (s *Real) WriteFile(p string, data []byte, attr Attr) (Action, error) {
 		return "", fmt.Errorf("write %s: %w", p, err)
 	}
 	action, before, err := s.plan(p, data, attr, uid, gid)
+	if err == nil {
+		s.log("file %s: %s (%d bytes, %s)", s.where(p), action, len(data), describeAttr(attr))
+	}
 	if err != nil || action == Noop {
 		return action, err
+	}
+	if err := s.canOwn(p, attr, uid, gid); err != nil {
+		return "", fmt.Errorf("write %s: %w", p, err)
 	}
 	if err := atomicWrite(s.HostPath(p), data, attr.Mode.Perm(), uid, gid); err != nil {
 		return "", err
@@ -152,16 +202,34 @@ func (s *Real) WriteFile(p string, data []byte, attr Attr) (Action, error) {
 func (s *Real) record(fc FileChange) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, c := range s.changes {
+	s.changes = appendChange(s.changes, fc)
+}
+
+// appendChange adds fc to changes keeping, for a path changed more than
+// once, the state before the first change (what a rollback restores): a
+// file this run created stays a Create however often it is rewritten.
+func appendChange(changes []FileChange, fc FileChange) []FileChange {
+	for _, c := range changes {
 		if c.Path == fc.Path {
-			// Keep the state before the first change: that is what a rollback restores.
 			fc.Before = c.Before
 			if c.Before == nil && fc.Action == Update {
 				fc.Action = Create
 			}
 		}
 	}
-	s.changes = append(s.changes, fc)
+	return append(changes, fc)
+}
+
+// describeAttr is an owner and mode as a log line shows them.
+func describeAttr(a Attr) string {
+	owner := a.User
+	if owner == "" {
+		owner = "caller"
+	}
+	if a.Group != "" {
+		owner += ":" + a.Group
+	}
+	return fmt.Sprintf("%s %04o", owner, a.Mode.Perm())
 }
 
 func (s *Real) Changes() []FileChange {
@@ -170,65 +238,24 @@ func (s *Real) Changes() []FileChange {
 	return append([]FileChange(nil), s.changes...)
 }
 
-// atomicWrite writes a temp file in the target folder with its final owner
-// and mode set before any data, fsyncs it, renames it over path and fsyncs the
-// folder. os.CreateTemp creates the file 0600, so a secret is never readable
-// by anyone else, even for a moment. The temp file is removed on any error.
-func atomicWrite(path string, data []byte, mode fs.FileMode, uid, gid int) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-			err = fmt.Errorf("write %s: %w", path, err)
-		}
-	}()
-	if uid >= 0 || gid >= 0 {
-		if err = f.Chown(uid, gid); err != nil {
-			return err
-		}
-	}
-	if err = f.Chmod(mode); err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
 func (s *Real) EnsureDir(p string, attr Attr) (Action, error) {
 	host := s.HostPath(p)
 	uid, gid, err := s.resolveOwner(attr)
 	if err != nil {
 		return "", fmt.Errorf("create folder %s: %w", host, err)
 	}
-	fi, err := os.Lstat(host)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	info, err := s.Stat(p)
+	action, err := dirAction(host, info, err, attr, uid, gid)
+	if err != nil || action == Noop {
+		if err == nil {
+			s.log("folder %s: noop (%s)", s.where(p), describeAttr(attr))
+		}
+		return action, err
+	}
+	if err := s.canOwn(p, attr, uid, gid); err != nil {
+		return "", fmt.Errorf("create folder %s: %w", host, err)
+	}
+	if action == Create {
 		if parent := filepath.Dir(p); parent != p {
 			if _, err := os.Stat(s.HostPath(parent)); errors.Is(err, fs.ErrNotExist) {
 				if _, err := s.EnsureDir(parent, Attr{Mode: 0o755}); err != nil {
@@ -240,21 +267,26 @@ func (s *Real) EnsureDir(p string, attr Attr) (Action, error) {
 		if err := os.Mkdir(host, 0o700); err != nil {
 			return "", fmt.Errorf("create folder %s: %w", host, err)
 		}
-		if err := setAttr(host, attr.Mode.Perm(), uid, gid); err != nil {
-			return "", err
-		}
-		return Create, nil
-	case err != nil:
-		return "", fmt.Errorf("stat %s: %w", host, err)
-	case !fi.IsDir():
-		return "", fmt.Errorf("create folder %s: a file is in the way", host)
-	}
-	info := infoFrom(p, fi)
-	if info.Mode == attr.Mode.Perm() && (uid < 0 || uid == info.UID) && (gid < 0 || gid == info.GID) {
-		return Noop, nil
 	}
 	if err := setAttr(host, attr.Mode.Perm(), uid, gid); err != nil {
 		return "", err
+	}
+	s.log("folder %s: %s (%s)", s.where(p), action, describeAttr(attr))
+	return action, nil
+}
+
+// dirAction is what EnsureDir must do, given what Stat said about the
+// folder; Real and DryRun share it so a dry run decides the same way.
+func dirAction(host string, info FileInfo, statErr error, attr Attr, uid, gid int) (Action, error) {
+	switch {
+	case errors.Is(statErr, fs.ErrNotExist):
+		return Create, nil
+	case statErr != nil:
+		return "", fmt.Errorf("stat %s: %w", host, statErr)
+	case !info.IsDir:
+		return "", fmt.Errorf("create folder %s: a file is in the way", host)
+	case info.Mode == attr.Mode.Perm() && (uid < 0 || uid == info.UID) && (gid < 0 || gid == info.GID):
+		return Noop, nil
 	}
 	return Update, nil
 }
@@ -293,6 +325,7 @@ func (s *Real) Remove(p string) (Action, error) {
 		return "", fmt.Errorf("remove %s: %w", host, err)
 	}
 	s.record(FileChange{Path: p, Action: Delete, Before: &Snapshot{Data: data, Mode: info.Mode, UID: info.UID, GID: info.GID}})
+	s.log("file %s: delete", s.where(p))
 	return Delete, nil
 }
 
@@ -302,6 +335,7 @@ func (s *Real) Lock(p string) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", dir, err)
 	}
+	s.log("lock %s", dir)
 	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("lock %s: %w", dir, err)
@@ -313,7 +347,12 @@ func (s *Real) Lock(p string) (func(), error) {
 }
 
 func (s *Real) Run(ctx context.Context, cmd Cmd) (Output, error) {
-	return s.runner.Run(ctx, cmd)
+	s.log("run: %s", cmd)
+	out, err := s.runner.Run(ctx, cmd)
+	if err != nil {
+		s.log("run: %s: %v", cmd.Name, err)
+	}
+	return out, err
 }
 
 // Runner runs commands. ExecRunner runs them for real; tests record them.

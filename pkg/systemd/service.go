@@ -101,7 +101,7 @@ func (s *Service) WaitUp(ctx context.Context) (string, error) {
 		var problem error
 		switch state {
 		case "active":
-			ls, err := s.Listeners(ctx)
+			ls, err := s.listeners(ctx)
 			if err != nil {
 				return "", err
 			}
@@ -201,7 +201,7 @@ func (s *Service) Status(ctx context.Context) (Status, error) {
 		return st, fmt.Errorf("status %s: %w", s.Unit, errNotInstalled)
 	}
 	if st.ActiveState == "active" {
-		if ls, err := s.Listeners(ctx); err == nil {
+		if ls, err := s.listeners(ctx); err == nil {
 			for _, l := range ls {
 				st.Listeners = append(st.Listeners, ListenerStatus{Addr: l.Addr(), Accepting: dialAll(ctx, []Listener{l}) == nil})
 			}

@@ -170,6 +170,7 @@ func TestSettle(t *testing.T) {
 		wantErr   error
 		wantNoErr bool
 		action    system.Action
+		detail    string // the change's detail, when it matters
 		wantFile  string // the config file after Settle
 		wantState string
 	}{
@@ -193,7 +194,11 @@ func TestSettle(t *testing.T) {
 		{name: "rollback that can't help", state: "active", before: "broken", need: Restart, booted: true, write: "broken2",
 			wantFile: "broken", wantState: "failed"},
 		{name: "dry run waits for nothing", state: "active", need: Restart, booted: true, dryRun: true, write: "broken",
-			wantCalls: []string{"systemctl is-active mosquitto"}, wantNoErr: true, action: system.Restart, wantFile: "good", wantState: "active"},
+			wantCalls: []string{"systemctl is-active mosquitto"}, wantNoErr: true, action: system.Restart, detail: "systemctl restart mosquitto",
+			wantFile: "good", wantState: "active"},
+		{name: "dry run reload prints its command", state: "active", need: Reload, booted: true, dryRun: true, write: "good2",
+			wantCalls: []string{"systemctl is-active mosquitto"}, wantNoErr: true, action: system.Reload, detail: "systemctl reload mosquitto",
+			wantFile: "good", wantState: "active"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -221,6 +226,9 @@ func TestSettle(t *testing.T) {
 			}
 			if err == nil && change.Action != tt.action {
 				t.Errorf("action %q, want %q (%+v)", change.Action, tt.action, change)
+			}
+			if tt.detail != "" && change.Detail != tt.detail {
+				t.Errorf("detail %q, want %q", change.Detail, tt.detail)
 			}
 			if err != nil {
 				var se *Error
@@ -433,54 +441,13 @@ func TestStatus(t *testing.T) {
 	}
 }
 
-func TestConfigListeners(t *testing.T) {
-	root := t.TempDir()
-	sys := system.NewReal(root)
-	write := func(p, s string) {
-		os.MkdirAll(filepath.Dir(sys.HostPath(p)), 0o755)
-		if err := os.WriteFile(sys.HostPath(p), []byte(s), 0o644); err != nil {
-			t.Fatal(err)
+// The configuration's listeners are read by pkg/conf (TestBound there);
+// here only where a check connects.
+func TestListenerAddr(t *testing.T) {
+	for bind, want := range map[string]string{"": "127.0.0.1:1", "0.0.0.0": "127.0.0.1:1", "::": "[::1]:1", "10.0.0.2": "10.0.0.2:1", "::1": "[::1]:1"} {
+		if got := (Listener{Port: 1, Bind: bind}).Addr(); got != want {
+			t.Errorf("Addr of %q is %s, want %s", bind, got, want)
 		}
-	}
-	tests := []struct {
-		name  string
-		files map[string]string
-		want  []Listener
-	}{
-		{"no listener: loopback 1883", map[string]string{"/etc/mosquitto/mosquitto.conf": "pid_file /run/mosquitto/mosquitto.pid\n"},
-			[]Listener{{Port: 1883, Bind: "127.0.0.1"}}},
-		{"include_dir in byte order", map[string]string{
-			"/etc/mosquitto/mosquitto.conf":       "# listener 1\ninclude_dir /etc/mosquitto/conf.d\n",
-			"/etc/mosquitto/conf.d/b.conf":        "listener 9443\nprotocol websockets\n",
-			"/etc/mosquitto/conf.d/a.conf":        "listener 8883 0.0.0.0\n  listener   1883 127.0.0.1\n",
-			"/etc/mosquitto/conf.d/README":        "listener 1\n",
-			"/etc/mosquitto/conf.d/socket.conf":   "listener 0 /run/mosquitto/sock\n",
-			"/etc/mosquitto/conf.d/z.conf.dpkg-x": "listener 2\n"},
-			[]Listener{{Port: 8883, Bind: "0.0.0.0"}, {Port: 1883, Bind: "127.0.0.1"}, {Port: 9443}}},
-		{"deprecated port and bind_address", map[string]string{"/etc/mosquitto/mosquitto.conf": "port 1884\nbind_address ::\nlistener 8884\n"},
-			[]Listener{{Port: 1884, Bind: "::"}, {Port: 8884}}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			os.RemoveAll(filepath.Join(root, "etc"))
-			for p, s := range tt.files {
-				write(p, s)
-			}
-			got, err := ConfigListeners(sys, "/etc/mosquitto/mosquitto.conf")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d := cmp.Diff(tt.want, got); d != "" {
-				t.Errorf("listeners (-want +got):\n%s", d)
-			}
-		})
-	}
-	write("/etc/mosquitto/mosquitto.conf", "listener 88a3\n")
-	if _, err := ConfigListeners(sys, "/etc/mosquitto/mosquitto.conf"); err == nil || !strings.Contains(err.Error(), "88a3") {
-		t.Errorf("bad port: %v, want an error naming it", err)
-	}
-	if got := (Listener{Port: 1, Bind: "::"}).Addr(); got != "[::1]:1" {
-		t.Errorf("Addr of :: is %s", got)
 	}
 }
 
@@ -490,15 +457,17 @@ func TestJournalWithBrokerLog(t *testing.T) {
 	root := t.TempDir()
 	rec := (&system.Recorder{}).On("journalctl", system.Output{Stdout: []byte("j1\nj2\n")}, nil)
 	sys := system.NewReal(root, system.WithRunner(rec))
-	os.MkdirAll(sys.HostPath("/etc/mosquitto/conf.d"), 0o755)
 	os.MkdirAll(sys.HostPath("/var/log/mosquitto"), 0o755)
-	os.WriteFile(sys.HostPath("/etc/mosquitto/mosquitto.conf"), []byte("log_dest file /var/log/mosquitto/mosquitto.log\ninclude_dir /etc/mosquitto/conf.d\n"), 0o644)
 	var log strings.Builder
 	for i := 1; i <= 15; i++ {
 		fmt.Fprintf(&log, "line %d\n", i)
 	}
 	os.WriteFile(sys.HostPath("/var/log/mosquitto/mosquitto.log"), []byte(log.String()), 0o644)
-	got := New(sys).Journal(context.Background())
+	s := New(sys)
+	s.BrokerLog = func() []string {
+		return LogTail(sys, []string{"/var/log/mosquitto/missing.log", "/var/log/mosquitto/mosquitto.log"})
+	}
+	got := s.Journal(context.Background())
 	want := []string{"j1", "j2", "/var/log/mosquitto/mosquitto.log (last lines):",
 		"line 6", "line 7", "line 8", "line 9", "line 10", "line 11", "line 12", "line 13", "line 14", "line 15"}
 	if d := cmp.Diff(want, got); d != "" {

@@ -61,7 +61,8 @@ type Service struct {
 	// Booted replaces the systemd detection in tests.
 	Booted func() bool
 	// Listeners lists what must accept TCP connections once the broker is
-	// up; New reads them from the broker's configuration on Sys.
+	// up, read from the broker's configuration (pkg/cli plugs in pkg/conf's
+	// reader). nil: only the unit's state is waited for.
 	Listeners func(ctx context.Context) ([]Listener, error)
 	// UpTimeout bounds the wait for the unit to be active and listening
 	// after a start, restart or reload.
@@ -69,17 +70,14 @@ type Service struct {
 	// Poll is the pause between two checks while waiting.
 	Poll time.Duration
 	// BrokerLog returns the broker's own last log lines, shown after the
-	// journal on a failure; New reads the log_dest files of the broker's
-	// configuration on Sys. nil shows none.
+	// journal on a failure (pkg/cli plugs in LogTail of the log_dest files
+	// pkg/conf reads). nil shows none.
 	BrokerLog func() []string
 }
 
 // New returns the mosquitto service behind sys.
 func New(sys system.System) *Service {
-	s := &Service{Sys: sys, Unit: Unit, Booted: Booted, UpTimeout: 30 * time.Second, Poll: 200 * time.Millisecond}
-	s.Listeners = func(context.Context) ([]Listener, error) { return s.defaultListeners() }
-	s.BrokerLog = s.brokerLog
-	return s
+	return &Service{Sys: sys, Unit: Unit, Booted: Booted, UpTimeout: 30 * time.Second, Poll: 200 * time.Millisecond}
 }
 
 // Manageable says whether the service can be driven at all, and why not.
@@ -145,7 +143,8 @@ func (s *Service) Settle(ctx context.Context, need Need) (system.Change, error) 
 		return s.rollback(ctx, op, err)
 	}
 	if s.Sys.IsDryRun() {
-		return system.NewChange(what, "", action, ""), nil
+		// The command is the dry run's answer to "what would you run".
+		return system.NewChange(what, "", action, cmd.String()), nil
 	}
 	up, err := s.WaitUp(ctx)
 	if err != nil {

@@ -157,7 +157,11 @@ func (w *wizard) ips() error {
 	}
 	addrs, _ := w.h.Addrs()
 	for _, a := range addrs {
-		add(a.String(), "an address of this machine now")
+		if a.To4() != nil {
+			add(a.String(), "an address of this machine now")
+		} else {
+			add(a.String(), "IPv6 address of this machine now; changes with the provider's prefix")
+		}
 	}
 	add("127.0.0.1", "loopback: programs on this machine")
 	add("::1", "IPv6 loopback")
@@ -166,9 +170,13 @@ func (w *wizard) ips() error {
 	}
 	defs := w.s.IPs
 	if w.fresh {
+		// IPv4 only: devices on a LAN connect by IPv4 or by name, and a
+		// global IPv6 address goes stale when the provider renumbers.
 		defs = nil
 		for _, a := range addrs {
-			defs = append(defs, a.String())
+			if a.To4() != nil {
+				defs = append(defs, a.String())
+			}
 		}
 		defs = append(defs, "127.0.0.1")
 	}
@@ -177,6 +185,27 @@ func (w *wizard) ips() error {
 		opts, defs, nil)
 	if err != nil {
 		return err
+	}
+	// An address this machine doesn't have yet (the lease the router will
+	// give it, or an image built under --root, where none is detected).
+	more, err := w.p.Input("Other IP addresses (comma separated, may be empty)",
+		"For example the fixed address your router gives the Pi, when it is not listed above.",
+		"", func(v string) error {
+			for _, a := range splitList(v) {
+				if net.ParseIP(a) == nil {
+					return fmt.Errorf("%q is not an IP address", a)
+				}
+			}
+			return nil
+		})
+	if err != nil {
+		return err
+	}
+	for _, a := range splitList(more) {
+		a = net.ParseIP(a).String()
+		if !slices.Contains(chosen, a) {
+			chosen = append(chosen, a)
+		}
 	}
 	w.s.IPs = chosen
 	return nil
@@ -187,7 +216,7 @@ var listenerNotes = map[string]string{
 	spec.MQTTS: "MQTT over TLS: encrypted and verified; for devices and apps (recommended)",
 	spec.WSS:   "WebSockets over TLS: encrypted; for browsers and web apps",
 	spec.MQTT:  "plain MQTT, on 127.0.0.1 only: for programs on this machine (passwords in clear)",
-	spec.WS:    "plain WebSockets: passwords cross the network in clear, and mosquitto 2.0.11 listens on every interface whatever the bind address",
+	spec.WS:    "plain WebSockets on every interface (2.0.11 ignores the bind address): passwords in clear",
 }
 
 func (w *wizard) listeners() error {

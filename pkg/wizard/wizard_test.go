@@ -149,6 +149,8 @@ func TestFreshSetup(t *testing.T) {
 		step{"Host name", dflt{}},
 		step{"Other names", dflt{}},
 		step{"IP addresses", []string{"192.168.1.50", "127.0.0.1"}},
+		step{"Other IP addresses", "192.168.1.400"}, // rejected
+		step{"Other IP addresses", "192.168.1.60, 127.0.0.1"},
 		step{"Listeners", []string{}},      // rejected: nothing chosen
 		step{"Listeners", []string{"wss"}}, // rejected: only WebSockets
 		step{"Listeners", []string{"mqtts", "wss", "mqtt"}},
@@ -183,7 +185,7 @@ func TestFreshSetup(t *testing.T) {
 	if got := p.defaults["Other names for the broker (comma separated, may be empty)"]; got != "raspberrypi, localhost" {
 		t.Errorf("names default %v", got)
 	}
-	if got := p.defaults["IP addresses clients may connect to (they go into the certificate)"]; !cmp.Equal(got, []string{"192.168.1.50", "fd00::50", "127.0.0.1"}) {
+	if got := p.defaults["IP addresses clients may connect to (they go into the certificate)"]; !cmp.Equal(got, []string{"192.168.1.50", "127.0.0.1"}) {
 		t.Errorf("ip defaults %v", got)
 	}
 	if got := p.defaults["Listeners"]; !cmp.Equal(got, []string{"mqtt", "mqtts"}) {
@@ -192,7 +194,7 @@ func TestFreshSetup(t *testing.T) {
 	if got := p.defaults["Key type"]; got != "rsa-2048" {
 		t.Errorf("key type default %v", got)
 	}
-	if len(p.rejected) != 5 {
+	if len(p.rejected) != 6 {
 		t.Errorf("rejections %q", p.rejected)
 	}
 	if !strings.Contains(strings.Join(p.said, "\n"), "The two entries differ") {
@@ -204,7 +206,7 @@ func TestFreshSetup(t *testing.T) {
 		}
 	}
 
-	if s.Hostname != "raspberrypi.local" || !cmp.Equal(s.Names, []string{"raspberrypi", "localhost"}) || !cmp.Equal(s.IPs, []string{"192.168.1.50", "127.0.0.1"}) {
+	if s.Hostname != "raspberrypi.local" || !cmp.Equal(s.Names, []string{"raspberrypi", "localhost"}) || !cmp.Equal(s.IPs, []string{"192.168.1.50", "127.0.0.1", "192.168.1.60"}) {
 		t.Errorf("names %q %q %q", s.Hostname, s.Names, s.IPs)
 	}
 	wantListeners := []spec.Listener{{Type: "mqtt", Port: 1883, Bind: "127.0.0.1"}, {Type: "mqtts", Port: 8883}, {Type: "wss", Port: 9443}}
@@ -254,6 +256,7 @@ acl:
 		step{"Host name", dflt{}},
 		step{"Other names", dflt{}},
 		step{"IP addresses", dflt{}},
+		step{"Other IP addresses", dflt{}},
 		step{"Listeners", []string{"mqtts", "ws", "mqtt"}},
 		step{"Key type", dflt{}},
 		step{"Add another user?", false},
@@ -295,6 +298,7 @@ func TestInterruptAnywhere(t *testing.T) {
 		{"Host name", dflt{}},
 		{"Other names", dflt{}},
 		{"IP addresses", dflt{}},
+		{"Other IP addresses", dflt{}},
 		{"Listeners", dflt{}},
 		{"Key type", dflt{}},
 		{"Add a user?", true},
