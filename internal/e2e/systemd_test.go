@@ -30,13 +30,16 @@ func TestInstallAndServiceInRealSystemd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 
-	bin := buildMosqprov(t)
+	bin, err := nspawn.BuildMosqprov(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
 	image, err := nspawn.Image(ctx, nspawn.DefaultCacheDir, nspawn.DefaultRecipe(), t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := nspawn.Boot(t, image)
-	if err := copyFile(bin, c.Path("/usr/local/bin/mosqprov"), 0o755); err != nil {
+	if err := c.Install(bin, "/usr/local/bin/mosqprov", 0o755); err != nil {
 		t.Fatal(err)
 	}
 	e := &env{ctx: ctx, c: c}
@@ -50,7 +53,7 @@ func TestInstallAndServiceInRealSystemd(t *testing.T) {
 
 	t.Run("dry-run install runs nothing", func(t *testing.T) {
 		out := e.mosqprov(t, 0, "--dry-run", "install")
-		mustContain(t, out, "~ packages: would run (apt-get install -y ", "+ package mosquitto: would create (candidate 2.0.11")
+		mustContain(t, out, "~ packages: would run (DEBIAN_FRONTEND=noninteractive apt-get install -y ", "+ package mosquitto: would create (candidate 2.0.11")
 		if out, err := c.Exec(ctx, "dpkg-query", "-W", "mosquitto"); err == nil {
 			t.Fatalf("a dry run installed mosquitto: %s", out)
 		}
@@ -70,7 +73,7 @@ func TestInstallAndServiceInRealSystemd(t *testing.T) {
 		mustContain(t, out, "apt: waiting for /var/lib/dpkg/lock-frontend, held by another process (up to 10m0s; --lock-timeout)",
 			"apt: lock released, continuing")
 		// apt's own progress is streamed.
-		mustContain(t, out, "~ package lists: ran (apt-get update -o DPkg::Lock::Timeout=", "; apt doesn't know mosquitto, mosquitto-clients yet)", "Setting up mosquitto (2.0.11",
+		mustContain(t, out, "~ package lists: ran (DEBIAN_FRONTEND=noninteractive apt-get update -o DPkg::Lock::Timeout=", "; apt doesn't know mosquitto, mosquitto-clients yet)", "Setting up mosquitto (2.0.11",
 			"+ package mosquitto: created (2.0.11", "+ package mosquitto-clients: created (2.0.11", "broker: mosquitto 2.0.11 (2.0 series)")
 		e.up(t, port)
 	})
@@ -251,34 +254,4 @@ func holdLock(t *testing.T, path string, d time.Duration) func() {
 	release := func() { once.Do(func() { f.Close() }) } // closing drops the lock
 	time.AfterFunc(d, release)
 	return release
-}
-
-// buildMosqprov builds a static binary (CGO_ENABLED=0) so it runs in the
-// container whatever the host's libc.
-func buildMosqprov(t *testing.T) string {
-	t.Helper()
-	// go test puts the go command it runs under first on PATH only
-	// sometimes; /usr/local/go is where CI and the README install it.
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = "/usr/local/go/bin/go"
-	}
-	out := filepath.Join(t.TempDir(), "mosqprov")
-	cmd := exec.Command(goBin, "build", "-o", out, "github.com/mosqprov/mosqprov/cmd/mosqprov")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, b)
-	}
-	return out
-}
-
-func copyFile(src, dst string, mode os.FileMode) error {
-	data, err := os.ReadFile(src)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(dst, data, mode)
 }

@@ -418,6 +418,38 @@ func (c *Container) Exec(ctx context.Context, name string, args ...string) (stri
 	return string(out), nil
 }
 
+// BuildMosqprov builds mosqprov into dir, static (CGO_ENABLED=0) so it runs
+// whatever the tree's libc. Build it before Boot: the compile then doesn't
+// hold BootLock while other tests wait for it.
+func BuildMosqprov(ctx context.Context, dir string) (string, error) {
+	// go test puts the go command it runs under first on PATH only
+	// sometimes; /usr/local/go is where CI and the README install it.
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = "/usr/local/go/bin/go"
+	}
+	bin := filepath.Join(dir, "mosqprov")
+	build := exec.CommandContext(ctx, goBin, "build", "-o", bin, "github.com/mosqprov/mosqprov/cmd/mosqprov")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build mosqprov: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// Install copies the host file src into the container at dst (an absolute
+// path inside it) with mode.
+func (c *Container) Install(src, dst string, mode os.FileMode) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(c.Path(dst)), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(c.Path(dst), data, mode)
+}
+
 // Path is where a container path lives on the host.
 func (c *Container) Path(p string) string { return filepath.Join(c.Dir, p) }
 

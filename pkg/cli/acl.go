@@ -329,6 +329,12 @@ func (o *aclOptions) syncConf(f *acl.File) error {
 		o.Warn("%s was edited by hand (%v): run `mosqprov conf write` so its acl_file line follows the ACL file", o.conf, err)
 		return nil
 	}
+	if cfg.ACLFile != "" && cfg.ACLFile != o.file {
+		// Another ACL file is the broker's: pointing it at this one would
+		// silently swap every rule.
+		o.Warn("%s names acl_file %s, not %s: left as it is (edit that file with --file %s)", o.conf, cfg.ACLFile, o.file, cfg.ACLFile)
+		return nil
+	}
 	if hasAnonymous(f) && !cfg.AllowAnonymous {
 		o.Warn("anonymous rules apply only with allow_anonymous true (`mosqprov conf write --allow-anonymous`)")
 	}

@@ -139,9 +139,10 @@ func (a *App) Infof(format string, args ...any) {
 	}
 }
 
-// Debugf prints only with --verbose.
+// Debugf prints only with --verbose, on stderr, so it goes with json output
+// too (stdout keeps the one json object).
 func (a *App) Debugf(format string, args ...any) {
-	if a.Globals.Verbose && !a.JSON() {
+	if a.Globals.Verbose {
 		fmt.Fprintf(a.IO.ErrOut, format+"\n", args...)
 	}
 }

@@ -172,8 +172,7 @@ func manPages(root *cobra.Command, header doc.GenManHeader) ([]manPage, error) {
 	return pages, nil
 }
 
-// exitStatuses is every exit code with what it means, for mosqprov(1); a
-// test holds the README's table to the same codes.
+// exitStatuses is every exit code with what it means, for mosqprov(1).
 var exitStatuses = []struct {
 	code    int
 	meaning string

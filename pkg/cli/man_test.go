@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -353,35 +352,4 @@ func TestREADMEHasAnExampleOfEveryCommand(t *testing.T) {
 		}
 	}
 	walk(root)
-}
-
-// TestREADMEExitCodes holds the README's exit code table to the codes
-// mosqprov(1) lists, which are pkg/cli's Exit* constants.
-func TestREADMEExitCodes(t *testing.T) {
-	doc := readme(t)
-	start := strings.Index(doc, "\n## Exit codes\n")
-	if start < 0 {
-		t.Fatal("README.md has no '## Exit codes' section")
-	}
-	section := doc[start+1:]
-	if end := strings.Index(section[3:], "\n## "); end >= 0 {
-		section = section[:end+3]
-	}
-	var got []int
-	for _, line := range strings.Split(section, "\n") {
-		cells := strings.Split(line, "|")
-		if len(cells) < 3 {
-			continue
-		}
-		if n, err := strconv.Atoi(strings.TrimSpace(cells[1])); err == nil {
-			got = append(got, n)
-		}
-	}
-	var want []int
-	for _, e := range exitStatuses {
-		want = append(want, e.code)
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("README exit codes (-mosqprov(1) +README):\n%s", diff)
-	}
 }

@@ -37,7 +37,7 @@ everything and writes nothing.`,
 		RunE: func(cmd *cobra.Command, args []string) error { return runPlan(cmd.Context(), o) },
 	}
 	bindSpecFile(cmd, &o.File, "plan")
-	cmd.Flags().BoolVar(&o.DetailedExitcode, "detailed-exitcode", false, "exit 0 when there is nothing to change, 2 when there is, 1 on error")
+	cmd.Flags().BoolVar(&o.DetailedExitcode, "detailed-exitcode", false, "exit 0 when there is nothing to change, 2 when there is, 1 on any error (as Terraform)")
 	return cmd
 }
 
@@ -89,7 +89,7 @@ func computePlan(ctx context.Context, a *App, s *spec.Spec) (*plan.Result, []pla
 }
 
 func runPlan(ctx context.Context, o *planOptions) error {
-	err := showPlanOf(ctx, o)
+	err := planSpec(ctx, o)
 	if o.DetailedExitcode && err != nil && !errors.Is(err, errs.ErrChangesPresent) {
 		// Terraform's contract, which CI scripts test with `case $?`: with
 		// --detailed-exitcode every error is 1, a bad spec included, so
@@ -104,7 +104,8 @@ type exitOne struct{ err error }
 
 func (e exitOne) Error() string { return e.err.Error() }
 
-func showPlanOf(ctx context.Context, o *planOptions) error {
+// planSpec loads the spec, computes its plan and shows it.
+func planSpec(ctx context.Context, o *planOptions) error {
 	a := o.App
 	s, err := spec.Load(a.Sys, o.File)
 	if err != nil {

@@ -168,7 +168,7 @@ func TestInstallDryRun(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 	for _, want := range []string{
-		"~ packages: would run (apt-get install -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o DPkg::Lock::Timeout=600 mosquitto mosquitto-clients)\n",
+		"~ packages: would run (DEBIAN_FRONTEND=noninteractive apt-get install -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o DPkg::Lock::Timeout=600 mosquitto mosquitto-clients)\n",
 		"+ package mosquitto: would create (candidate 2.0.11-1.2+deb12u2)\n",
 	} {
 		if !strings.Contains(out.String(), want) {

@@ -623,3 +623,60 @@ func TestWithDebianMainConf(t *testing.T) {
 		t.Errorf("ReadBroker: listeners %v (want %v), log files %v (want %s)", bound, ports, read.LogFiles, log)
 	}
 }
+
+// TestDuplicateSetting proves the "duplicate" finding: password_file set in
+// another conf.d file as well makes the real broker refuse to start.
+func TestDuplicateSetting(t *testing.T) {
+	f := newFixture(t)
+	confd := filepath.Join(f.dir, "conf.d")
+	os.MkdirAll(confd, 0o755)
+	if err := os.WriteFile(filepath.Join(confd, "local.conf"), []byte("password_file "+f.passwd+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := f.config("mqtt")
+	cfg.Listeners[0].Port = brokertest.FreePort(t)
+	sys := system.NewReal("/")
+	ours := filepath.Join(confd, "mosqprov.conf")
+	if _, _, err := conf.Write(sys, ours, cfg); err != nil {
+		t.Fatal(err)
+	}
+	main := filepath.Join(f.dir, "main.conf")
+	os.WriteFile(main, []byte("include_dir "+confd+"\n"), 0o644)
+	if findings := conf.CheckAgainst(sys, cfg, ours, main); !hasFinding(findings, "duplicate", "password_file is also set in "+filepath.Join(confd, "local.conf")+":1") {
+		t.Fatalf("no duplicate finding: %+v", findings)
+	}
+	b, err := brokertest.StartErr(f.dir, "include_dir "+confd+"\n", cfg.Listeners[0].Port)
+	if err == nil {
+		b.Stop()
+		t.Fatal("the broker started with password_file set twice")
+	}
+	if !strings.Contains(err.Error(), "Duplicate password_file value in configuration") {
+		t.Fatalf("broker failed differently: %v", err)
+	}
+}
+
+// TestAllowAnonymousOverride proves the "override" warning: an
+// allow_anonymous in a conf.d file read after ours wins on the real broker.
+func TestAllowAnonymousOverride(t *testing.T) {
+	f := newFixture(t)
+	confd := filepath.Join(f.dir, "conf.d")
+	os.MkdirAll(confd, 0o755)
+	later := filepath.Join(confd, "zz-local.conf")
+	if err := os.WriteFile(later, []byte("allow_anonymous true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := f.config("mqtt")
+	cfg.Listeners[0].Port = brokertest.FreePort(t)
+	sys := system.NewReal("/")
+	ours := filepath.Join(confd, "mosqprov.conf")
+	if _, _, err := conf.Write(sys, ours, cfg); err != nil {
+		t.Fatal(err)
+	}
+	main := filepath.Join(f.dir, "main.conf")
+	os.WriteFile(main, []byte("include_dir "+confd+"\n"), 0o644)
+	if findings := conf.CheckAgainst(sys, cfg, ours, main); !hasFinding(findings, "override", "allow_anonymous true in "+later+":1 is read after") {
+		t.Fatalf("no override warning: %+v", findings)
+	}
+	b := brokertest.Start(t, f.dir, "include_dir "+confd+"\n", cfg.Listeners[0].Port)
+	mustDeliver(t, b, brokertest.Client{Port: cfg.Listeners[0].Port})
+}

@@ -7,8 +7,6 @@ package doctor
 import (
 	"context"
 	"crypto/x509"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"net"
 	"sort"
@@ -20,6 +18,7 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/conf"
 	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/passwd"
+	"github.com/mosqprov/mosqprov/pkg/pki"
 	"github.com/mosqprov/mosqprov/pkg/spec"
 	"github.com/mosqprov/mosqprov/pkg/state"
 	"github.com/mosqprov/mosqprov/pkg/system"
@@ -513,7 +512,7 @@ func (c *Checker) checkCertificate() {
 		}
 		return
 	}
-	cert, err := parseCert(data)
+	cert, err := pki.ParseCertificate(data)
 	if err != nil {
 		c.add(Finding{ID: IDCertMissing, Severity: Error, Subject: layout.ServerCert,
 			Problem: "the server certificate can't be read: " + err.Error(),
@@ -672,19 +671,6 @@ func firstNonEmpty(a, b string) string {
 		return a
 	}
 	return b
-}
-
-func parseCert(data []byte) (*x509.Certificate, error) {
-	for {
-		var block *pem.Block
-		block, data = pem.Decode(data)
-		if block == nil {
-			return nil, errors.New("no PEM certificate in it")
-		}
-		if block.Type == "CERTIFICATE" {
-			return x509.ParseCertificate(block.Bytes)
-		}
-	}
 }
 
 func (c *Checker) checkDrift() {

@@ -24,6 +24,20 @@ func login(port int, user, pw string) error {
 	return brokertest.Client{Port: port, User: user, Password: pw}.Publish("mosqprov/test", "hello")
 }
 
+// loginAfterReload retries a login while the broker handles SIGHUP, which
+// it does asynchronously. The deadline only bounds a broken test; it is not
+// a speed requirement, and a loaded machine can take its time.
+func loginAfterReload(port int, user, pw string) bool {
+	deadline := time.Now().Add(30 * time.Second)
+	for login(port, user, pw) != nil {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return true
+}
+
 func assertRefused(t *testing.T, port int, user, pw string) {
 	t.Helper()
 	err := login(port, user, pw)
@@ -86,12 +100,8 @@ func TestBrokerReloadPicksUpChanges(t *testing.T) {
 	if err := b.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for login(port, "bob", "b") != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("bob can't log in after SIGHUP:\n%s", b.ReadLog())
-		}
-		time.Sleep(100 * time.Millisecond)
+	if !loginAfterReload(port, "bob", "b") {
+		t.Fatalf("bob can't log in after SIGHUP:\n%s", b.ReadLog())
 	}
 	assertRefused(t, port, "alice", "a")
 }
@@ -148,12 +158,8 @@ func TestBrokerRejectsCryptSHA512(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.Reload()
-	deadline := time.Now().Add(5 * time.Second)
-	for login(port, "crypt", pw) != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("mosqprov's $6$ for the same password does not log in")
-		}
-		time.Sleep(100 * time.Millisecond)
+	if !loginAfterReload(port, "crypt", pw) {
+		t.Fatalf("mosqprov's $6$ for the same password does not log in:\n%s", b.ReadLog())
 	}
 }
 
@@ -170,5 +176,74 @@ func seedFor(t *testing.T, sys system.System, data []byte) {
 	}
 	if _, err := sys.WriteFile(target, data, attr); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestBrokerReadsFilesAsParseDoes is the check behind Parse, Lookup and
+// Inspect: for awkward lines (blanks and CRLF around fields, empty fields,
+// a user twice, a broken line after a good one, '#' after blanks, no hash,
+// plaintext, crypt(3), other hash types, no final newline) whether the real
+// broker lets a user in with a password must be exactly what mosqprov's
+// reading of the same file says.
+func TestBrokerReadsFilesAsParseDoes(t *testing.T) {
+	brokertest.Require(t)
+	hash := func(pw string) string {
+		h, err := New(pw, PBKDF2, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h.String()
+	}
+	crypt := strings.TrimSpace(strings.SplitN(string(readFixture(t, "crypt-sha512.passwd")), "crypt:", 2)[1])
+	file := strings.Join([]string{
+		"# a comment",
+		"  bob : " + hash("pw-bob") + " \r",
+		"dup:" + hash("first"),
+		"dup:" + hash("second"),
+		"dup2:" + hash("good"),
+		"dup2:broken",
+		"   # indented:" + hash("pw-indented"),
+		"nohash:",
+		"::dan::" + hash("pw-dan") + ":extra",
+		"plain:hunter2",
+		"crypt:" + crypt,
+		"old:$1$abc$def",
+		"last:" + hash("pw-last"), // no final newline
+	}, "\n")
+	f, err := Parse([]byte(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys := system.NewReal(brokertest.Dir(t))
+	seedFor(t, sys, []byte(file))
+	_, port := startBroker(t, sys)
+	accepted := 0
+	for _, c := range []struct{ user, pw string }{
+		{"bob", "pw-bob"}, {"bob", "pw-bobx"},
+		{"dup", "first"}, {"dup", "second"},
+		{"dup2", "good"},
+		{"# indented", "pw-indented"},
+		{"nohash", ""}, {"nohash", "x"},
+		{"dan", "pw-dan"},
+		{"plain", "hunter2"},
+		{"crypt", fixturePasswords(t)["crypt"]},
+		{"old", "abc"},
+		{"last", "pw-last"},
+	} {
+		ours := false
+		if l, ok := f.Lookup(c.user); ok {
+			h, err := ParseHash(l.Hash)
+			ours = err == nil && h.Verify(c.pw)
+		}
+		broker := login(port, c.user, c.pw) == nil
+		if broker != ours {
+			t.Errorf("user %q password %q: broker lets in %v, mosqprov's reading says %v", c.user, c.pw, broker, ours)
+		}
+		if broker {
+			accepted++
+		}
+	}
+	if accepted < 4 {
+		t.Fatalf("only %d logins worked: the broker did not read the file", accepted)
 	}
 }

@@ -101,6 +101,12 @@ func Converge(sys system.System, path string, want []Desired, opts Options) (Res
 		res.Warnings = append(res.Warnings, fallback)
 	}
 	if dir := filepath.Dir(path); !layout.Exists(sys, dir) {
+		if len(want) == 0 {
+			// Only removals, from a file that can't exist: nothing to do,
+			// and no folder to create for it.
+			_, res.Users = edit(&File{}, nil, nil, nil, opts)
+			return res, nil
+		}
 		if _, err := sys.EnsureDir(dir, system.Attr{Mode: 0o755}); err != nil {
 			return res, err
 		}
@@ -130,7 +136,7 @@ func Converge(sys system.System, path string, want []Desired, opts Options) (Res
 	data := out.Bytes()
 	action, err := sys.WriteFile(path, data, attr)
 	if err != nil {
-		return res, fmt.Errorf("write password file %s: %w", path, err)
+		return res, err // it names the file and what failed
 	}
 	res.Action = action
 	res.Findings = out.Inspect()

@@ -372,8 +372,8 @@ func TestConvergeNoEmptyFile(t *testing.T) {
 	if res.Action != system.Noop || statuses(res) != "ghost=absent" {
 		t.Fatalf("%+v", res)
 	}
-	if _, err := os.Stat(host); !os.IsNotExist(err) {
-		t.Fatal("created a file with no users")
+	if _, err := os.Stat(filepath.Dir(host)); !os.IsNotExist(err) {
+		t.Fatal("created a file, or its folder, with no users")
 	}
 }
 

@@ -53,14 +53,18 @@ func Parse(data []byte) (*File, error) {
 	if i := bytes.IndexByte(data, 0); i >= 0 {
 		return nil, errs.Invalid("password file", "line %d holds a NUL byte: not a text password file", bytes.Count(data[:i], []byte("\n"))+1)
 	}
-	f := &File{}
-	for num := 1; len(data) > 0; num++ {
-		n := bytes.IndexByte(data, '\n') + 1
+	// One string for the whole file: each line's Raw, Name and Hash are
+	// slices of it, not copies (a 10,000-user file parses in one allocation
+	// per line, for the Line slice's growth only).
+	text := string(data)
+	f := &File{Lines: make([]Line, 0, bytes.Count(data, []byte("\n"))+1)}
+	for num := 1; len(text) > 0; num++ {
+		n := strings.IndexByte(text, '\n') + 1
 		if n == 0 {
-			n = len(data)
+			n = len(text)
 		}
-		f.Lines = append(f.Lines, readLine(string(data[:n]), num))
-		data = data[n:]
+		f.Lines = append(f.Lines, readLine(text[:n], num))
+		text = text[n:]
 	}
 	return f, nil
 }
@@ -77,26 +81,29 @@ func readLine(raw string, num int) Line {
 		}
 	default:
 		l.Kind = Entry
-		var fields []string
-		for _, s := range strings.Split(raw, ":") {
-			if s != "" {
-				fields = append(fields, s)
-			}
-			if len(fields) == 2 {
-				break
-			}
-		}
+		name, rest, ok := strtok(raw)
 		// A line of only ':' has no strtok token at all; the broker skips it.
-		if len(fields) == 0 {
+		if !ok {
 			l.Kind = NoColon
 			break
 		}
-		l.Name = trimC(fields[0])
-		if len(fields) == 2 {
-			l.Hash, l.HasHash = trimC(fields[1]), true
+		l.Name = trimC(name)
+		if hash, _, ok := strtok(rest); ok {
+			l.Hash, l.HasHash = trimC(hash), true
 		}
 	}
 	return l
+}
+
+// strtok is C's strtok(s, ":"): it skips leading ':', and the token runs
+// to the next ':' or the end; ok is false when only ':' are left.
+func strtok(s string) (token, rest string, ok bool) {
+	s = strings.TrimLeft(s, ":")
+	if s == "" {
+		return "", "", false
+	}
+	token, rest, _ = strings.Cut(s, ":")
+	return token, rest, true
 }
 
 // trimC trims what C's isspace() matches, as the broker's misc__trimblanks does.

@@ -176,26 +176,14 @@ func NewCA(rand io.Reader, now time.Time, req CARequest) (*Issued, error) {
 			return nil, err
 		}
 	}
-	serial, err := serialNumber(rand)
+	tpl, err := baseTemplate(rand, now, now.AddDate(0, 0, CADays), key, req.CommonName)
 	if err != nil {
 		return nil, err
 	}
-	skid, err := subjectKeyID(key.Public())
-	if err != nil {
-		return nil, err
-	}
-	tpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: req.CommonName},
-		NotBefore:             now.Add(-clockSkew),
-		NotAfter:              now.AddDate(0, 0, CADays),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLen:            0,
-		MaxPathLenZero:        true,
-		SubjectKeyId:          skid,
-	}
+	tpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign
+	tpl.IsCA = true
+	tpl.MaxPathLen = 0
+	tpl.MaxPathLenZero = true
 	return sign(rand, tpl, tpl, key, key)
 }
 
@@ -314,7 +302,10 @@ func CheckDays(field string, days, max int) error {
 	return nil
 }
 
-func leafTemplate(rand io.Reader, now time.Time, ca *CA, key crypto.Signer, cn string, days int) (*x509.Certificate, error) {
+// baseTemplate is what every certificate here has: a random serial, CN,
+// validity from now (backdated by clockSkew) to notAfter, basic constraints
+// (CA:FALSE unless the caller says otherwise) and a subject key id.
+func baseTemplate(rand io.Reader, now, notAfter time.Time, key crypto.Signer, cn string) (*x509.Certificate, error) {
 	serial, err := serialNumber(rand)
 	if err != nil {
 		return nil, err
@@ -323,12 +314,6 @@ func leafTemplate(rand io.Reader, now time.Time, ca *CA, key crypto.Signer, cn s
 	if err != nil {
 		return nil, err
 	}
-	notAfter := now.AddDate(0, 0, days)
-	// A leaf can't be trusted past its CA; saying so in the certificate keeps
-	// status and renewal honest about when it really stops working.
-	if notAfter.After(ca.Cert.NotAfter) {
-		notAfter = ca.Cert.NotAfter
-	}
 	return &x509.Certificate{
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: cn},
@@ -336,8 +321,22 @@ func leafTemplate(rand io.Reader, now time.Time, ca *CA, key crypto.Signer, cn s
 		NotAfter:              notAfter,
 		BasicConstraintsValid: true,
 		SubjectKeyId:          skid,
-		AuthorityKeyId:        ca.Cert.SubjectKeyId,
 	}, nil
+}
+
+func leafTemplate(rand io.Reader, now time.Time, ca *CA, key crypto.Signer, cn string, days int) (*x509.Certificate, error) {
+	notAfter := now.AddDate(0, 0, days)
+	// A leaf can't be trusted past its CA; saying so in the certificate keeps
+	// status and renewal honest about when it really stops working.
+	if notAfter.After(ca.Cert.NotAfter) {
+		notAfter = ca.Cert.NotAfter
+	}
+	tpl, err := baseTemplate(rand, now, notAfter, key, cn)
+	if err != nil {
+		return nil, err
+	}
+	tpl.AuthorityKeyId = ca.Cert.SubjectKeyId
+	return tpl, nil
 }
 
 func sign(rand io.Reader, tpl, parent *x509.Certificate, key, parentKey crypto.Signer) (*Issued, error) {

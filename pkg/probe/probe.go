@@ -12,7 +12,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -25,6 +24,8 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/mosqprov/mosqprov/pkg/pki"
 )
 
 // Scheme is how a listener is spoken to.
@@ -360,20 +361,22 @@ func checkTLS(ctx context.Context, conn net.Conn, r *Result, o Options) (*tls.Co
 	}, false
 }
 
+const systemRoots = "the system's CAs"
+
 func rootPool(ca []byte) (*x509.CertPool, string, error) {
 	if len(ca) == 0 {
 		pool, err := x509.SystemCertPool()
 		if err != nil {
 			return nil, "", fmt.Errorf("no CA given and the system's roots can't be read: %v", err)
 		}
-		return pool, "the system's CAs", nil
+		return pool, systemRoots, nil
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(ca) {
 		return nil, "", errors.New("the CA file holds no PEM certificate")
 	}
 	name := "the given CA"
-	if c, err := firstCert(ca); err == nil && c.Subject.CommonName != "" {
+	if c, err := pki.ParseCertificate(ca); err == nil && c.Subject.CommonName != "" {
 		name = "CA " + strconv.Quote(c.Subject.CommonName)
 	}
 	return pool, name, nil
@@ -384,6 +387,10 @@ func chainReason(err error, leaf *x509.Certificate, rootsName string, now time.T
 	var ci x509.CertificateInvalidError
 	switch {
 	case errors.As(err, &ua):
+		if rootsName == systemRoots {
+			// The usual cause: a private CA (mosqprov's) not handed to verify.
+			return fmt.Sprintf("not signed by a CA this machine trusts (issuer is %q): for a private CA, give its certificate with --ca", leaf.Issuer.String())
+		}
 		return fmt.Sprintf("not signed by %s (issuer is %q): clients trusting that CA refuse it", rootsName, leaf.Issuer.String())
 	case errors.As(err, &ci) && ci.Reason == x509.Expired:
 		if now.After(leaf.NotAfter) {
@@ -560,17 +567,4 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func firstCert(pemData []byte) (*x509.Certificate, error) {
-	for {
-		var block *pem.Block
-		block, pemData = pem.Decode(pemData)
-		if block == nil {
-			return nil, errors.New("no certificate")
-		}
-		if block.Type == "CERTIFICATE" {
-			return x509.ParseCertificate(block.Bytes)
-		}
-	}
 }

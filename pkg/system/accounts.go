@@ -11,9 +11,17 @@ import (
 )
 
 // ErrNoSuchUser is returned by LookupUser and LookupGroup.
-type ErrNoSuchUser struct{ Name string }
+type ErrNoSuchUser struct {
+	Name string
+	// Where is the file looked in: the target's /etc/passwd or /etc/group
+	// under a --root, empty for the host's own accounts.
+	Where string
+}
 
 func (e ErrNoSuchUser) Error() string {
+	if e.Where != "" {
+		return fmt.Sprintf("no user or group %q in %s", e.Name, e.Where)
+	}
 	return fmt.Sprintf("no user or group %q on this system", e.Name)
 }
 
@@ -24,7 +32,7 @@ func (s *Real) LookupUser(name string) (Account, error) {
 		if data, err := os.ReadFile(s.HostPath("/etc/passwd")); err == nil {
 			f, ok := findEntry(data, name)
 			if !ok || len(f) < 4 {
-				return Account{}, ErrNoSuchUser{name}
+				return Account{}, ErrNoSuchUser{Name: name, Where: s.HostPath("/etc/passwd")}
 			}
 			uid, err1 := strconv.Atoi(f[2])
 			gid, err2 := strconv.Atoi(f[3])
@@ -36,7 +44,7 @@ func (s *Real) LookupUser(name string) (Account, error) {
 	}
 	u, err := user.Lookup(name)
 	if err != nil {
-		return Account{}, ErrNoSuchUser{name}
+		return Account{}, ErrNoSuchUser{Name: name}
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
@@ -48,7 +56,7 @@ func (s *Real) LookupGroup(name string) (int, error) {
 		if data, err := os.ReadFile(s.HostPath("/etc/group")); err == nil {
 			f, ok := findEntry(data, name)
 			if !ok || len(f) < 3 {
-				return 0, ErrNoSuchUser{name}
+				return 0, ErrNoSuchUser{Name: name, Where: s.HostPath("/etc/group")}
 			}
 			gid, err := strconv.Atoi(f[2])
 			if err != nil {
@@ -59,7 +67,7 @@ func (s *Real) LookupGroup(name string) (int, error) {
 	}
 	g, err := user.LookupGroup(name)
 	if err != nil {
-		return 0, ErrNoSuchUser{name}
+		return 0, ErrNoSuchUser{Name: name}
 	}
 	gid, _ := strconv.Atoi(g.Gid)
 	return gid, nil

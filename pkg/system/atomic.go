@@ -94,7 +94,7 @@ func atomicWrite(path string, data []byte, mode fs.FileMode, uid, gid int) (err 
 // win the race for the lock between the two and unlink the new file; then
 // the file at the name is no longer ours, and we start over.
 func createLockedTemp(dir, prefix string) (*os.File, error) {
-	for {
+	for range 100 {
 		f, err := os.CreateTemp(dir, prefix+"*")
 		if err != nil {
 			return nil, err
@@ -109,6 +109,7 @@ func createLockedTemp(dir, prefix string) (*os.File, error) {
 		}
 		f.Close()
 	}
+	return nil, fmt.Errorf("create a temp file in %s: swept away 100 times", dir)
 }
 
 func sameFile(f *os.File, path string) bool {

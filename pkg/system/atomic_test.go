@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 )
@@ -197,7 +198,7 @@ func TestOwnerNeedsRoot(t *testing.T) {
 	attr := Attr{Mode: 0o600, User: "root"}
 	for name, sys := range map[string]System{"real": s, "dry-run": NewDryRun(s)} {
 		_, err := sys.WriteFile("/f", []byte("x"), attr)
-		if err == nil || !strings.Contains(err.Error(), "/f must be owned by root, and only root can give a file to another user") {
+		if err == nil || !strings.Contains(err.Error(), "write /f: owner root: only root can give a file to another user") {
 			t.Errorf("%s write: %v", name, err)
 		}
 		_, err = sys.EnsureDir("/d", Attr{Mode: 0o755, User: "root"})
@@ -242,6 +243,11 @@ func TestDryRunFolders(t *testing.T) {
 	if _, err := d.WriteFile("/nowhere/f", []byte("x"), Attr{Mode: 0o600}); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("write without a folder: %v", err)
 	}
+	os.Mkdir(filepath.Join(root, "real"), 0o755)
+	os.Symlink("real", filepath.Join(root, "link"))
+	if _, err := d.WriteFile("/link/f", []byte("x"), Attr{Mode: 0o600}); err != nil {
+		t.Errorf("write through a symlinked folder: %v", err)
+	}
 	if _, err := d.EnsureDir("/file", Attr{Mode: 0o755}); err == nil || !strings.Contains(err.Error(), "a file is in the way") {
 		t.Errorf("folder over a file: %v", err)
 	}
@@ -263,13 +269,13 @@ func TestDryRunFolders(t *testing.T) {
 	if got := names("/a/b/c"); !slices.Equal(got, []string{"f"}) {
 		t.Errorf("pending folder lists %v", got)
 	}
-	if got := names("/"); !slices.Equal(got, []string{"a", "file"}) {
+	if got := names("/"); !slices.Equal(got, []string{"a", "file", "link", "real"}) {
 		t.Errorf("root lists %v", got)
 	}
-	if entries, _ := os.ReadDir(root); len(entries) != 2 {
+	if entries, _ := os.ReadDir(root); len(entries) != 4 {
 		t.Fatalf("the dry run changed the disk: %v", entries)
 	}
-	if changes := d.Changes(); len(changes) != 2 || changes[0].Action != Create || changes[1].Action != Delete {
+	if changes := d.Changes(); len(changes) != 3 || changes[0].Action != Create || changes[2].Action != Delete {
 		t.Fatalf("changes %+v", changes)
 	}
 }
@@ -298,5 +304,33 @@ func TestVerboseLog(t *testing.T) {
 	}
 	if strings.Contains(log, "secret-content") {
 		t.Fatal("file content in the log")
+	}
+}
+
+// TestConcurrentWritersSurviveSweeps: writers of one target that don't take
+// Lock (each sweeping the others' temp files) all succeed, and no temp
+// file is left: a sweep never takes a live writer's file.
+func TestConcurrentWritersSurviveSweeps(t *testing.T) {
+	root := t.TempDir()
+	s := NewReal(root)
+	errc := make(chan error, 8*25)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 25 {
+				data := []byte(fmt.Sprintf("writer %d write %d\n", w, i))
+				if _, err := s.WriteFile("/target", data, Attr{Mode: 0o600}); err != nil {
+					errc <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Error(err)
+	}
+	if entries, _ := os.ReadDir(root); len(entries) != 1 {
+		t.Fatalf("left behind: %v", entries)
 	}
 }

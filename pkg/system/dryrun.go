@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -140,9 +141,13 @@ func (i pendingInfo) Mode() fs.FileMode {
 }
 
 // isDir reports whether p is a folder once the recorded writes are done.
+// Unlike Stat it follows a symlink, as writing into the folder does.
 func (d *DryRun) isDir(p string) bool {
-	fi, err := d.Stat(p)
-	return err == nil && fi.IsDir
+	if pf := d.pendingAt(p); pf != nil {
+		return pf.dir && !pf.deleted
+	}
+	fi, err := os.Stat(d.HostPath(p))
+	return err == nil && fi.IsDir()
 }
 
 func (d *DryRun) WriteFile(p string, data []byte, attr Attr) (Action, error) {
@@ -172,7 +177,7 @@ func (d *DryRun) WriteFile(p string, data []byte, attr Attr) (Action, error) {
 			return action, err
 		}
 	}
-	if err := d.real.canOwn(p, attr, uid, gid); err != nil {
+	if err := d.real.canOwn(attr, uid, gid); err != nil {
 		return "", fmt.Errorf("write %s: %w", p, err)
 	}
 	uid, gid = d.ownerOrCaller(uid, gid)
@@ -214,7 +219,7 @@ func (d *DryRun) EnsureDir(p string, attr Attr) (Action, error) {
 	if err != nil || action == Noop {
 		return action, err
 	}
-	if err := d.real.canOwn(p, attr, uid, gid); err != nil {
+	if err := d.real.canOwn(attr, uid, gid); err != nil {
 		return "", fmt.Errorf("create folder %s: %w", host, err)
 	}
 	if parent := filepath.Dir(p); action == Create && parent != p {

@@ -109,16 +109,16 @@ func infoFrom(p string, fi fs.FileInfo) FileInfo {
 // file the owner attr asks for: only root can hand a file to another user,
 // and other users only to a group they are in. Without it the write would
 // fail half way with a bare "operation not permitted".
-func (s *Real) canOwn(p string, attr Attr, uid, gid int) error {
+func (s *Real) canOwn(attr Attr, uid, gid int) error {
 	if s.euid == 0 {
 		return nil
 	}
 	me := s.CurrentAccount().Name
 	if uid >= 0 && uid != s.euid {
-		return fmt.Errorf("%s must be owned by %s, and only root can give a file to another user (running as %s); run mosqprov as root (sudo)", p, attr.User, me)
+		return fmt.Errorf("owner %s: only root can give a file to another user, and this is %s; run mosqprov as root (sudo)", attr.User, me)
 	}
 	if gid >= 0 && gid != os.Getegid() && !inGroups(gid) {
-		return fmt.Errorf("%s must belong to group %s, which %s is not in; run mosqprov as root (sudo)", p, attr.Group, me)
+		return fmt.Errorf("group %s: %s is not in it, so only root can give a file to it; run mosqprov as root (sudo)", attr.Group, me)
 	}
 	return nil
 }
@@ -189,7 +189,7 @@ func (s *Real) WriteFile(p string, data []byte, attr Attr) (Action, error) {
 	if err != nil || action == Noop {
 		return action, err
 	}
-	if err := s.canOwn(p, attr, uid, gid); err != nil {
+	if err := s.canOwn(attr, uid, gid); err != nil {
 		return "", fmt.Errorf("write %s: %w", p, err)
 	}
 	if err := atomicWrite(s.HostPath(p), data, attr.Mode.Perm(), uid, gid); err != nil {
@@ -252,7 +252,7 @@ func (s *Real) EnsureDir(p string, attr Attr) (Action, error) {
 		}
 		return action, err
 	}
-	if err := s.canOwn(p, attr, uid, gid); err != nil {
+	if err := s.canOwn(attr, uid, gid); err != nil {
 		return "", fmt.Errorf("create folder %s: %w", host, err)
 	}
 	if action == Create {

@@ -122,7 +122,7 @@ func TestLookupUnderRoot(t *testing.T) {
 	if g, err := s.LookupGroup("mosquitto"); err != nil || g != 456 {
 		t.Fatalf("%v %v", g, err)
 	}
-	if _, err := s.LookupUser("nobody-here"); err == nil {
-		t.Fatal("missing user found")
+	if _, err := s.LookupUser("nobody-here"); err == nil || err.Error() != `no user or group "nobody-here" in `+filepath.Join(root, "etc/passwd") {
+		t.Fatalf("missing user: %v", err)
 	}
 }
