@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Says up front whether the end-to-end tests in a real systemd
-# (internal/nspawn, internal/e2e) will run: `go test ./...` prints nothing
-# about a skipped test in a package that passes, so a skip would go unseen.
+# (internal/nspawn, internal/e2e, pkg/plan, pkg/doctor) will run: `go test
+# ./...` prints nothing about a skipped test in a package that passes, so a
+# skip would go unseen.
 set -euo pipefail
 missing=()
 [ "$(id -u)" = 0 ] || missing+=("root")

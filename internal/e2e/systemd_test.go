@@ -131,6 +131,21 @@ func TestInstallAndServiceInRealSystemd(t *testing.T) {
 		}
 		e.up(t, port)
 	})
+	t.Run("dry runs run nothing", func(t *testing.T) {
+		pid := e.mainPID()
+		mustContain(t, e.mosqprov(t, 0, "--dry-run", "service", "restart"), "~ service mosquitto: would run (systemctl restart mosquitto)")
+		mustContain(t, e.mosqprov(t, 0, "--dry-run", "service", "stop"), "~ service mosquitto: would run (systemctl stop mosquitto)")
+		// A configuration change says which restart it would do.
+		out := e.mosqprov(t, 0, "--dry-run", "conf", "write", "--listener", fmt.Sprintf("mqtt:%d:127.0.0.1", port+1), "--allow-anonymous", "--password-file", "", "--acl-file", "")
+		mustContain(t, out, "~ service mosquitto: would restart (systemctl restart mosquitto)")
+		if _, err := os.Stat(c.Path("/etc/mosquitto/conf.d/mosqprov.conf")); !os.IsNotExist(err) {
+			t.Errorf("a dry run wrote the drop-in (%v)", err)
+		}
+		if got := e.mainPID(); got != pid {
+			t.Errorf("a dry run restarted the broker: pid %s -> %s", pid, got)
+		}
+		e.up(t, port)
+	})
 	t.Run("failed restart is rolled back", func(t *testing.T) {
 		// Someone else holds the port the new configuration asks for: the
 		// broker can't start on it, so the drop-in must be taken back and

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -70,12 +71,16 @@ func runSetup(ctx context.Context, o *setupOptions) error {
 
 	path := specPath(a, "")
 	var start *spec.Spec
+	var current []byte
 	if _, err := os.Stat(path); err == nil {
 		s, err := spec.Load(a.Sys, path)
 		if err != nil {
 			return fmt.Errorf("%w (fix it, or move it away to start afresh)", err)
 		}
 		start = s
+		if current, err = a.Sys.ReadFile(layout.Spec); err != nil {
+			return fmt.Errorf("read %s: %w", layout.Spec, err)
+		}
 		a.Infof("Starting from %s.", path)
 	}
 
@@ -93,9 +98,15 @@ func runSetup(ctx context.Context, o *setupOptions) error {
 	if err != nil {
 		return err
 	}
-	if !planned.Changed {
-		fmt.Fprintln(a.IO.Out, "The broker already matches these answers.")
-	} else {
+	sameSpec := bytes.Equal(current, data)
+	switch {
+	case !planned.Changed && sameSpec:
+		// Asking "write and apply?" would offer to do nothing.
+		fmt.Fprintln(a.IO.Out, "Nothing to do: broker.yaml and the broker already match these answers.")
+		return nil
+	case !planned.Changed:
+		fmt.Fprintln(a.IO.Out, "The broker already matches these answers; only broker.yaml changes.")
+	default:
 		// Until the person says yes the plan speaks in the conditional,
 		// exactly as `mosqprov plan` shows it.
 		saved := a.Globals.DryRun
@@ -103,6 +114,9 @@ func runSetup(ctx context.Context, o *setupOptions) error {
 		showPlan(a, planned, files)
 		a.Globals.DryRun = saved
 		fmt.Fprintf(a.IO.Out, "Plan: %s%s.\n", planned.Summary, settleNote(planned))
+	}
+	if current != nil && !sameSpec {
+		fmt.Fprintf(a.IO.Out, "%s will be replaced by the text above (comments in it are not kept).\n", layout.Spec)
 	}
 	if a.Sys.IsDryRun() {
 		fmt.Fprintln(a.IO.Out, "Dry run: nothing was written.")

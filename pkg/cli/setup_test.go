@@ -184,11 +184,26 @@ func TestSetupYesWritesSpecAndApplies(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if !strings.Contains(out, "The broker already matches these answers.") || !strings.Contains(out, "Starting from "+filepath.Join(root, "etc/mosqprov/broker.yaml")) {
+	if !strings.Contains(out, "Nothing to do: broker.yaml and the broker already match these answers.") || !strings.Contains(out, "Starting from "+filepath.Join(root, "etc/mosqprov/broker.yaml")) {
 		t.Fatalf("second run:\n%s", out)
 	}
-	if !strings.Contains(fmt.Sprint(p.asked), "Add another user?") {
-		t.Fatalf("the second run did not start from broker.yaml: %q", p.asked)
+	if asked := fmt.Sprint(p.asked); !strings.Contains(asked, "Add another user?") || strings.Contains(asked, "Write") {
+		t.Fatalf("the second run did not start from broker.yaml, or offered to write nothing: %q", p.asked)
+	}
+	if fi2, _ := os.Stat(filepath.Join(root, "etc/mosqprov/broker.yaml")); !fi2.ModTime().Equal(fi.ModTime()) {
+		t.Fatal("broker.yaml was rewritten by a run that changed nothing")
+	}
+
+	// A changed answer shows the plan, and the spec is rewritten on yes.
+	p = &setupAnswers{yes: map[string]bool{"Write": true}, text: map[string]string{"Other IP addresses": "192.0.2.44"}}
+	out, err = runSetupWith(t, root, p)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{"~ server certificate: would update", "/etc/mosqprov/broker.yaml will be replaced by the text above", "~ spec: updated /etc/mosqprov/broker.yaml", "Apply complete"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("third run lacks %q:\n%s", want, out)
+		}
 	}
 
 	// doctor sees what apply recorded, and a hand edit since.

@@ -72,12 +72,16 @@ func startVDBroker(t *testing.T, certDays int) *vdBroker {
 		t.Fatalf("mosquitto_passwd: %v: %s", err, out)
 	}
 	os.Chmod(pw, 0o644)
+	// The user is limited to home/#, as setup's ACL question does: verify
+	// must find a test topic the broker lets it use.
+	write(filepath.Join(b.dir, "acl"), []byte("user alice\ntopic readwrite home/#\n"), 0o644)
 	write(filepath.Join(b.root, "etc/mosqprov/ca/ca.crt"), ca.CertPEM, 0o644)
 
 	b.plain, b.mqtts, b.wss = brokertest.FreePort(t), brokertest.FreePort(t), brokertest.FreePort(t)
 	conf := fmt.Sprintf(`per_listener_settings false
 allow_anonymous false
 password_file %[1]s/passwd
+acl_file %[1]s/acl
 listener %[2]d 127.0.0.1
 listener %[3]d 127.0.0.1
 certfile %[1]s/server.crt
@@ -95,6 +99,8 @@ listeners:
   - {type: mqtt, port: %d, bind: 127.0.0.1}
   - {type: mqtts, port: %d, bind: 127.0.0.1}
   - {type: wss, port: %d, bind: 127.0.0.1}
+acl:
+  - {user: alice, readwrite: ["home/#"]}
 `, b.plain, b.mqtts, b.wss)
 	write(filepath.Join(b.root, "etc/mosqprov/broker.yaml"), []byte(b.spec), 0o644)
 	return b
@@ -153,6 +159,13 @@ func TestVerifyAgainstRealBroker(t *testing.T) {
 		}
 		if !rep.Result.OK || len(rep.Result.Listeners) != 3 || *rep.Result.Listeners[1].DaysLeft != 99 {
 			t.Fatalf("%+v", rep.Result)
+		}
+	})
+
+	t.Run("a test topic the ACL denies", func(t *testing.T) {
+		code, out, _ := vdRun(t, b.root, b.password+"\n", nil, "verify", "--user", "alice", "--password-stdin", "--topic", "mosqprov/verify", "--timeout", "1s")
+		if code != ExitError || strings.Count(out, "FAIL") != 3 || !strings.Contains(out, `did not come back within 1s: an ACL may deny user "alice"`) {
+			t.Fatalf("exit %d\n%s", code, out)
 		}
 	})
 

@@ -192,6 +192,14 @@ func TestProbe(t *testing.T) {
 		wantCheck(t, r, CheckAuth, Skip, "credentials not sent")
 	})
 
+	t.Run("a private CA not given: the system's roots", func(t *testing.T) {
+		o := good
+		o.CA = nil
+		r := Probe(ctx, Target{Name: "mqtts", Scheme: MQTTS, Host: "localhost", Port: f.mqtts}, o)
+		wantCheck(t, r, CheckChain, Fail, `not signed by a CA this machine trusts (issuer is "CN=probe test CA"): for a private CA, give its certificate with --ca`)
+		wantCheck(t, r, CheckAuth, Skip, "credentials not sent")
+	})
+
 	t.Run("server certificate from another CA", func(t *testing.T) {
 		r := Probe(ctx, Target{Name: "mqtts", Scheme: MQTTS, Host: "localhost", Port: f.wrongCAPort}, good)
 		wantCheck(t, r, CheckChain, Fail, `issuer is "CN=some other CA"`)

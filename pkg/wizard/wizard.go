@@ -222,7 +222,12 @@ var listenerNotes = map[string]string{
 func (w *wizard) listeners() error {
 	var opts []Option
 	for _, t := range []string{spec.MQTTS, spec.WSS, spec.MQTT, spec.WS} {
-		opts = append(opts, Option{t, fmt.Sprintf("port %d, %s", w.portOf(t), listenerNotes[t])})
+		note := listenerNotes[t]
+		if l, ok := w.existing(t); ok && t == spec.MQTT && !isLoopback(l.Bind) {
+			// Kept as it is, so the note must say what it is.
+			note = "plain MQTT on " + bindText(l.Bind) + ": passwords cross the network in clear"
+		}
+		opts = append(opts, Option{t, fmt.Sprintf("port %d, %s", w.portOf(t), note)})
 	}
 	var defs []string
 	for _, l := range w.s.Listeners {
@@ -268,12 +273,32 @@ func (w *wizard) listeners() error {
 }
 
 func (w *wizard) portOf(t string) int {
-	for _, l := range w.s.Listeners {
-		if l.Type == t && l.Port != 0 {
-			return l.Port
-		}
+	if l, ok := w.existing(t); ok && l.Port != 0 {
+		return l.Port
 	}
 	return spec.DefaultPort(t)
+}
+
+// existing is the starting spec's listener of type t.
+func (w *wizard) existing(t string) (spec.Listener, bool) {
+	for _, l := range w.s.Listeners {
+		if l.Type == t {
+			return l, true
+		}
+	}
+	return spec.Listener{}, false
+}
+
+func isLoopback(bind string) bool {
+	ip := net.ParseIP(bind)
+	return ip != nil && ip.IsLoopback()
+}
+
+func bindText(bind string) string {
+	if ip := net.ParseIP(bind); bind == "" || ip != nil && ip.IsUnspecified() {
+		return "every interface"
+	}
+	return bind
 }
 
 var keyNotes = map[pki.KeyType]string{

@@ -277,6 +277,11 @@ acl:
 	if !strings.Contains(strings.Join(ipNotes, ";"), "192.168.1.40=in broker.yaml, not on this machine now") {
 		t.Errorf("ip options %q", ipNotes)
 	}
+	for _, o := range p.options["Listeners"] {
+		if o.Value == "mqtt" && !strings.Contains(o.Note, "plain MQTT, on 127.0.0.1 only") {
+			t.Errorf("a new mqtt listener is on loopback; its note says %q", o.Note)
+		}
+	}
 	if s.Hostname != "mqtt.home.arpa" || !cmp.Equal(s.Names, []string{"pi"}) || !cmp.Equal(s.IPs, []string{"192.168.1.40"}) || s.TLS.KeyType != "ecdsa-p256" {
 		t.Errorf("%+v", s)
 	}
@@ -319,5 +324,29 @@ func TestInterruptAnywhere(t *testing.T) {
 	// And the whole script, uninterrupted, succeeds: the loop above tested every question.
 	if _, err := Run(newScript(t, full...), pi, nil); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A plain listener broker.yaml already opens to the network is kept as it
+// is, so its note must not promise loopback.
+func TestKeptOpenMQTTListenerNote(t *testing.T) {
+	start, err := spec.Parse("broker.yaml", []byte("hostname: pi.local\nlisteners: [{type: mqtt, bind: 0.0.0.0}, {type: mqtts}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newScript(t,
+		step{"Host name", dflt{}}, step{"Other names", dflt{}}, step{"IP addresses", dflt{}}, step{"Other IP addresses", dflt{}},
+		step{"Listeners", dflt{}}, step{"Key type", dflt{}}, step{"Add a user?", false})
+	s, err := Run(p, pi, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range p.options["Listeners"] {
+		if o.Value == "mqtt" && o.Note != "port 1883, plain MQTT on every interface: passwords cross the network in clear" {
+			t.Errorf("note %q", o.Note)
+		}
+	}
+	if s.Listeners[0].Bind != "0.0.0.0" {
+		t.Errorf("the kept listener changed: %+v", s.Listeners[0])
 	}
 }
