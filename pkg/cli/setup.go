@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 
 	"github.com/AlecAivazis/survey/v2/terminal"
 	"github.com/spf13/cobra"
@@ -55,35 +56,18 @@ func runSetup(ctx context.Context, o *setupOptions) error {
 	if a.JSON() {
 		return errs.Invalid("--output", "setup asks questions on a terminal; for json, use `mosqprov plan -o json` and `mosqprov apply -o json --yes`")
 	}
-	p := o.Prompter
-	if p == nil {
-		in, inOK := a.IO.In.(terminal.FileReader)
-		out, outOK := a.IO.Out.(terminal.FileWriter)
-		if !a.IO.InIsTerminal || !inOK || !outOK {
-			return errs.Invalid("stdin", "not a terminal, and setup asks questions; write broker.yaml (see examples/) and run `mosqprov apply -f broker.yaml --yes`")
-		}
-		p = wizard.Survey{In: in, Out: out, Err: a.IO.ErrOut}
+	p, err := o.prompter()
+	if err != nil {
+		return err
 	}
 	host := o.Host
 	if host == nil {
 		host = certs.LiveHost{Sys: a.Sys}
 	}
-
-	path := specPath(a, "")
-	var start *spec.Spec
-	var current []byte
-	if _, err := os.Stat(path); err == nil {
-		s, err := spec.Load(a.Sys, path)
-		if err != nil {
-			return fmt.Errorf("%w (fix it, or move it away to start afresh)", err)
-		}
-		start = s
-		if current, err = a.Sys.ReadFile(layout.Spec); err != nil {
-			return fmt.Errorf("read %s: %w", layout.Spec, err)
-		}
-		a.Infof("Starting from %s.", path)
+	start, current, err := loadStartSpec(a)
+	if err != nil {
+		return err
 	}
-
 	s, err := wizard.Run(p, host, start)
 	if err != nil {
 		return err
@@ -132,7 +116,52 @@ func runSetup(ctx context.Context, o *setupOptions) error {
 	if !ok || ctx.Err() != nil {
 		return errs.ErrInterrupted
 	}
-	// The spec holds password hashes: root only.
+	if err := writeSpec(a, data); err != nil {
+		return err
+	}
+	if err := runApply(ctx, &applyOptions{App: a, Yes: true}); err != nil {
+		return err
+	}
+	printNextSteps(a.IO.Out, s)
+	return nil
+}
+
+// prompter is the one the options give (tests), else the terminal's;
+// without a terminal there is nobody to ask.
+func (o *setupOptions) prompter() (wizard.Prompter, error) {
+	if o.Prompter != nil {
+		return o.Prompter, nil
+	}
+	in, inOK := o.IO.In.(terminal.FileReader)
+	out, outOK := o.IO.Out.(terminal.FileWriter)
+	if !o.IO.InIsTerminal || !inOK || !outOK {
+		return nil, errs.Invalid("stdin", "not a terminal, and setup asks questions; write broker.yaml (see examples/) and run `mosqprov apply -f broker.yaml --yes`")
+	}
+	return wizard.Survey{In: in, Out: out, Err: o.IO.ErrOut}, nil
+}
+
+// loadStartSpec is the existing broker.yaml, parsed and as bytes, or nils
+// when there is none. A broken one stops setup: starting afresh would
+// silently drop what it holds.
+func loadStartSpec(a *App) (*spec.Spec, []byte, error) {
+	path := specPath(a, "")
+	if _, err := os.Stat(path); err != nil {
+		return nil, nil, nil
+	}
+	s, err := spec.Load(a.Sys, path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w (fix it, or move it away to start afresh)", err)
+	}
+	data, err := a.Sys.ReadFile(layout.Spec)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s: %w", layout.Spec, err)
+	}
+	a.Infof("Starting from %s.", path)
+	return s, data, nil
+}
+
+// writeSpec writes broker.yaml root-only: it holds password hashes.
+func writeSpec(a *App, data []byte) error {
 	action, err := a.Sys.EnsureDir(layout.StateDir, system.Attr{Mode: 0o755, User: "root", Group: "root"})
 	if err != nil {
 		return fmt.Errorf("create %s: %w", layout.StateDir, err)
@@ -142,10 +171,6 @@ func runSetup(ctx context.Context, o *setupOptions) error {
 		return fmt.Errorf("write %s: %w", layout.Spec, err)
 	}
 	a.Add(system.NewChange("spec", layout.Spec, action, ""))
-	if err := runApply(ctx, &applyOptions{App: a, Yes: true}); err != nil {
-		return err
-	}
-	printNextSteps(a.IO.Out, s)
 	return nil
 }
 
@@ -168,17 +193,8 @@ func printNextSteps(w io.Writer, s *spec.Spec) {
 	}
 	fmt.Fprintln(w, "\nNext:")
 	fmt.Fprintf(w, "  sudo mosqprov verify --user %s   # check every listener as a client would\n", doctor.ShellWord(user))
-	if hasTLS(s) {
+	if slices.ContainsFunc(s.Listeners, spec.Listener.TLS) {
 		fmt.Fprintln(w, "  sudo mosqprov cert export > ca.crt   # the CA certificate devices need to trust the broker")
 	}
 	fmt.Fprintln(w, "  sudo mosqprov doctor   # when a device can't connect")
-}
-
-func hasTLS(s *spec.Spec) bool {
-	for _, l := range s.Listeners {
-		if l.TLS() {
-			return true
-		}
-	}
-	return false
 }

@@ -1,10 +1,14 @@
 package doctor
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mosqprov/mosqprov/internal/brokertest"
 	"github.com/mosqprov/mosqprov/pkg/layout"
@@ -82,13 +86,22 @@ func TestListenerClashStopsRealBroker(t *testing.T) {
 	port := brokertest.FreePort(t)
 	in.plainOnly(port)
 	in.appendTo(layout.MosquittoConf, fmt.Sprintf("listener %d\n", port))
-	b, err := brokertest.StartErr(in.root, in.brokerConf(""), port)
-	if err == nil {
-		b.Stop()
-		t.Fatal("the broker started with the same port twice")
+	// Run the broker to its end rather than wait for its port: it opens the
+	// first listener before it fails on the second, so the port accepts a
+	// connection for a moment even though the broker is exiting. A broker
+	// that did start runs until the context ends it.
+	conf := filepath.Join(in.root, "clash.conf")
+	if err := os.WriteFile(conf, []byte(in.brokerConf("")+"\nlog_dest stderr\n"), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	if !strings.Contains(err.Error(), "Address already in use") {
-		t.Fatalf("broker failed otherwise: %v", err)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "mosquitto", "-c", conf).CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("the broker started with the same port twice:\n%s", out)
+	}
+	if err == nil || !strings.Contains(string(out), "Address already in use") {
+		t.Fatalf("broker failed otherwise: %v\n%s", err, out)
 	}
 	wantFinding(t, in.run(nil), IDListenerClash, Error, fmt.Sprintf("port %d is declared again here", port))
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -496,7 +497,7 @@ func isLoopback(bind string) bool {
 }
 
 func (c *Checker) checkCertificate() {
-	needTLS := c.Spec != nil && hasTLS(c.Spec)
+	needTLS := c.Spec != nil && slices.ContainsFunc(c.Spec.Listeners, spec.Listener.TLS)
 	if c.cfg != nil {
 		for _, l := range c.cfg.Listeners {
 			needTLS = needTLS || l.TLS
@@ -628,15 +629,6 @@ func reissueWith(cert *x509.Certificate, addrs []string) string {
 		cmd += " --ip " + a
 	}
 	return cmd
-}
-
-func hasTLS(s *spec.Spec) bool {
-	for _, l := range s.Listeners {
-		if l.TLS() {
-			return true
-		}
-	}
-	return false
 }
 
 func (c *Checker) renewBefore() int {

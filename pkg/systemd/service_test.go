@@ -141,8 +141,11 @@ func (f *fakeUnit) Calls() []string {
 
 // service is a Service on the host's root ("/"), so it is manageable, with
 // its runner faked and its only broker file in a temp folder.
-func service(f *fakeUnit, dryRun bool) *Service {
-	var sys system.System = system.NewReal("/", system.WithRunner(f))
+func service(f *fakeUnit, dryRun bool) *Service { return serviceOn(f, f, dryRun) }
+
+// serviceOn is service with the commands going to runner (f wrapped).
+func serviceOn(runner system.Runner, f *fakeUnit, dryRun bool) *Service {
+	var sys system.System = system.NewReal("/", system.WithRunner(runner))
 	if dryRun {
 		sys = system.NewDryRun(sys.(*system.Real))
 	}
@@ -267,6 +270,51 @@ func TestSettleFailureWithoutChanges(t *testing.T) {
 	want := []string{"systemctl is-active mosquitto", "systemctl restart mosquitto", "journalctl -u mosquitto -n 20 --no-pager"}
 	if d := cmp.Diff(want, f.Calls()); d != "" {
 		t.Errorf("commands (-want +got):\n%s", d)
+	}
+}
+
+// cancelOnRestart is a person pressing Ctrl-C while `systemctl restart`
+// runs: that restart fails with ctx's error, and from then on every
+// command run with the cancelled ctx fails at once, as exec.CommandContext
+// makes it.
+type cancelOnRestart struct {
+	*fakeUnit
+	cancel    context.CancelFunc
+	cancelled bool
+}
+
+func (c *cancelOnRestart) Run(ctx context.Context, cmd system.Cmd) (system.Output, error) {
+	if !c.cancelled && cmd.String() == "systemctl restart mosquitto" {
+		c.cancelled = true
+		c.cancel()
+	}
+	if err := ctx.Err(); err != nil {
+		return system.Output{}, err
+	}
+	return c.fakeUnit.Run(ctx, cmd)
+}
+
+// Ctrl-C during the restart still gets a whole rollback: the old file back
+// and the broker restarted on it, not left on files that are gone.
+func TestSettleRollbackSurvivesCancel(t *testing.T) {
+	f := newFakeUnit(t, "active")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := serviceOn(&cancelOnRestart{fakeUnit: f, cancel: cancel}, f, false)
+	if _, err := s.Sys.WriteFile(f.conf, []byte("good2"), system.Attr{Mode: 0o644}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Settle(ctx, Restart)
+	if !errors.Is(err, errs.ErrRolledBack) || !strings.Contains(err.Error(), "context canceled") {
+		t.Fatalf("Settle: %v, want a rollback after the cancel", err)
+	}
+	want := []string{"systemctl is-active mosquitto", "journalctl -u mosquitto -n 20 --no-pager",
+		"systemctl reset-failed mosquitto", "systemctl restart mosquitto", "systemctl is-active mosquitto"}
+	if d := cmp.Diff(want, f.Calls()); d != "" {
+		t.Errorf("commands (-want +got):\n%s", d)
+	}
+	if got, _ := os.ReadFile(f.conf); string(got) != "good" || f.state != "active" || f.ln == nil {
+		t.Errorf("after the rollback: file %q, unit %s, listening %v; want the old file and the broker up on it", got, f.state, f.ln != nil)
 	}
 }
 

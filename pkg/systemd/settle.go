@@ -156,9 +156,18 @@ func (s *Service) Settle(ctx context.Context, need Need) (system.Change, error) 
 	return system.NewChange(what, "", action, up), nil
 }
 
+// RollbackTimeout bounds a rollback once the command was cancelled: room for
+// systemd's default start timeout (90 s) and the wait for the listeners.
+const RollbackTimeout = 3 * time.Minute
+
 // rollback restores this run's files after a failed reload or restart and
 // restarts the broker on them.
 func (s *Service) rollback(ctx context.Context, op string, cause error) (system.Change, error) {
+	// Ctrl-C during the restart cancels ctx, and every command run with it
+	// would fail at once, leaving the broker down or on files that are no
+	// longer there; the rollback runs to the end on its own clock.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RollbackTimeout)
+	defer cancel()
 	journal := s.Journal(ctx)
 	changes := s.Sys.Changes()
 	if len(changes) == 0 {

@@ -347,7 +347,7 @@ func (w *wizard) users() error {
 		if !more {
 			return nil
 		}
-		name, err := w.p.Input("User name", "", "", func(v string) error {
+		name, err := w.p.Input("User name", "What the device or program logs in with, e.g. blinds or android-app.", "", func(v string) error {
 			if err := passwd.ValidateName(v); err != nil {
 				return err
 			}
@@ -375,7 +375,7 @@ func (w *wizard) users() error {
 // broker takes, and returns its Mosquitto hash.
 func (w *wizard) password(user string) (string, error) {
 	for {
-		first, err := w.p.Password("Password for "+user, "")
+		first, err := w.p.Password("Password for "+user, "Not shown while you type; asked twice. Only a hash of it is stored.")
 		if err != nil {
 			return "", err
 		}
@@ -424,7 +424,7 @@ func (w *wizard) acl() error {
 		topics, err := w.p.Input(fmt.Sprintf("Topics %s may read and write (comma separated; # matches everything below)", u.Name),
 			"For example home/blinds/#. Leave empty to give the user no topics.",
 			defaultTopic(u.Name), func(v string) error {
-				for _, t := range splitList(v) {
+				for _, t := range splitTopics(v) {
 					if err := (acl.Rule{Kind: acl.KindUser, User: u.Name, Access: acl.AccessReadWrite, Topic: t}).Validate(); err != nil {
 						return errors.New(problem(err))
 					}
@@ -434,7 +434,7 @@ func (w *wizard) acl() error {
 		if err != nil {
 			return err
 		}
-		if list := splitList(topics); len(list) > 0 {
+		if list := splitTopics(topics); len(list) > 0 {
 			w.s.ACL = append(w.s.ACL, spec.ACLRule{User: u.Name, ReadWrite: list})
 		}
 	}
@@ -452,6 +452,17 @@ func splitList(v string) []string {
 	var out []string
 	for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
 		if f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// splitTopics splits on commas only: a topic level may hold a blank.
+func splitTopics(v string) []string {
+	var out []string
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f != "" {
 			out = append(out, f)
 		}
 	}

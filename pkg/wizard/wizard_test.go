@@ -169,7 +169,7 @@ func TestFreshSetup(t *testing.T) {
 		step{"Password for android-app (again)", "s3cret-app"},
 		step{"Add another user?", false},
 		step{"ACL rules", true},
-		step{"Topics blinds", "home/blinds/#"},
+		step{"Topics blinds", "home/blinds/#, home/living room/#"},
 		step{"Topics android-app", "home/#/bad"}, // rejected
 		step{"Topics android-app", dflt{}},
 	)
@@ -213,7 +213,7 @@ func TestFreshSetup(t *testing.T) {
 	if diff := cmp.Diff(wantListeners, s.Listeners); diff != "" {
 		t.Errorf("listeners (-want +got):\n%s", diff)
 	}
-	wantACL := []spec.ACLRule{{User: "blinds", ReadWrite: []string{"home/blinds/#"}}, {User: "android-app", ReadWrite: []string{"android-app/#"}}}
+	wantACL := []spec.ACLRule{{User: "blinds", ReadWrite: []string{"home/blinds/#", "home/living room/#"}}, {User: "android-app", ReadWrite: []string{"android-app/#"}}}
 	if diff := cmp.Diff(wantACL, s.ACL); diff != "" {
 		t.Errorf("acl (-want +got):\n%s", diff)
 	}
