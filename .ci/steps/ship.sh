@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Shipping checks (issue 8), run by .ci/run before go test. Measured on 2
-# cores: about 1 minute with a warm build cache, 4.5 minutes cold on a machine
-# busy with other builds; most of it is the four cross builds:
+# busy cores: 75 s with a warm build cache and GoReleaser installed; with a
+# cold cache the four cross builds alone take about 100 s (GoReleaser, not
+# installed on a fresh machine, is skipped there):
 #  1. cross-compile the four release targets (catches a platform-specific break);
 #  2. goreleaser check + a snapshot release (archives, checksums, .debs);
 #  3. install the amd64 .deb with the real dpkg into a scratch root; run the

@@ -56,7 +56,7 @@ func runApply(ctx context.Context, o *applyOptions) error {
 	if a.Sys.IsDryRun() {
 		showPlan(a, planned, files)
 		a.Result(planOutput{Spec: s.File(), Result: planned, Files: files}, func(w io.Writer) {
-			fmt.Fprintln(w, applySummary(planned, true, s))
+			fmt.Fprintln(w, applySummary(a, planned, true, s))
 		})
 		return nil
 	}
@@ -64,7 +64,7 @@ func runApply(ctx context.Context, o *applyOptions) error {
 		addApplied(a, planned.Changes())
 		showUnmanaged(a, planned)
 		a.Result(planOutput{Spec: s.File(), Result: planned, Files: []plan.FileDiff{}}, func(w io.Writer) {
-			fmt.Fprintln(w, applySummary(planned, false, s))
+			fmt.Fprintln(w, applySummary(a, planned, false, s))
 		})
 		return nil
 	}
@@ -94,7 +94,7 @@ func runApply(ctx context.Context, o *applyOptions) error {
 		return err
 	}
 	a.Result(planOutput{Spec: s.File(), Result: res, Files: plan.Diffs(a.Sys.Changes())}, func(w io.Writer) {
-		fmt.Fprintln(w, applySummary(res, false, s))
+		fmt.Fprintln(w, applySummary(a, res, false, s))
 	})
 	return nil
 }
@@ -119,7 +119,7 @@ func confirmApply(a *App, planned *plan.Result, files []plan.FileDiff) error {
 		return errs.Invalid("--yes", "there are changes to make (%s) and no terminal to confirm them on; see them with `mosqprov plan`, then apply with --yes", planned.Summary)
 	}
 	writePlan(a.IO.Out, planned, files)
-	fmt.Fprintln(a.IO.Out, planLine(planned))
+	fmt.Fprintln(a.IO.Out, planLine(a, planned))
 	fmt.Fprint(a.IO.ErrOut, "Apply these changes? [y/N] ")
 	line, _ := bufio.NewReader(a.IO.In).ReadString('\n')
 	switch strings.ToLower(strings.TrimSpace(line)) {
@@ -129,12 +129,12 @@ func confirmApply(a *App, planned *plan.Result, files []plan.FileDiff) error {
 	return errs.ErrInterrupted
 }
 
-func applySummary(r *plan.Result, dryRun bool, s *spec.Spec) string {
+func applySummary(a *App, r *plan.Result, dryRun bool, s *spec.Spec) string {
 	switch {
 	case !r.Changed:
 		return fmt.Sprintf("No changes. The broker matches %s: nothing written, nothing restarted.", s.File())
 	case dryRun:
-		return fmt.Sprintf("Dry run: %s%s; nothing was changed.", r.Summary, settleNote(r))
+		return fmt.Sprintf("Dry run: %s%s; nothing was changed.", r.Summary, settleNote(a.Service, r))
 	}
 	return fmt.Sprintf("Apply complete: %d created, %d changed, %d removed.", r.Summary.Create, r.Summary.Change, r.Summary.Remove)
 }

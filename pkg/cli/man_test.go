@@ -275,27 +275,28 @@ func readmeCodeLines(doc string) []string {
 			inside = !inside
 			continue
 		}
-		if inside {
-			lines = append(lines, line)
+		if !inside {
+			continue
 		}
+		// A line ending in a backslash continues on the next one.
+		if n := len(lines); n > 0 && strings.HasSuffix(lines[n-1], "\\") {
+			lines[n-1] = strings.TrimSuffix(lines[n-1], "\\") + " " + strings.TrimSpace(line)
+			continue
+		}
+		lines = append(lines, line)
 	}
 	return lines
 }
 
-// commandWords are the words after each "mosqprov" of an example line, with
+// commandWords are the words of each mosqprov call on an example line, with
 // flags (and the values of the global flags that take one) left out:
 // "sudo mosqprov --root /mnt cert server --name x" gives [cert server x].
 func commandWords(line string) [][]string {
 	var calls [][]string
-	fields := strings.Fields(line)
-	for i, f := range fields {
-		if f != "mosqprov" && !strings.HasSuffix(f, "/mosqprov") && !strings.HasSuffix(f, "(mosqprov") {
-			continue
-		}
+	for _, args := range exampleArgs(line) {
 		var words []string
-		for j := i + 1; j < len(fields); j++ {
-			w := strings.TrimRight(fields[j], `);'"`)
-			switch {
+		for j := 0; j < len(args); j++ {
+			switch w := args[j]; {
 			case w == "--root" || w == "-o" || w == "--output" || w == "-f":
 				j++
 			case strings.HasPrefix(w, "-"):
@@ -352,4 +353,84 @@ func TestREADMEHasAnExampleOfEveryCommand(t *testing.T) {
 		}
 	}
 	walk(root)
+}
+
+// exampleArgs are the arguments of each mosqprov call on an example line, up
+// to where the shell takes over again (a pipe, a redirection, a comment);
+// "a|b" alternatives are taken as their first.
+func exampleArgs(line string) [][]string {
+	var calls [][]string
+	fields := strings.Fields(line)
+	for i, f := range fields {
+		if !strings.HasSuffix(f, "(mosqprov") && !(commandPosition(fields[:i]) &&
+			(f == "mosqprov" || strings.HasSuffix(f, "/mosqprov"))) {
+			continue
+		}
+		var args []string
+		for _, w := range fields[i+1:] {
+			if strings.ContainsAny(w[:1], "|&<>#;") {
+				break
+			}
+			last := strings.HasSuffix(w, ")")
+			args = append(args, strings.Trim(strings.TrimSuffix(w, ")"), `'"`))
+			if last {
+				break
+			}
+		}
+		calls = append(calls, args)
+	}
+	return calls
+}
+
+// commandPosition says whether the word after before is one the shell (or
+// sudo, cron, Ansible) runs as a command, rather than an argument such as
+// "go build -o mosqprov" or "scp mosqprov host:".
+func commandPosition(before []string) bool {
+	if len(before) == 0 {
+		return true
+	}
+	prev := before[len(before)-1]
+	switch {
+	case slices.Contains([]string{"sudo", "exec", "&&", "||", "|", ";", "$", "root"}, prev),
+		strings.HasPrefix(prev, "--preserve-env"),
+		strings.HasSuffix(prev, ":"),                                 // YAML: "command: mosqprov apply ..."
+		strings.Contains(prev, "=") && !strings.HasPrefix(prev, "-"): // VAR=value mosqprov
+		return true
+	}
+	return false
+}
+
+// TestREADMEExamplesParse runs every example's command line through the real
+// command tree's flag parsing, so a renamed flag or command fails here and
+// not on a reader's Pi. Synopsis lines ("[-f FILE]") are not examples.
+func TestREADMEExamplesParse(t *testing.T) {
+	a, _, _ := manTestApp(t)
+	n := 0
+	for _, line := range readmeCodeLines(readme(t)) {
+		if strings.Contains(line, " [-") {
+			continue
+		}
+		for _, args := range exampleArgs(line) {
+			// "service start|stop": one of the alternatives stands for all.
+			for i, w := range args {
+				args[i], _, _ = strings.Cut(w, "|")
+			}
+			root := NewRootCmd(a)
+			root.InitDefaultCompletionCmd()
+			cmd, rest, err := root.Find(args)
+			if err == nil {
+				err = cmd.ParseFlags(rest)
+			}
+			if err == nil && cmd.Args != nil {
+				err = cmd.Args(cmd, cmd.Flags().Args())
+			}
+			if err != nil {
+				t.Errorf("README example %q: %v", strings.TrimSpace(line), err)
+			}
+			n++
+		}
+	}
+	if n < 50 {
+		t.Errorf("found only %d example command lines in README.md; is the parser broken?", n)
+	}
 }

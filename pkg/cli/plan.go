@@ -121,7 +121,7 @@ func planSpec(ctx context.Context, o *planOptions) error {
 	showPlan(a, res, files)
 	a.Result(planOutput{Spec: s.File(), Result: res, Files: files}, func(w io.Writer) {
 		if res.Changed {
-			fmt.Fprintln(w, planLine(res))
+			fmt.Fprintln(w, planLine(a, res))
 		} else {
 			fmt.Fprintf(w, "No changes. The broker matches %s.\n", s.File())
 		}
@@ -169,8 +169,8 @@ func writePlan(w io.Writer, res *plan.Result, files []plan.FileDiff) {
 }
 
 // planLine is a plan's summary line.
-func planLine(res *plan.Result) string {
-	return fmt.Sprintf("Plan: %s%s.", res.Summary, settleNote(res))
+func planLine(a *App, res *plan.Result) string {
+	return fmt.Sprintf("Plan: %s%s.", res.Summary, settleNote(a.Service, res))
 }
 
 func showUnmanaged(a *App, res *plan.Result) {
@@ -193,12 +193,16 @@ func printDiff(w io.Writer, f plan.FileDiff) {
 	fmt.Fprintln(w)
 }
 
-// settleNote says what the broker will be asked to do at the end.
-func settleNote(res *plan.Result) string {
-	if res.Need != systemd.None {
-		return "; then one " + res.Need.String() + " of the broker"
+// settleNote says what the broker will be asked to do at the end, or why it
+// won't be (under --root, or where systemd isn't running).
+func settleNote(svc *systemd.Service, res *plan.Result) string {
+	if res.Need == systemd.None {
+		return ""
 	}
-	return ""
+	if ok, why := svc.Manageable(); !ok {
+		return "; the broker's " + res.Need.String() + " is skipped: " + why
+	}
+	return "; then one " + res.Need.String() + " of the broker"
 }
 
 func dedupe(list []string) []string {

@@ -104,7 +104,7 @@ idempotent: run it twice and the second run changes nothing and says so.`,
 	f.StringVar(&a.Globals.Root, "root", "/", "resolve every system path under `DIR` (tests, image builds); services are left alone")
 	f.BoolVar(&a.Globals.DryRun, "dry-run", false, "read everything, write and run nothing, print what would change")
 	f.StringVarP(&a.Globals.Output, "output", "o", "text", "output format: text or json")
-	f.BoolVarP(&a.Globals.Verbose, "verbose", "v", false, "print more about what is happening")
+	f.BoolVarP(&a.Globals.Verbose, "verbose", "v", false, "on stderr, say what is written (where, owner, mode), locked and run, and where a password came from")
 
 	for _, build := range []func(*App) *cobra.Command{
 		newVersionCmd,

@@ -97,7 +97,7 @@ func runSetup(ctx context.Context, o *setupOptions) error {
 		a.Globals.DryRun = true
 		showPlan(a, planned, files)
 		a.Globals.DryRun = saved
-		fmt.Fprintf(a.IO.Out, "Plan: %s%s.\n", planned.Summary, settleNote(planned))
+		fmt.Fprintf(a.IO.Out, "Plan: %s%s.\n", planned.Summary, settleNote(a.Service, planned))
 	}
 	if current != nil && !sameSpec {
 		fmt.Fprintf(a.IO.Out, "%s will be replaced by the text above (comments in it are not kept).\n", layout.Spec)

@@ -219,7 +219,18 @@ func (s *Service) change(action system.Action, detail string) system.Change {
 
 // fail wraps err with the unit's journal.
 func (s *Service) fail(ctx context.Context, op string, err error) error {
-	return &Error{Op: op + " " + s.Unit, Err: err, Journal: s.Journal(ctx)}
+	return &Error{Op: op + " " + s.Unit, Err: err, Journal: s.failureJournal(ctx)}
+}
+
+// failureJournal is Journal right after a failure. journald takes systemd's
+// and the broker's lines asynchronously, and a journalctl run the instant
+// systemctl returns once showed none of the failed start's lines, the very
+// ones that say why (the e2e container, a bad option in conf.d); --sync
+// waits until journald has stored everything sent to it before. It needs
+// root, as changing the service does; if it fails the read goes on anyway.
+func (s *Service) failureJournal(ctx context.Context) []string {
+	s.Sys.Run(ctx, system.Cmd{Name: "journalctl", Args: []string{"--sync"}, ReadOnly: true})
+	return s.Journal(ctx)
 }
 
 // sendReload runs `systemctl reload`. Debian's unit reloads with

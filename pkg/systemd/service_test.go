@@ -189,7 +189,7 @@ func TestSettle(t *testing.T) {
 			wantNoErr: true, action: system.Restart, wantFile: "good2", wantState: "active"},
 		{name: "broken config is rolled back", state: "active", need: Restart, booted: true, write: "broken",
 			wantCalls: []string{"systemctl is-active mosquitto", "systemctl restart mosquitto",
-				"journalctl -u mosquitto -n 20 --no-pager",
+				"journalctl --sync", "journalctl -u mosquitto -n 20 --no-pager",
 				"systemctl reset-failed mosquitto", "systemctl restart mosquitto", "systemctl is-active mosquitto"},
 			wantErr: errs.ErrRolledBack, wantFile: "good", wantState: "active"},
 		{name: "port not accepting is rolled back", state: "active", need: Restart, booted: true, write: "nolisten",
@@ -267,7 +267,7 @@ func TestSettleFailureWithoutChanges(t *testing.T) {
 	if err == nil || errors.Is(err, errs.ErrRolledBack) {
 		t.Fatalf("Settle: %v, want a failure that is not a rollback", err)
 	}
-	want := []string{"systemctl is-active mosquitto", "systemctl restart mosquitto", "journalctl -u mosquitto -n 20 --no-pager"}
+	want := []string{"systemctl is-active mosquitto", "systemctl restart mosquitto", "journalctl --sync", "journalctl -u mosquitto -n 20 --no-pager"}
 	if d := cmp.Diff(want, f.Calls()); d != "" {
 		t.Errorf("commands (-want +got):\n%s", d)
 	}
@@ -308,7 +308,7 @@ func TestSettleRollbackSurvivesCancel(t *testing.T) {
 	if !errors.Is(err, errs.ErrRolledBack) || !strings.Contains(err.Error(), "context canceled") {
 		t.Fatalf("Settle: %v, want a rollback after the cancel", err)
 	}
-	want := []string{"systemctl is-active mosquitto", "journalctl -u mosquitto -n 20 --no-pager",
+	want := []string{"systemctl is-active mosquitto", "journalctl --sync", "journalctl -u mosquitto -n 20 --no-pager",
 		"systemctl reset-failed mosquitto", "systemctl restart mosquitto", "systemctl is-active mosquitto"}
 	if d := cmp.Diff(want, f.Calls()); d != "" {
 		t.Errorf("commands (-want +got):\n%s", d)
@@ -355,15 +355,15 @@ func TestOperations(t *testing.T) {
 		{name: "enable is idempotent", state: "active", enabled: "enabled", op: (*Service).Enable,
 			wantCalls: []string{"systemctl is-enabled mosquitto"}, wantState: "active"},
 		{name: "enable masked fails with journal", state: "inactive", enabled: "masked", op: (*Service).Enable,
-			wantCalls: []string{"systemctl is-enabled mosquitto", "journalctl -u mosquitto -n 20 --no-pager"}, wantErr: true, wantState: "inactive"},
+			wantCalls: []string{"systemctl is-enabled mosquitto", "journalctl --sync", "journalctl -u mosquitto -n 20 --no-pager"}, wantErr: true, wantState: "inactive"},
 		{name: "enable not installed", state: "inactive", enabled: "not-found", op: (*Service).Enable,
-			wantCalls: []string{"systemctl is-enabled mosquitto", "journalctl -u mosquitto -n 20 --no-pager"}, wantErr: true, wantState: "inactive"},
+			wantCalls: []string{"systemctl is-enabled mosquitto", "journalctl --sync", "journalctl -u mosquitto -n 20 --no-pager"}, wantErr: true, wantState: "inactive"},
 		{name: "start when stopped", state: "inactive", op: (*Service).Start,
 			wantCalls: []string{"systemctl is-active mosquitto", "systemctl start mosquitto", "systemctl is-active mosquitto"}, changed: true, wantState: "active"},
 		{name: "start is idempotent", state: "active", op: (*Service).Start,
 			wantCalls: []string{"systemctl is-active mosquitto"}, wantState: "active"},
 		{name: "start failure shows journal", state: "inactive", conf: "broken", op: (*Service).Start,
-			wantCalls: []string{"systemctl is-active mosquitto", "systemctl start mosquitto", "journalctl -u mosquitto -n 20 --no-pager"}, wantErr: true, wantState: "failed"},
+			wantCalls: []string{"systemctl is-active mosquitto", "systemctl start mosquitto", "journalctl --sync", "journalctl -u mosquitto -n 20 --no-pager"}, wantErr: true, wantState: "failed"},
 		{name: "start but port not accepting", state: "inactive", conf: "nolisten", op: (*Service).Start, wantErr: true, wantState: "active"},
 		{name: "stop when running", state: "active", op: (*Service).Stop,
 			wantCalls: []string{"systemctl is-active mosquitto", "systemctl stop mosquitto"}, changed: true, wantState: "inactive"},

@@ -168,7 +168,7 @@ func (s *Service) rollback(ctx context.Context, op string, cause error) (system.
 	// longer there; the rollback runs to the end on its own clock.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RollbackTimeout)
 	defer cancel()
-	journal := s.Journal(ctx)
+	journal := s.failureJournal(ctx)
 	changes := s.Sys.Changes()
 	if len(changes) == 0 {
 		return system.Change{}, &Error{Op: op, Err: cause, Journal: journal}
