@@ -59,6 +59,12 @@ else
   for t in "${targets[@]}"; do
     ls dist/mosqprov_*_linux_"$t".tar.gz >/dev/null || fail "no archive for $t"
     ls dist/mosqprov_*_"$t".deb >/dev/null || fail "no .deb for $t"
+    # Raspberry Pi OS 32-bit is armhf whatever the CPU, and apt refuses a
+    # package of another architecture (armel): the README's table says so.
+    want=$t
+    case $t in armv*) want=armhf ;; esac
+    got=$(dpkg-deb -f dist/mosqprov_*_"$t".deb Architecture)
+    [ "$got" = "$want" ] || fail "the $t .deb is for $got, not $want"
   done
   (cd dist && sha256sum --quiet -c checksums.txt) || fail "checksums.txt does not match dist/"
   tar -tzf dist/mosqprov_*_linux_armv6.tar.gz >"$work/archive.txt"

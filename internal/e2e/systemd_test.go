@@ -106,6 +106,24 @@ func TestInstallAndServiceInRealSystemd(t *testing.T) {
 		mustContain(t, e.mosqprov(t, 0, "service", "start"), "= service mosquitto: unchanged (already active)")
 		e.up(t, port)
 	})
+	t.Run("failed start shows why", func(t *testing.T) {
+		// Written behind mosqprov's back (mosqprov validates what it
+		// writes): the broker refuses to start, and the reason is in the
+		// journal, not in systemctl's answer.
+		e.exec("systemctl", "stop", "mosquitto")
+		e.write(t, "/etc/mosquitto/conf.d/broken.conf", "no_such_option 1\n")
+		out := e.mosqprov(t, 1, "service", "start")
+		mustContain(t, out, "mosqprov: start mosquitto: systemctl start mosquitto: exit status 1",
+			"last journal lines (journalctl -u mosquitto -n 20 --no-pager):", `Error: Unknown configuration variable "no_such_option".`)
+		if err := os.Remove(c.Path("/etc/mosquitto/conf.d/broken.conf")); err != nil {
+			t.Fatal(err)
+		}
+		// Restart=on-failure may bring it back on its own meanwhile; either
+		// way start leaves it up.
+		e.exec("systemctl", "reset-failed", "mosquitto")
+		e.mosqprov(t, 0, "service", "start")
+		e.up(t, port)
+	})
 	t.Run("restart", func(t *testing.T) {
 		pid := e.mainPID()
 		mustContain(t, e.mosqprov(t, 0, "service", "restart"), "~ service mosquitto: ran (systemctl restart mosquitto; active")
