@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -34,14 +33,16 @@ func TestInRealSystemd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	bin, err := nspawn.BuildMosqprov(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
 	c := nspawn.Boot(t, image)
 	if out, err := c.Exec(ctx, "apt-get", "install", "-y", "-q", "mosquitto"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	build := exec.CommandContext(ctx, "go", "build", "-o", c.Path("/usr/local/bin/mosqprov"), "../../cmd/mosqprov")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	if err := c.Install(bin, "/usr/local/bin/mosqprov", 0o755); err != nil {
+		t.Fatal(err)
 	}
 	doctor := func() (Report, string) {
 		t.Helper()
