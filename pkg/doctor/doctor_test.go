@@ -212,7 +212,7 @@ func dump(r Report) string {
 
 func TestHealthyInstall(t *testing.T) {
 	in := newInstall(t)
-	if _, err := state.Record(in.sys, []string{layout.DropIn, layout.PasswordFile, layout.ACLFile, layout.ServerCert}); err != nil {
+	if _, err := state.Record(in.sys, []string{layout.DropIn, layout.PasswordFile, layout.ACLFile, layout.ServerCert}, ""); err != nil {
 		t.Fatal(err)
 	}
 	r := in.run(nil)
@@ -310,7 +310,7 @@ func TestFindings(t *testing.T) {
 		}, IDListenerClash, Error, "port 8883 is declared again here; it is already at /etc/mosquitto/mosquitto.conf:7",
 			"sudoedit /etc/mosquitto/mosquitto.conf   (remove the listener at line 7)"},
 		{"a file edited by hand since the last apply", func(in *install, _ *Checker) {
-			if _, err := state.Record(in.sys, []string{layout.DropIn, layout.ACLFile}); err != nil {
+			if _, err := state.Record(in.sys, []string{layout.DropIn, layout.ACLFile}, ""); err != nil {
 				in.t.Fatal(err)
 			}
 			in.appendTo(layout.ACLFile, "topic read #\n")

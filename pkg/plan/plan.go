@@ -68,6 +68,9 @@ type Result struct {
 	NeedName string       `json:"service_action"`
 	Warnings []string     `json:"warnings,omitempty"`
 	Summary  Summary      `json:"summary"`
+	// BrokerVersion is the installed broker's version ("2.0.11"), when the
+	// package step looked.
+	BrokerVersion string `json:"broker_version,omitempty"`
 }
 
 // Summary counts the changes by kind.

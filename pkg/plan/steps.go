@@ -116,10 +116,11 @@ func packageStep(ctx context.Context, sys system.System, s *spec.Spec, d *desire
 	if in == nil {
 		in = apt.NewInstaller(sys)
 	}
-	_, changes, err := in.Ensure(ctx)
+	installed, changes, err := in.Ensure(ctx)
 	if err != nil {
 		return err
 	}
+	r.BrokerVersion = installed.Broker
 	for _, c := range changes {
 		if c.Changed {
 			d.installing = true
@@ -276,7 +277,7 @@ func stateStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired,
 	if err != nil {
 		return err
 	}
-	action, err := state.Record(sys, paths)
+	action, err := state.Record(sys, paths, r.BrokerVersion)
 	if err != nil {
 		return err
 	}

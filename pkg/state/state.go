@@ -26,6 +26,9 @@ type State struct {
 	Applied string `json:"applied"`
 	// Files maps a target path to the hex SHA-256 of its content.
 	Files map[string]string `json:"files"`
+	// Broker is the broker version the last apply found installed, kept
+	// because 2.0 and 2.1 differ (password hashes, --test-config, O_NOFOLLOW).
+	Broker string `json:"broker_version,omitempty"`
 }
 
 // Sum is the hex SHA-256 of data.
@@ -37,9 +40,10 @@ func Sum(data []byte) string {
 // Record writes the state of paths as they are now on sys. Missing files are
 // left out. The write goes through the System, so it happens only when the
 // hashes changed (the timestamp is kept when nothing else did), and never in
-// dry-run.
-func Record(sys system.System, paths []string) (system.Action, error) {
-	st := State{Files: map[string]string{}}
+// dry-run. An empty broker keeps the version recorded before (the package
+// step didn't look, e.g. under a --root without dpkg).
+func Record(sys system.System, paths []string, broker string) (system.Action, error) {
+	st := State{Files: map[string]string{}, Broker: broker}
 	for _, p := range paths {
 		data, err := sys.ReadFile(p)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -50,7 +54,11 @@ func Record(sys system.System, paths []string) (system.Action, error) {
 		}
 		st.Files[p] = Sum(data)
 	}
-	if old, err := Load(sys); err == nil && old != nil && maps.Equal(old.Files, st.Files) {
+	old, err := Load(sys)
+	if err == nil && old != nil && st.Broker == "" {
+		st.Broker = old.Broker
+	}
+	if err == nil && old != nil && maps.Equal(old.Files, st.Files) && old.Broker == st.Broker {
 		st.Applied = old.Applied
 	} else {
 		st.Applied = sys.Now().UTC().Format(time.RFC3339)

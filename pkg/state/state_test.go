@@ -27,13 +27,13 @@ func TestRecordAndDrift(t *testing.T) {
 	if st, err := Load(sys); st != nil || err != nil {
 		t.Fatalf("no state yet: %v %v", st, err)
 	}
-	if a, err := Record(sys, paths); err != nil || a != system.Create {
+	if a, err := Record(sys, paths, ""); err != nil || a != system.Create {
 		t.Fatalf("first record: %v %v", a, err)
 	}
 	fi1, _ := os.Stat(filepath.Join(root, File))
 	// A later apply that changed nothing writes nothing (same bytes, same mtime).
 	clock = clock.Add(time.Hour)
-	if a, err := Record(sys, paths); err != nil || a != system.Noop {
+	if a, err := Record(sys, paths, ""); err != nil || a != system.Noop {
 		t.Fatalf("second record: %v %v", a, err)
 	}
 	fi2, _ := os.Stat(filepath.Join(root, File))
@@ -53,5 +53,31 @@ func TestRecordAndDrift(t *testing.T) {
 	d := st.Drift(sys)
 	if len(d) != 2 || d[0] != (Drifted{Path: "/etc/mosquitto/acl"}) || d[1] != (Drifted{Path: "/etc/mosquitto/passwd", Removed: true}) {
 		t.Fatalf("%+v", d)
+	}
+}
+
+func TestRecordKeepsBrokerVersion(t *testing.T) {
+	root := t.TempDir()
+	sys := system.NewReal(root, system.WithRunner(&system.Recorder{}))
+	os.MkdirAll(filepath.Join(root, "etc/mosqprov"), 0o755)
+	steps := []struct {
+		broker string
+		action system.Action
+		want   string
+	}{
+		{"2.0.11", system.Create, "2.0.11"},
+		{"", system.Noop, "2.0.11"},       // the package step didn't look: keep what we knew
+		{"2.0.11", system.Noop, "2.0.11"}, // same version: nothing written
+		{"2.1.2", system.Update, "2.1.2"}, // an upgrade is recorded
+	}
+	for i, s := range steps {
+		a, err := Record(sys, nil, s.broker)
+		if err != nil || a != s.action {
+			t.Fatalf("step %d: %v %v, want %v", i, a, err, s.action)
+		}
+		st, err := Load(sys)
+		if err != nil || st.Broker != s.want {
+			t.Fatalf("step %d: broker %q (%v), want %q", i, st.Broker, err, s.want)
+		}
 	}
 }
