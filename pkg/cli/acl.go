@@ -13,6 +13,7 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/acl"
 	"github.com/mosqprov/mosqprov/pkg/conf"
 	"github.com/mosqprov/mosqprov/pkg/layout"
+	"github.com/mosqprov/mosqprov/pkg/system"
 )
 
 // aclOptions are the flags of the acl subcommands.
@@ -26,6 +27,7 @@ type aclOptions struct {
 	write     bool
 	readwrite bool
 	deny      bool
+	noReload  bool
 }
 
 func newACLCmd(a *App) *cobra.Command {
@@ -47,8 +49,8 @@ a running broker is reloaded, which drops no client.`,
 }
 
 func bindACLFileFlags(cmd *cobra.Command, o *aclOptions) {
-	cmd.Flags().StringVar(&o.file, "file", layout.ACLFile, "the ACL file")
-	cmd.Flags().StringVar(&o.conf, "conf", layout.DropIn, "the mosqprov configuration whose acl_file line follows the rules")
+	cmd.Flags().StringVar(&o.file, "file", layout.ACLFile, "the ACL `FILE`")
+	cmd.Flags().StringVar(&o.conf, "conf", layout.DropIn, "the mosqprov configuration `FILE` whose acl_file line follows the rules")
 }
 
 func bindAccessFlags(cmd *cobra.Command, o *aclOptions, deny bool) {
@@ -85,13 +87,15 @@ func (o *aclOptions) access(allowDeny bool) (acl.Access, error) {
 func (o *aclOptions) subject(args []string, topicOptional bool) (acl.Rule, error) {
 	r := acl.Rule{Kind: acl.KindUser}
 	min, max := 2, 2
-	usage := "USER TOPIC"
+	subject, topic := "USER", "TOPIC"
 	if o.anonymous {
-		r.Kind, min, max, usage = acl.KindAnonymous, 1, 1, "--anonymous TOPIC"
+		r.Kind, min, max, subject = acl.KindAnonymous, 1, 1, "--anonymous"
 	}
 	if topicOptional {
 		min--
+		topic = "[TOPIC]"
 	}
+	usage := subject + " " + topic
 	if len(args) < min || len(args) > max {
 		return r, flagErrorf("expected %s, got %d argument(s)", usage, len(args))
 	}
@@ -112,9 +116,9 @@ func newACLAllowCmd(a *App) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "allow (USER | --anonymous) TOPIC (--read | --write | --readwrite)",
 		Short: "Grant a user (or anonymous clients) access to a topic filter",
-		Example: `  mosqprov acl allow blinds 'home/blinds/#' --readwrite
-  mosqprov acl allow phone 'home/+/state' --read
-  mosqprov acl allow --anonymous 'public/#' --read`,
+		Example: `  sudo mosqprov acl allow blinds 'home/blinds/#' --readwrite
+  sudo mosqprov acl allow phone 'home/+/state' --read
+  sudo mosqprov acl allow --anonymous 'public/#' --read`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := o.subject(args, false)
 			if err != nil {
@@ -129,6 +133,7 @@ func newACLAllowCmd(a *App) *cobra.Command {
 	cmd.Flags().BoolVar(&o.anonymous, "anonymous", false, "the rule is for clients without a user name")
 	bindAccessFlags(cmd, o, false)
 	bindACLFileFlags(cmd, o)
+	bindNoReload(cmd, &o.noReload)
 	return cmd
 }
 
@@ -137,7 +142,7 @@ func newACLDenyCmd(a *App) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "deny (USER | --anonymous) TOPIC",
 		Short:   "Deny a user (or anonymous clients) a topic filter, whatever other rules grant",
-		Example: `  mosqprov acl deny phone 'home/alarm/#'`,
+		Example: `  sudo mosqprov acl deny phone 'home/alarm/#'`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := o.subject(args, false)
 			if err != nil {
@@ -149,6 +154,7 @@ func newACLDenyCmd(a *App) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&o.anonymous, "anonymous", false, "the rule is for clients without a user name")
 	bindACLFileFlags(cmd, o)
+	bindNoReload(cmd, &o.noReload)
 	return cmd
 }
 
@@ -157,8 +163,8 @@ func newACLPatternCmd(a *App) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "pattern TOPIC (--read | --write | --readwrite | --deny)",
 		Short: "Add a rule for every client, with %u (user name) and %c (client id) in the topic",
-		Example: `  mosqprov acl pattern 'users/%u/#' --readwrite
-  mosqprov acl pattern 'devices/%c/status' --write`,
+		Example: `  sudo mosqprov acl pattern 'users/%u/#' --readwrite
+  sudo mosqprov acl pattern 'devices/%c/status' --write`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			access, err := o.access(true)
@@ -170,6 +176,7 @@ func newACLPatternCmd(a *App) *cobra.Command {
 	}
 	bindAccessFlags(cmd, o, true)
 	bindACLFileFlags(cmd, o)
+	bindNoReload(cmd, &o.noReload)
 	return cmd
 }
 
@@ -178,9 +185,9 @@ func newACLRmCmd(a *App) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rm (USER [TOPIC] | --anonymous [TOPIC] | --pattern TOPIC)",
 		Short: "Remove rules: one topic's, or all of a user's",
-		Example: `  mosqprov acl rm phone 'home/+/state'
-  mosqprov acl rm phone
-  mosqprov acl rm --pattern 'users/%u/#'`,
+		Example: `  sudo mosqprov acl rm phone 'home/+/state'
+  sudo mosqprov acl rm phone
+  sudo mosqprov acl rm --pattern 'users/%u/#'`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.pattern && o.anonymous {
 				return flagErrorf("--pattern and --anonymous can't be used together")
@@ -203,6 +210,7 @@ func newACLRmCmd(a *App) *cobra.Command {
 	cmd.Flags().BoolVar(&o.anonymous, "anonymous", false, "remove rules for clients without a user name")
 	cmd.Flags().BoolVar(&o.pattern, "pattern", false, "remove a pattern rule")
 	bindACLFileFlags(cmd, o)
+	bindNoReload(cmd, &o.noReload)
 	return cmd
 }
 
@@ -210,8 +218,10 @@ func newACLListCmd(a *App) *cobra.Command {
 	o := &aclOptions{App: a}
 	cmd := &cobra.Command{
 		Use:   "list [USER]",
-		Short: "List the rules (of one user)",
-		Args:  cobra.MaximumNArgs(1),
+		Short: "List the rules, or only those of USER",
+		Example: `  sudo mosqprov acl list
+  sudo mosqprov acl list phone -o json`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			user := ""
 			if len(args) == 1 {
@@ -260,6 +270,12 @@ func runACLRemove(ctx context.Context, o *aclOptions, r acl.Rule) error {
 			what = "every anonymous rule"
 		}
 	}
+	// Removing from a file that isn't there removes nothing, so it must not
+	// create one (as user rm leaves a missing password file missing).
+	if _, err := o.Sys.Stat(o.file); errors.Is(err, fs.ErrNotExist) {
+		o.Add(system.NewChange("ACL file", o.file, system.Noop, what+": no ACL file"))
+		return nil
+	}
 	return o.update(ctx, what, func(f *acl.File) (string, error) {
 		if f.Remove(r.Kind, r.User, r.Topic) == 0 {
 			return "no matching rule", nil
@@ -301,6 +317,10 @@ func (o *aclOptions) update(ctx context.Context, what string, edit func(*acl.Fil
 	o.Need(need)
 	if err := o.syncConf(f); err != nil {
 		return err
+	}
+	if o.noReload {
+		o.HoldReload()
+		return nil
 	}
 	return o.Settle(ctx)
 }

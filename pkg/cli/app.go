@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"golang.org/x/term"
 
@@ -82,6 +83,11 @@ func (a *App) init(command string) error {
 		return flagErrorf("--output: %q is not text or json", a.Globals.Output)
 	}
 	a.begin(command)
+	// cobra's completion commands print a shell script, which json can't
+	// carry usefully; refusing keeps stdout one object.
+	if a.JSON() && (command == "completion" || strings.HasPrefix(command, "completion ")) {
+		return flagErrorf("--output: %s prints a shell script; run it without -o json", command)
+	}
 	if a.Sys == nil {
 		a.Sys = a.NewSystem(a.Globals)
 	}
@@ -161,6 +167,15 @@ func (a *App) Result(result any, text func(w io.Writer)) {
 
 // Need records what the broker must do once the command's writes are done.
 func (a *App) Need(n systemd.Need) { a.need = a.need.Max(n) }
+
+// HoldReload drops the reload the command's changes need (--no-reload),
+// saying so: the broker takes them on its next reload or restart.
+func (a *App) HoldReload() {
+	if a.need != systemd.None {
+		a.Infof("not reloading the broker (--no-reload): it reads the change on its next reload or restart")
+		a.need = systemd.None
+	}
+}
 
 // Settle performs the one reload or restart the command's changes need.
 func (a *App) Settle(ctx context.Context) error {

@@ -33,6 +33,9 @@ service, in that order, then at most one reload or restart of the broker; if
 it doesn't come back, this run's files are restored. It shows the plan and asks
 first on a terminal; --yes skips the question (required without a terminal).
 A second apply changes nothing, writes nothing and restarts nothing.`,
+		Example: `  sudo mosqprov apply                          # shows the plan, asks, applies
+  sudo mosqprov apply -f broker.yaml --yes     # scripts, Ansible, cloud-init
+  sudo mosqprov apply --yes -o json | jq .changed`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runApply(cmd.Context(), o) },
 	}

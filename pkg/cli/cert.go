@@ -35,9 +35,10 @@ of the CA certificate for devices.`,
 	pf := &certPathFlags{}
 	d := certs.DefaultPaths()
 	f := cmd.PersistentFlags()
-	f.StringVar(&pf.CADir, "ca-dir", d.CADir, "the CA's folder (ca.key, ca.crt)")
-	f.StringVar(&pf.BrokerDir, "certs-dir", d.BrokerDir, "the broker's certificate folder (ca.crt, server.crt, server.key)")
-	f.StringVar(&pf.ClientDir, "clients-dir", d.ClientDir, "where client certificates go, one folder per client")
+	f.StringVar(&pf.CADir, "ca-dir", d.CADir, "the CA's folder `DIR` (ca.key, ca.crt)")
+	f.StringVar(&pf.BrokerDir, "certs-dir", d.BrokerDir, "the broker's certificate folder `DIR` (ca.crt, server.crt, server.key)")
+	f.StringVar(&pf.ClientDir, "clients-dir", d.ClientDir, "the `DIR` client certificates go to, one folder per client")
+	markTargetPath(f, "ca-dir", "certs-dir", "clients-dir")
 	cmd.AddCommand(newCertCACmd(a, pf), newCertServerCmd(a, pf), newCertClientCmd(a, pf), newCertStatusCmd(a, pf),
 		newCertRenewCmd(a, pf), newCertExportCmd(a, pf), newCertImportCmd(a, pf))
 	return cmd
@@ -101,8 +102,13 @@ func newCertCACmd(a *App, pf *certPathFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ca",
 		Short: "Create the local CA (once; an existing valid CA is kept)",
-		Example: `  mosqprov cert ca
-  mosqprov cert ca --ca-name "Home MQTT CA" --key-type ecdsa-p256`,
+		Long: `Create the local CA that signs the server and client certificates: its key
+stays in /etc/mosqprov/ca/ca.key (root only), its certificate in ca.crt is
+what devices trust (see cert export). A valid CA is kept as it is, even when
+--ca-name or --key-type differ (a warning says so): replacing it takes
+--force, and every device then needs the new ca.crt.`,
+		Example: `  sudo mosqprov cert ca
+  sudo mosqprov cert ca --ca-name "Home MQTT CA" --key-type ecdsa-p256`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.CANameSet = cmd.Flags().Changed("ca-name")
@@ -165,15 +171,15 @@ covers every requested name and IP (it may carry more), has the requested key
 type and more than --renew-before days left; otherwise it is reissued with
 exactly the requested names, and the reason printed. The broker is then
 reloaded (Mosquitto re-reads certificates on SIGHUP).`,
-		Example: `  mosqprov cert server          # this host's names and addresses
-  mosqprov cert server --name raspberrypi.local --name localhost --ip 192.168.1.10 --ip 127.0.0.1
-  mosqprov cert server --key-type ecdsa-p256 --days 397`,
+		Example: `  sudo mosqprov cert server          # this host's names and addresses
+  sudo mosqprov cert server --name raspberrypi.local --name localhost --ip 192.168.1.10 --ip 127.0.0.1
+  sudo mosqprov cert server --key-type ecdsa-p256 --days 397`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runCertServer(cmd.Context(), o) },
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&o.Names, "name", nil, "a DNS name (or IP) the certificate covers; repeatable; the first is the CN; replaces the default names")
-	f.StringArrayVar(&o.IPs, "ip", nil, "an IP address the certificate covers; repeatable; replaces the default names")
+	f.StringArrayVar(&o.Names, "name", nil, "a DNS `NAME` (or IP) the certificate covers; repeatable; the first is the CN; replaces the default names")
+	f.StringArrayVar(&o.IPs, "ip", nil, "an `IP` address the certificate covers; repeatable; replaces the default names")
 	f.StringVar(&o.KeyType, "key-type", "", keyTypeHelp)
 	f.IntVar(&o.Days, "days", pki.ServerDays, "validity of a new certificate in days (at most 825, Apple's limit for TLS server certificates)")
 	f.IntVar(&o.RenewBefore, "renew-before", certs.DefaultRenewBefore, "reissue when fewer than this many days are left")
@@ -230,9 +236,9 @@ use_identity_as_username maps it to the MQTT user NAME. The key, certificate
 and the CA certificate go to /etc/mosqprov/clients/NAME/ (root only) or --out
 DIR. --p12 also writes NAME.p12 for phones; its password comes from stdin
 (--password-stdin), $` + P12PasswordEnv + ` or a prompt, never from the command line.`,
-		Example: `  mosqprov cert client blinds-esp32
-  mosqprov cert client phone --p12 --out ./phone      # asks for the bundle's password twice
-  pass show mqtt/phone | mosqprov cert client phone --p12 --password-stdin`,
+		Example: `  sudo mosqprov cert client blinds-esp32
+  sudo mosqprov cert client phone --p12 --out ./phone      # asks for the bundle's password twice
+  pass show mqtt/phone | sudo mosqprov cert client phone --p12 --password-stdin`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Name = args[0]
@@ -296,8 +302,8 @@ func newCertStatusCmd(a *App, pf *certPathFlags) *cobra.Command {
 key matches and whether owners and modes are right, for the CA, the server
 certificate and every client certificate. Exits 1 when something expires within
 --warn days or has another problem, so a cron job can mail you.`,
-		Example: `  mosqprov cert status
-  mosqprov cert status --warn 60 -o json`,
+		Example: `  sudo mosqprov cert status
+  sudo mosqprov cert status --warn 60 -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runCertStatus(cmd.Context(), o) },
 	}
@@ -376,7 +382,7 @@ new one (Mosquitto 2.0.11 re-reads certificates on SIGHUP). Certificates
 written with "cert client --out" are not tracked: run that command again.
 The CA is never replaced, and an imported server certificate is left to
 whoever issued it. Safe to run daily from cron.`,
-		Example: `  mosqprov cert renew
+		Example: `  sudo mosqprov cert renew
   # /etc/cron.d/mosqprov: every day at 04:17
   17 4 * * * root /usr/local/bin/mosqprov cert renew >/dev/null`,
 		Args: cobra.NoArgs,
@@ -427,6 +433,13 @@ func runCertExport(_ context.Context, o *certExportOptions) error {
 		return err
 	}
 	if o.Out != "" {
+		// A missing folder is a mistake in the flag (exit 3), not a failed
+		// write; the file itself is created.
+		if dir := path.Dir(o.Out); dir != "." {
+			if _, err := o.Sys.Stat(dir); err != nil {
+				return errs.Invalid("--out", "can't write %s: the folder %s does not exist", o.Out, dir)
+			}
+		}
 		act, err := o.Sys.WriteFile(o.Out, e.Data, system.Attr{Mode: 0o644})
 		if err != nil {
 			return err
@@ -471,7 +484,7 @@ leaf and intermediates to /etc/mosquitto/certs/server.crt and the key to
 server.key with the broker's owner and mode, and reloads the broker. The files
 given are read as they are named (not under --root). Importing the same files
 again changes nothing, so it is safe in a certbot deploy hook.`,
-		Example: `  mosqprov cert import --cert /etc/letsencrypt/live/mqtt.example.org/fullchain.pem \
+		Example: `  sudo mosqprov cert import --cert /etc/letsencrypt/live/mqtt.example.org/fullchain.pem \
     --key /etc/letsencrypt/live/mqtt.example.org/privkey.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runCertImport(cmd.Context(), o) },

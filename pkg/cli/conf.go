@@ -62,17 +62,17 @@ func bindConfFlags(cmd *cobra.Command, o *confOptions) {
 	f.BoolVar(&o.mutualTLS, "mutual-tls", false, "require a client certificate on every TLS listener (its CN becomes the user name)")
 	f.StringVar(&o.tlsVersion, "tls-version", conf.DefaultTLSVersion, "minimum TLS version of TLS listeners: tlsv1.2 or tlsv1.3")
 	f.BoolVar(&o.allowAnonymous, "allow-anonymous", false, "let clients connect without a user name")
-	f.StringVar(&o.passwordFile, "password-file", layout.PasswordFile, "password file (empty: none)")
-	f.StringVar(&o.aclFile, "acl-file", layout.ACLFile, "ACL file, referenced only when it has rules (empty: none)")
-	f.StringVar(&o.cert, "cert", layout.ServerCert, "server certificate of TLS listeners")
-	f.StringVar(&o.key, "key", layout.ServerKey, "server key of TLS listeners")
-	f.StringVar(&o.cafile, "cafile", layout.BrokerCACert, "CA certificate (for mutual TLS, and sent to clients)")
-	f.StringVar(&o.path, "conf", layout.DropIn, "where the configuration goes")
+	f.StringVar(&o.passwordFile, "password-file", layout.PasswordFile, "password `FILE` (empty: none)")
+	f.StringVar(&o.aclFile, "acl-file", layout.ACLFile, "ACL `FILE`, referenced only when it has rules (empty: none)")
+	f.StringVar(&o.cert, "cert", layout.ServerCert, "server certificate `FILE` of TLS listeners")
+	f.StringVar(&o.key, "key", layout.ServerKey, "server key `FILE` of TLS listeners")
+	f.StringVar(&o.cafile, "cafile", layout.BrokerCACert, "CA certificate `FILE` (for mutual TLS, and sent to clients)")
+	f.StringVar(&o.path, "conf", layout.DropIn, "the configuration `FILE` to write (or check against)")
 	f.BoolVar(&o.standalone, "standalone", false, "render a complete file (pid_file, persistence, log_dest) for layouts without Debian's mosquitto.conf")
 	d := conf.DebianStandalone()
-	f.StringVar(&o.pidFile, "pid-file", d.PIDFile, "with --standalone: the broker's pid file")
-	f.StringVar(&o.persistenceDir, "persistence-dir", d.PersistenceDir, "with --standalone: persistence_location")
-	f.StringVar(&o.logFile, "log-file", d.LogFile, "with --standalone: the log file")
+	f.StringVar(&o.pidFile, "pid-file", d.PIDFile, "with --standalone: the broker's pid `FILE`")
+	f.StringVar(&o.persistenceDir, "persistence-dir", d.PersistenceDir, "with --standalone: persistence_location `DIR`")
+	f.StringVar(&o.logFile, "log-file", d.LogFile, "with --standalone: the log `FILE`")
 }
 
 // flagsSeen records which flags were given, once cobra has parsed them.
@@ -94,7 +94,12 @@ func newConfRenderCmd(a *App) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "render",
 		Short: "Print the configuration the flags describe",
-		Args:  cobra.NoArgs,
+		Long: `Print the configuration the flags describe, byte for byte what conf write
+would write to --conf. Nothing is read from or written to the machine.`,
+		Example: `  mosqprov conf render
+  mosqprov conf render --listener mqtt:1883:127.0.0.1 --listener mqtts,mtls --mutual-tls
+  mosqprov conf render --standalone --listener mqtts:8883 > mosquitto.conf   # no Debian mosquitto.conf`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.flagsSeen(cmd); err != nil {
 				return err
@@ -115,6 +120,9 @@ func newConfWriteCmd(a *App) *cobra.Command {
 what is there. A running broker is restarted when listeners changed, or
 reloaded when only allow_anonymous, password_file or acl_file changed.
 Unchanged: nothing is written or restarted.`,
+		Example: `  sudo mosqprov conf write                       # mqtt on 127.0.0.1:1883, mqtts:8883, wss:9443
+  sudo mosqprov conf write --listener mqtts --listener wss:9443 --dry-run
+  sudo mosqprov conf write --listener 'mqtt:1883:*' --allow-anonymous   # a lab broker: clear text, no login`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.flagsSeen(cmd); err != nil {
@@ -138,6 +146,8 @@ its ports against every other listener of the broker's configuration
 twice, that every file it names exists and is readable by the mosquitto user,
 and what a person should know (plain listeners beyond loopback, WebSockets
 listeners binding every interface). Exit 1 when an error is found.`,
+		Example: `  sudo mosqprov conf check
+  sudo mosqprov conf check --listener mqtts:8883 --listener ws:8080 -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.flagsSeen(cmd); err != nil {

@@ -2,8 +2,10 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -41,7 +43,7 @@ It changes nothing. Exit code 1 when a finding of severity error exists.`,
 			return runDoctor(cmd.Context(), o)
 		},
 	}
-	cmd.Flags().StringVarP(&o.File, "file", "f", "", "the spec to check against (default "+layout.Spec+" under --root)")
+	bindSpecFile(cmd, &o.File, "check against")
 	return cmd
 }
 
@@ -52,9 +54,12 @@ func runDoctor(ctx context.Context, o *doctorOptions) error {
 		c.SpecPath = o.Sys.HostPath(layout.Spec)
 	}
 	var specErr error
-	if _, err := os.Stat(c.SpecPath); err == nil || o.File != "" {
+	_, statErr := os.Stat(c.SpecPath)
+	if statErr == nil || o.File != "" {
 		c.Spec, specErr = spec.Load(o.Sys, c.SpecPath)
-		if specErr != nil && !errs.IsInput(specErr) {
+		// A spec the user named that isn't there is a mistake in the
+		// command line (exit 3, as plan and verify say), not a finding.
+		if specErr != nil && (!errs.IsInput(specErr) || errors.Is(statErr, fs.ErrNotExist)) {
 			return specErr
 		}
 	}

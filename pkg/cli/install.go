@@ -33,6 +33,8 @@ boots), install waits for it, up to --lock-timeout.
 With --root DIR the root's own dpkg database is read; packages are never
 installed under another root, because their maintainer scripts would run on
 this host (install them with chroot DIR apt-get install).`,
+		Example: `  sudo mosqprov install
+  sudo mosqprov install --lock-timeout 30m   # right after a Raspberry Pi's first boot`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runInstall(cmd.Context(), o)

@@ -196,7 +196,9 @@ var rootManExtra = func() string {
 	}
 	b.WriteString(".SH ENVIRONMENT\n.TP\n.B " + PasswordEnv + "\n" +
 		"a password for commands that need one, instead of the hidden prompt or --password-stdin. " +
-		"Passwords are never accepted as arguments: argv is visible to every user in ps(1).\n")
+		"Passwords are never accepted as arguments: argv is visible to every user in ps(1).\n" +
+		".TP\n.B " + P12PasswordEnv + "\n" +
+		"the password of the PKCS#12 bundle cert client --p12 writes.\n")
 	b.WriteString(".SH FILES\n")
 	for _, f := range []struct{ path, meaning string }{
 		{layout.Spec, "the broker's desired state, for plan and apply"},

@@ -111,7 +111,7 @@ func TestManPagesFollowCommandTree(t *testing.T) {
 			t.Errorf("mosqprov.1 SEE ALSO lacks %s", c.Name())
 		}
 	}
-	for _, s := range []string{".SH EXIT STATUS", ".B 130", PasswordEnv, "/etc/mosqprov/ca/ca.key"} {
+	for _, s := range []string{".SH EXIT STATUS", ".B 130", PasswordEnv, P12PasswordEnv, "/etc/mosqprov/ca/ca.key"} {
 		if !strings.Contains(top, s) {
 			t.Errorf("mosqprov.1 lacks %q", s)
 		}

@@ -33,6 +33,9 @@ shows every change apply would make, in order: package, CA, server
 certificate, passwords, ACL, configuration, service. + create, ~ change,
 - remove; text files as unified diffs with password hashes masked. It reads
 everything and writes nothing.`,
+		Example: `  sudo mosqprov plan
+  mosqprov plan -f broker.yaml --root /srv/pi-image
+  sudo mosqprov plan --detailed-exitcode -o json > plan.json   # exit 2: apply has changes to make`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runPlan(cmd.Context(), o) },
 	}
@@ -43,7 +46,7 @@ everything and writes nothing.`,
 
 // bindSpecFile binds -f, the spec plan and apply read.
 func bindSpecFile(cmd *cobra.Command, file *string, verb string) {
-	cmd.Flags().StringVarP(file, "file", "f", "", "the spec to "+verb+" (default "+layout.Spec+" under --root)")
+	cmd.Flags().StringVarP(file, "file", "f", "", "the spec `FILE` to "+verb+" (default "+layout.Spec+" under --root)")
 }
 
 // specPath is -f, or the default spec under --root, as a path on this machine.

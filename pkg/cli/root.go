@@ -4,12 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/mosqprov/mosqprov/pkg/conf"
+	"github.com/mosqprov/mosqprov/pkg/errs"
 )
 
 // Main runs mosqprov with args and returns the process exit code.
@@ -28,12 +33,31 @@ func Run(ctx context.Context, app *App, args []string) int {
 	root.SetErr(app.IO.ErrOut)
 	cmd, err := root.ExecuteContextC(ctx)
 	if err != nil && cmd != nil && !errors.As(err, new(*flagError)) && isCobraUsageError(err) {
-		err = &flagError{err.Error()}
+		err = &flagError{withUsage(err.Error(), cmd)}
 	}
 	if err != nil && cmd != nil && app.report.Command == "" {
+		// cobra stops at an unknown command before it parses any flag, so
+		// -o json is looked for here: the error still goes out as json.
+		if !root.PersistentFlags().Changed("output") {
+			app.Globals.Output = outputFromArgs(args, app.Globals.Output)
+		}
 		app.begin(commandName(cmd))
 	}
 	return app.finish(err)
+}
+
+// outputFromArgs finds -o/--output in args that cobra never parsed; def
+// when it isn't there or its value is not a format.
+func outputFromArgs(args []string, def string) string {
+	fs := pflag.NewFlagSet("output", pflag.ContinueOnError)
+	fs.ParseErrorsWhitelist.UnknownFlags = true
+	fs.SetOutput(io.Discard)
+	out := fs.StringP("output", "o", def, "")
+	fs.Parse(args)
+	if *out != "text" && *out != "json" {
+		return def
+	}
+	return *out
 }
 
 // isCobraUsageError recognises the argument and flag errors cobra returns as
@@ -50,6 +74,18 @@ func isCobraUsageError(err error) bool {
 	return false
 }
 
+// withUsage adds the command's synopsis to cobra's argument-count errors
+// ("accepts 1 arg(s), received 0"), which alone don't say which argument
+// is missing.
+func withUsage(msg string, cmd *cobra.Command) string {
+	for _, p := range []string{"accepts ", "requires at least", "requires at most", "requires exactly"} {
+		if strings.HasPrefix(msg, p) {
+			return fmt.Sprintf("%s (usage: %s)", msg, strings.TrimSuffix(cmd.UseLine(), " [flags]"))
+		}
+	}
+	return msg
+}
+
 // finish prints the report (json) or the error (text) and picks the exit code.
 func (a *App) finish(err error) int {
 	code := exitCode(err)
@@ -60,7 +96,10 @@ func (a *App) finish(err error) int {
 		journal = nil
 	}
 	if a.JSON() && a.report.Command != "" {
-		if err != nil && !silent(err) {
+		// A failed check (exit 1) is a failure for a script reading the
+		// json too: it gets an error; only plan's "changes present" (exit 2)
+		// is not one.
+		if err != nil && !errors.Is(err, errs.ErrChangesPresent) {
 			a.report.Error = err.Error()
 		}
 		if journal != nil {
@@ -96,7 +135,10 @@ idempotent: run it twice and the second run changes nothing and says so.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			return a.init(commandName(cmd))
+			if err := a.init(commandName(cmd)); err != nil {
+				return err
+			}
+			return checkTargetPaths(cmd)
 		},
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &flagError{err.Error()} })
@@ -125,8 +167,42 @@ idempotent: run it twice and the second run changes nothing and says so.`,
 			root.AddCommand(c)
 		}
 	}
-	refuseUnknownSubcommands(root)
+	refuseUnknownSubcommands(a, root)
 	return root
+}
+
+func subcommandNames(cmd *cobra.Command) []string {
+	var names []string
+	for _, c := range cmd.Commands() {
+		if c.IsAvailableCommand() {
+			names = append(names, c.Name())
+		}
+	}
+	return names
+}
+
+// targetPathAnnotation marks a flag naming a path on the target system,
+// which is resolved under --root: a relative one would land in the working
+// folder instead, outside --root.
+const targetPathAnnotation = "mosqprov-target-path"
+
+// markTargetPath marks the flags of fs named names as target paths.
+func markTargetPath(fs *pflag.FlagSet, names ...string) {
+	for _, n := range names {
+		fs.SetAnnotation(n, targetPathAnnotation, []string{"true"})
+	}
+}
+
+// checkTargetPaths refuses a target-path flag given a relative or unclean
+// path, before the command reads or writes anything.
+func checkTargetPaths(cmd *cobra.Command) error {
+	var err error
+	cmd.Flags().Visit(func(f *pflag.Flag) {
+		if _, ok := f.Annotations[targetPathAnnotation]; ok && err == nil {
+			err = conf.ValidatePath("--"+f.Name, f.Value.String(), false)
+		}
+	})
+	return err
 }
 
 // commandName is the command as the json report names it ("user add").
@@ -137,13 +213,18 @@ func commandName(cmd *cobra.Command) string {
 // refuseUnknownSubcommands makes a command group (user, cert, ...) refuse
 // an unknown subcommand with a usage error. cobra checks unknown commands
 // only on the root: "mosqprov user nope" would print help and exit 0.
-func refuseUnknownSubcommands(root *cobra.Command) {
+// Without a subcommand a group prints its help, except with -o json, where
+// help text on stdout would break the one-object promise.
+func refuseUnknownSubcommands(a *App, root *cobra.Command) {
 	for _, c := range root.Commands() {
-		refuseUnknownSubcommands(c)
+		refuseUnknownSubcommands(a, c)
 		if c.Runnable() || !c.HasSubCommands() {
 			continue
 		}
 		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 && a.JSON() {
+				return flagErrorf("%q needs a subcommand: %s", cmd.CommandPath(), strings.Join(subcommandNames(cmd), ", "))
+			}
 			if len(args) == 0 {
 				return cmd.Help()
 			}

@@ -43,9 +43,10 @@ Where systemd is not PID 1 (a container, CI) these commands say so and exit 4.`,
 	for _, act := range serviceActions {
 		o := &serviceOptions{App: a, action: act.name}
 		cmd.AddCommand(&cobra.Command{
-			Use:   act.name,
-			Short: act.short,
-			Args:  cobra.NoArgs,
+			Use:     act.name,
+			Short:   act.short,
+			Example: "  sudo mosqprov service " + act.name,
+			Args:    cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return runService(cmd.Context(), o)
 			},

@@ -60,11 +60,14 @@ drops no client.`,
 }
 
 func bindUserFile(cmd *cobra.Command, o *userOptions) {
-	cmd.Flags().StringVar(&o.file, "file", layout.PasswordFile, "the password file")
+	cmd.Flags().StringVar(&o.file, "file", layout.PasswordFile, "the password `FILE`")
+	markTargetPath(cmd.Flags(), "file")
 }
 
-func bindNoReload(cmd *cobra.Command, o *userOptions) {
-	cmd.Flags().BoolVar(&o.noReload, "no-reload", false, "don't reload a running broker after a change")
+// bindNoReload binds --no-reload, for commands whose change the broker
+// takes on a reload: several edits in a row, then one reload.
+func bindNoReload(cmd *cobra.Command, noReload *bool) {
+	cmd.Flags().BoolVar(noReload, "no-reload", false, "don't reload a running broker after a change")
 }
 
 func bindHashFlags(cmd *cobra.Command, o *userOptions) {
@@ -124,7 +127,7 @@ same bytes, same modification time) and the user is reported unchanged.`,
 	bindUserFile(cmd, o)
 	bindHashFlags(cmd, o)
 	bindPasswordStdin(cmd, o)
-	bindNoReload(cmd, o)
+	bindNoReload(cmd, &o.noReload)
 	return cmd
 }
 
@@ -190,11 +193,11 @@ func (o *userOptions) finishUsers(ctx context.Context, res passwd.Result, names 
 	if res.Need == systemd.None {
 		return nil
 	}
+	o.Need(res.Need)
 	if o.noReload {
-		o.Infof("not reloading the broker (--no-reload): it reads the change on its next reload or restart")
+		o.HoldReload()
 		return nil
 	}
-	o.Need(res.Need)
 	return o.Settle(ctx)
 }
 
@@ -212,7 +215,7 @@ func newUserRmCmd(a *App) *cobra.Command {
 		},
 	}
 	bindUserFile(cmd, o)
-	bindNoReload(cmd, o)
+	bindNoReload(cmd, &o.noReload)
 	return cmd
 }
 
@@ -303,7 +306,7 @@ func newUserVerifyCmd(a *App) *cobra.Command {
 		Long: `Check a password against the line the broker uses for NAME (with duplicate
 lines, the last valid one). Exit 0 when it matches, 1 when it doesn't or the
 user can't log in at all.`,
-		Example: `  printf '%s\n' "$PW" | mosqprov user verify sensor1 --password-stdin`,
+		Example: `  printf '%s\n' "$PW" | sudo mosqprov user verify sensor1 --password-stdin`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runUserVerify(cmd.Context(), o, args[0])
@@ -381,7 +384,7 @@ kept as it is. Prints how many were added, updated and unchanged.`,
 	}
 	bindUserFile(cmd, o)
 	bindHashFlags(cmd, o)
-	bindNoReload(cmd, o)
+	bindNoReload(cmd, &o.noReload)
 	return cmd
 }
 
@@ -398,7 +401,8 @@ func runUserImport(ctx context.Context, o *userOptions, src string, opts passwd.
 		data, err = os.ReadFile(src)
 	}
 	if err != nil {
-		return fmt.Errorf("read %s: %w", name, err)
+		// The file the user named is bad input (exit 3), like cert import's.
+		return errs.Invalid("FILE", "can't read %s: %v", name, unwrapPathErr(err))
 	}
 	want, err := passwd.ParseImport(name, data)
 	if err != nil {

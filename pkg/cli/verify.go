@@ -59,13 +59,13 @@ Exit code 1 when any listener fails.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&o.File, "file", "f", "", "the spec to check against (default "+layout.Spec+" under --root)")
+	bindSpecFile(cmd, &o.File, "check against")
 	f.StringVar(&o.Host, "host", "", "connect to `HOST` (a name or IP) instead of this machine; also the name the certificate must hold")
 	f.StringVar(&o.CA, "ca", "", "CA certificate clients trust (`FILE`; default the CA mosqprov made, else the system's CAs)")
 	f.StringArrayVar(&o.Listeners, "listener", nil, "check `TYPE[:PORT]` (mqtt, mqtts, ws, wss) instead of the spec's listeners; repeatable")
-	f.StringArrayVar(&o.Names, "name", nil, "a further host name or IP the certificate must hold; repeatable")
+	f.StringArrayVar(&o.Names, "name", nil, "a further host `NAME` or IP the certificate must hold; repeatable")
 	f.StringVar(&o.User, "user", "", "publish and subscribe as `NAME` (password from --password-stdin, "+PasswordEnv+" or a prompt)")
-	f.BoolVar(&o.PasswordStdin, "password-stdin", false, "read the password from the first line of standard input")
+	f.BoolVar(&o.PasswordStdin, "password-stdin", false, "read the password from the first line of stdin")
 	f.StringVar(&o.Topic, "topic", "", "round-trip topic prefix; a random level is added (default: one broker.yaml's ACL lets the user read and write, else mosqprov/verify)")
 	f.DurationVar(&o.Timeout, "timeout", 5*time.Second, "how long each step may take")
 	f.BoolVar(&o.AllowAnonymous, "allow-anonymous", false, "with --listener: anonymous access is meant to be on")

@@ -61,7 +61,9 @@ func newVersionCmd(a *App) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print mosqprov's version, commit and build date",
-		Args:  cobra.NoArgs,
+		Example: `  mosqprov version
+  mosqprov version -o json | jq -r .result.version`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b := Build()
 			a.Result(b, func(w io.Writer) {
