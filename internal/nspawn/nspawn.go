@@ -1,7 +1,6 @@
 // Package nspawn boots a real Debian bookworm with systemd as PID 1 under
 // systemd-nspawn, for end-to-end tests of what mosqprov does to apt and
-// systemd (../shared/E2E.md). The host's own PID 1 is not systemd on CI, so
-// this is the only way to exercise systemctl, journalctl and apt for real.
+// systemd. The host's own PID 1 is not systemd on CI, so this is the only way to exercise systemctl, journalctl and apt for real.
 //
 // The tree is built once with debootstrap (about two minutes), cached as a
 // tar.zst named after a hash of its recipe, and unpacked fresh for every

@@ -356,7 +356,7 @@ func TestSecondRunSaysUnchanged(t *testing.T) {
 		{"conf", "write"},
 		{"acl", "allow", "alice", "home/#", "--read"},
 		{"acl", "deny", "alice", "home/alarm/#"},
-		{"acl", "pattern", "users/%u/#", "--readwrite"},
+		{"acl", "pattern", "users/%u/#", "--readwrite", "--no-reload"},
 		{"acl", "rm", "alice", "home/#"},
 		{"acl", "rm", "alice"},
 		{"install"},
