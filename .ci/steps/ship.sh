@@ -173,18 +173,27 @@ if grep -qx user <<<"$commands"; then
     b=$work/broker
     mkdir -p "$b" && chmod 0755 "$work" "$b"
     install -m 0600 -o mosquitto -g mosquitto "$piroot/etc/mosquitto/passwd" "$b/passwd"
-    port=
-    for _ in $(seq 20); do
-      p=$((20000 + RANDOM % 40000))
-      (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { port=$p; break; }
-    done
-    [ -n "$port" ] || fail "no free loopback port"
-    printf 'listener %s 127.0.0.1\nallow_anonymous false\npassword_file %s\nlog_dest file %s\n' \
-      "$port" "$b/passwd" "$b/log" >"$b/conf"
+    # Ports below Linux's ephemeral range (32768+), so no client socket of
+    # another process holds one; a port taken in between the look and the
+    # bind makes the broker exit, and the next try takes another.
     touch "$b/log" && chown mosquitto "$b/log"
-    mosquitto -c "$b/conf" &
-    broker=$!
-    for _ in $(seq 50); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+    port= broker=
+    for _ in $(seq 10); do
+      p=$((20000 + RANDOM % 12000))
+      (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
+      printf 'listener %s 127.0.0.1\nallow_anonymous false\npassword_file %s\nlog_dest file %s\n' \
+        "$p" "$b/passwd" "$b/log" >"$b/conf"
+      mosquitto -c "$b/conf" &
+      broker=$!
+      for _ in $(seq 50); do
+        (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null && { port=$p; break; }
+        kill -0 "$broker" 2>/dev/null || break
+        sleep 0.1
+      done
+      [ -n "$port" ] && break
+      kill "$broker" 2>/dev/null; wait "$broker" 2>/dev/null || true
+    done
+    [ -n "$port" ] || fail "the broker did not start on any of 10 loopback ports: $(cat "$b/log")"
     # Test-only password, so argv is acceptable here; mosqprov itself never takes one there.
     ok=yes
     mosquitto_pub -h 127.0.0.1 -p "$port" -u ci-device -P ci-only-password -t ci/ship -m ok || ok=no
