@@ -30,18 +30,7 @@ func TestInstallAndServiceInRealSystemd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 
-	bin, err := nspawn.BuildMosqprov(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	image, err := nspawn.Image(ctx, nspawn.DefaultCacheDir, nspawn.DefaultRecipe(), t.Logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := nspawn.Boot(t, image)
-	if err := c.Install(bin, "/usr/local/bin/mosqprov", 0o755); err != nil {
-		t.Fatal(err)
-	}
+	c := nspawn.BootWithMosqprov(ctx, t)
 	e := &env{ctx: ctx, c: c}
 
 	// The container shares the host's network (apt needs the mirror), so

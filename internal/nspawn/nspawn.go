@@ -501,3 +501,24 @@ func removeCgroup(cg string) {
 		os.Remove(dirs[i])
 	}
 }
+
+// BootWithMosqprov is what every end-to-end test starts with: the cached
+// tree (built first if missing), a static mosqprov built before the boot
+// lock is taken, a booted container, and the binary at
+// /usr/local/bin/mosqprov inside it.
+func BootWithMosqprov(ctx context.Context, t testing.TB) *Container {
+	t.Helper()
+	image, err := Image(ctx, DefaultCacheDir, DefaultRecipe(), t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := BuildMosqprov(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := Boot(t, image)
+	if err := c.Install(bin, "/usr/local/bin/mosqprov", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

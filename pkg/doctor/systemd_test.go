@@ -29,20 +29,9 @@ func TestInRealSystemd(t *testing.T) {
 	nspawn.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	image, err := nspawn.Image(ctx, nspawn.DefaultCacheDir, nspawn.DefaultRecipe(), t.Logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin, err := nspawn.BuildMosqprov(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := nspawn.Boot(t, image)
+	c := nspawn.BootWithMosqprov(ctx, t)
 	if out, err := c.Exec(ctx, "apt-get", "install", "-y", "-q", "mosquitto"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
-	}
-	if err := c.Install(bin, "/usr/local/bin/mosqprov", 0o755); err != nil {
-		t.Fatal(err)
 	}
 	doctor := func() (Report, string) {
 		t.Helper()
@@ -100,7 +89,7 @@ acl:
 	if out, err := c.Exec(ctx, "env", "ALICE_PASSWORD="+pw, "mosqprov", "apply", "--yes"); err != nil {
 		t.Fatalf("apply: %v\n%s", err, out)
 	}
-	out, err = c.Exec(ctx, "env", "MOSQPROV_PASSWORD="+pw, "mosqprov", "verify", "--user", "alice")
+	out, err := c.Exec(ctx, "env", "MOSQPROV_PASSWORD="+pw, "mosqprov", "verify", "--user", "alice")
 	if err != nil || strings.Count(out, "round trip ok") != 3 || strings.Count(out, "2 names ok") != 2 {
 		t.Fatalf("verify: %v\n%s", err, out)
 	}

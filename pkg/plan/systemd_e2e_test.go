@@ -26,18 +26,7 @@ func TestApplyInRealSystemd(t *testing.T) {
 	brokertest.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	image, err := nspawn.Image(ctx, nspawn.DefaultCacheDir, nspawn.DefaultRecipe(), t.Logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin, err := nspawn.BuildMosqprov(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := nspawn.Boot(t, image)
-	if err := c.Install(bin, "/usr/local/bin/mosqprov", 0o755); err != nil {
-		t.Fatal(err)
-	}
+	c := nspawn.BootWithMosqprov(ctx, t)
 	// The container shares the host's network: loopback high ports.
 	mqttPort, tlsPort := brokertest.FreePort(t), brokertest.FreePort(t)
 	hash := "$7$101$74G1pCqSt4EPbk0k$l5MijUNV9xjqd00TZnXHrKfdQLEzw0r1/XtNYNjAtCSyFhoAf7c0oIpZunEjhWIbesnOMGnfc7atQzv+bWZ7qA==" // android-example-password
