@@ -628,20 +628,7 @@ func TestWithDebianMainConf(t *testing.T) {
 // another conf.d file as well makes the real broker refuse to start.
 func TestDuplicateSetting(t *testing.T) {
 	f := newFixture(t)
-	confd := filepath.Join(f.dir, "conf.d")
-	os.MkdirAll(confd, 0o755)
-	if err := os.WriteFile(filepath.Join(confd, "local.conf"), []byte("password_file "+f.passwd+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg := f.config("mqtt")
-	cfg.Listeners[0].Port = brokertest.FreePort(t)
-	sys := system.NewReal("/")
-	ours := filepath.Join(confd, "mosqprov.conf")
-	if _, _, err := conf.Write(sys, ours, cfg); err != nil {
-		t.Fatal(err)
-	}
-	main := filepath.Join(f.dir, "main.conf")
-	os.WriteFile(main, []byte("include_dir "+confd+"\n"), 0o644)
+	cfg, sys, confd, ours, main := f.withConfD(t, "local.conf", "password_file "+f.passwd+"\n")
 	if findings := conf.CheckAgainst(sys, cfg, ours, main); !hasFinding(findings, "duplicate", "password_file is also set in "+filepath.Join(confd, "local.conf")+":1") {
 		t.Fatalf("no duplicate finding: %+v", findings)
 	}
@@ -659,24 +646,37 @@ func TestDuplicateSetting(t *testing.T) {
 // allow_anonymous in a conf.d file read after ours wins on the real broker.
 func TestAllowAnonymousOverride(t *testing.T) {
 	f := newFixture(t)
-	confd := filepath.Join(f.dir, "conf.d")
-	os.MkdirAll(confd, 0o755)
+	cfg, sys, confd, ours, main := f.withConfD(t, "zz-local.conf", "allow_anonymous true\n")
 	later := filepath.Join(confd, "zz-local.conf")
-	if err := os.WriteFile(later, []byte("allow_anonymous true\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg := f.config("mqtt")
-	cfg.Listeners[0].Port = brokertest.FreePort(t)
-	sys := system.NewReal("/")
-	ours := filepath.Join(confd, "mosqprov.conf")
-	if _, _, err := conf.Write(sys, ours, cfg); err != nil {
-		t.Fatal(err)
-	}
-	main := filepath.Join(f.dir, "main.conf")
-	os.WriteFile(main, []byte("include_dir "+confd+"\n"), 0o644)
 	if findings := conf.CheckAgainst(sys, cfg, ours, main); !hasFinding(findings, "override", "allow_anonymous true in "+later+":1 is read after") {
 		t.Fatalf("no override warning: %+v", findings)
 	}
 	b := brokertest.Start(t, f.dir, "include_dir "+confd+"\n", cfg.Listeners[0].Port)
 	mustDeliver(t, b, brokertest.Client{Port: cfg.Listeners[0].Port})
+}
+
+// withConfD lays out a main config that includes conf.d, holding another
+// file (name, content) beside our drop-in rendered from an mqtt listener on
+// a free port.
+func (f *fixture) withConfD(t *testing.T, name, content string) (cfg conf.Config, sys system.System, confd, ours, main string) {
+	t.Helper()
+	confd = filepath.Join(f.dir, "conf.d")
+	if err := os.MkdirAll(confd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(confd, name), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg = f.config("mqtt")
+	cfg.Listeners[0].Port = brokertest.FreePort(t)
+	sys = system.NewReal("/")
+	ours = filepath.Join(confd, "mosqprov.conf")
+	if _, _, err := conf.Write(sys, ours, cfg); err != nil {
+		t.Fatal(err)
+	}
+	main = filepath.Join(f.dir, "main.conf")
+	if err := os.WriteFile(main, []byte("include_dir "+confd+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, sys, confd, ours, main
 }
