@@ -255,14 +255,28 @@ func TestManRemovesOnlyStalePages(t *testing.T) {
 	}
 }
 
-// readme returns the repository's README.md, which documents these commands.
+// readme returns the user documentation: README.md and the pages under docs/
+// it links to, which together document these commands (architecture.md is
+// the code's map, not a user's page).
 func readme(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	pages, err := filepath.Glob(filepath.Join("..", "..", "docs", "*.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(b)
+	var all strings.Builder
+	for _, p := range append([]string{filepath.Join("..", "..", "README.md")}, pages...) {
+		if filepath.Base(p) == "architecture.md" {
+			continue
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all.Write(b)
+		all.WriteString("\n")
+	}
+	return all.String()
 }
 
 // readmeCodeLines are the lines of the README's fenced code blocks: the

@@ -11,17 +11,17 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// readmeTable returns the first column of the table under the README
-// heading "## title".
+// readmeTable returns the first column of the table under the heading
+// "## title" of docs/reference.md, where the README links for the reference.
 func readmeTable(t *testing.T, title string) []string {
 	t.Helper()
-	data, err := os.ReadFile("../../README.md")
+	data, err := os.ReadFile("../../docs/reference.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, section, ok := strings.Cut(string(data), "\n## "+title+"\n")
 	if !ok {
-		t.Fatalf("README has no %q section", title)
+		t.Fatalf("docs/reference.md has no %q section", title)
 	}
 	section, _, _ = strings.Cut(section, "\n## ")
 	var first []string
