@@ -52,7 +52,7 @@ func runApply(ctx context.Context, o *applyOptions) error {
 	}
 	// The plan first: to show and ask, and so a converged broker is left
 	// entirely alone (not even a lock is taken).
-	planned, files, err := computePlan(ctx, a, s)
+	planned, files, err := computePlan(ctx, a, s, nil)
 	if err != nil {
 		return err
 	}
@@ -66,6 +66,7 @@ func runApply(ctx context.Context, o *applyOptions) error {
 	if !planned.Changed {
 		addApplied(a, planned.Changes())
 		showUnmanaged(a, planned)
+		planned.Summary = plan.Count(a.report.Changes) // setup's broker.yaml
 		a.Result(planOutput{Spec: s.File(), Result: planned, Files: []plan.FileDiff{}}, func(w io.Writer) {
 			fmt.Fprintln(w, applySummary(a, planned, false, s))
 		})
@@ -96,6 +97,9 @@ func runApply(ctx context.Context, o *applyOptions) error {
 	if err := a.Settle(ctx); err != nil {
 		return err
 	}
+	// The summary counts what this run printed: every file, the broker's
+	// restart, and setup's broker.yaml, as its plan did.
+	res.Summary = plan.Count(a.report.Changes)
 	a.Result(planOutput{Spec: s.File(), Result: res, Files: plan.Diffs(a.Sys.Changes())}, func(w io.Writer) {
 		fmt.Fprintln(w, applySummary(a, res, false, s))
 	})
@@ -134,7 +138,7 @@ func confirmApply(a *App, planned *plan.Result, files []plan.FileDiff) error {
 
 func applySummary(a *App, r *plan.Result, dryRun bool, s *spec.Spec) string {
 	switch {
-	case !r.Changed:
+	case r.Summary == plan.Summary{}:
 		return fmt.Sprintf("No changes. The broker matches %s: nothing written, nothing restarted.", s.File())
 	case dryRun:
 		return fmt.Sprintf("Dry run: %s%s; nothing was changed.", r.Summary, settleNote(a.Service, r))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -76,11 +77,21 @@ type planOutput struct {
 	Files []plan.FileDiff `json:"files"`
 }
 
-// computePlan runs the engine on a dry run of the App's System.
-func computePlan(ctx context.Context, a *App, s *spec.Spec) (*plan.Result, []plan.FileDiff, error) {
+// computePlan runs the engine on a dry run of the App's System. pre, when
+// set, runs first on the same dry run (setup writes broker.yaml before it
+// applies) and its changes lead the plan. The broker's reload or restart, when
+// apply will do one, ends the plan as a line of its own: the summary counts
+// exactly the lines the plan shows, and apply's summary then counts the same.
+func computePlan(ctx context.Context, a *App, s *spec.Spec, pre func(system.System) ([]system.Change, error)) (*plan.Result, []plan.FileDiff, error) {
 	dry, err := dryRunOf(a.Sys)
 	if err != nil {
 		return nil, nil, err
+	}
+	var first []system.Change
+	if pre != nil {
+		if first, err = pre(dry); err != nil {
+			return nil, nil, err
+		}
 	}
 	svc := *a.Service
 	svc.Sys = dry
@@ -88,7 +99,65 @@ func computePlan(ctx context.Context, a *App, s *spec.Spec) (*plan.Result, []pla
 	if err != nil {
 		return nil, nil, err
 	}
-	return res, plan.PlannedDiffs(dry.Changes()), nil
+	if len(first) > 0 {
+		res.Prepend(stepSpec, first...)
+	}
+	if c, ok := plannedSettle(ctx, &svc, res); ok {
+		res.Append(stepSettle, c)
+	}
+	// pre's files are shown by its caller (setup shows broker.yaml with
+	// its hashes shortened); their diffs would show the hashes whole.
+	files := []plan.FileDiff{}
+	for _, f := range plan.PlannedDiffs(dry.Changes()) {
+		if !slices.ContainsFunc(first, func(c system.Change) bool { return c.Path == f.Path }) {
+			files = append(files, f)
+		}
+	}
+	return res, files, nil
+}
+
+// Steps the command side adds to the engine's.
+const (
+	stepSpec   = "spec"
+	stepSettle = "broker"
+)
+
+// plannedSettle is the reload or restart apply will end with, as a plan
+// line: none when nothing the broker reads changes, when the service is left
+// alone (the summary line says why), or when the broker is stopped and not
+// about to be installed (it reads the new files when it starts).
+func plannedSettle(ctx context.Context, svc *systemd.Service, res *plan.Result) (system.Change, bool) {
+	if res.Need == systemd.None {
+		return system.Change{}, false
+	}
+	if ok, _ := svc.Manageable(); !ok {
+		return system.Change{}, false
+	}
+	if !installs(res) && !svc.IsActive(ctx) {
+		return system.Change{}, false
+	}
+	action, verb := system.Reload, "reload"
+	if res.Need == systemd.Restart {
+		action, verb = system.Restart, "restart"
+	}
+	why := "it reads the changed files on a " + verb
+	return system.NewChange("service "+svc.Unit, "", action, why), true
+}
+
+// installs reports whether the plan installs the broker's package (whose
+// install starts the broker, which apply then restarts on the new files).
+func installs(res *plan.Result) bool {
+	for _, st := range res.Steps {
+		if st.Name != plan.StepPackage {
+			continue
+		}
+		for _, c := range st.Changes {
+			if c.Changed {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func runPlan(ctx context.Context, o *planOptions) error {
@@ -114,7 +183,7 @@ func planSpec(ctx context.Context, o *planOptions) error {
 	if err != nil {
 		return err
 	}
-	res, files, err := computePlan(ctx, a, s)
+	res, files, err := computePlan(ctx, a, s, nil)
 	if err != nil {
 		return err
 	}
@@ -196,8 +265,9 @@ func printDiff(w io.Writer, f plan.FileDiff) {
 	fmt.Fprintln(w)
 }
 
-// settleNote says what the broker will be asked to do at the end, or why it
-// won't be (under --root, or where systemd isn't running).
+// settleNote says why the broker won't be reloaded or restarted at the end
+// (under --root, or where systemd isn't running); when it will be, the plan
+// shows that as a line of its own (plannedSettle).
 func settleNote(svc *systemd.Service, res *plan.Result) string {
 	if res.Need == systemd.None {
 		return ""
@@ -205,7 +275,7 @@ func settleNote(svc *systemd.Service, res *plan.Result) string {
 	if ok, why := svc.Manageable(); !ok {
 		return "; the broker's " + res.Need.String() + " is skipped: " + why
 	}
-	return "; then one " + res.Need.String() + " of the broker"
+	return ""
 }
 
 func dedupe(list []string) []string {

@@ -16,6 +16,7 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/doctor"
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/layout"
+	"github.com/mosqprov/mosqprov/pkg/plan"
 	"github.com/mosqprov/mosqprov/pkg/spec"
 	"github.com/mosqprov/mosqprov/pkg/system"
 	"github.com/mosqprov/mosqprov/pkg/wizard"
@@ -78,26 +79,29 @@ func runSetup(ctx context.Context, o *setupOptions) error {
 	}
 	fmt.Fprintf(a.IO.Out, "\n%s (password hashes shortened here):\n\n%s\n", layout.Spec, shortenHashes(data))
 
-	planned, files, err := computePlan(ctx, a, s)
+	// The plan starts with broker.yaml, which setup writes before it
+	// applies: its lines and its summary are then the apply's.
+	sameSpec := bytes.Equal(current, data)
+	planned, files, err := computePlan(ctx, a, s, func(sys system.System) ([]system.Change, error) {
+		return writeSpec(sys, data)
+	})
 	if err != nil {
 		return err
 	}
-	sameSpec := bytes.Equal(current, data)
-	switch {
-	case !planned.Changed && sameSpec:
+	if !planned.Changed {
 		// Asking "write and apply?" would offer to do nothing.
 		fmt.Fprintln(a.IO.Out, "Nothing to do: broker.yaml and the broker already match these answers.")
 		return nil
-	case !planned.Changed:
+	}
+	// Until the person says yes the plan speaks in the conditional,
+	// exactly as `mosqprov plan` shows it.
+	saved := a.Globals.DryRun
+	a.Globals.DryRun = true
+	showPlan(a, planned, files)
+	a.Globals.DryRun = saved
+	fmt.Fprintln(a.IO.Out, planLine(a, planned))
+	if !brokerChanges(planned) {
 		fmt.Fprintln(a.IO.Out, "The broker already matches these answers; only broker.yaml changes.")
-	default:
-		// Until the person says yes the plan speaks in the conditional,
-		// exactly as `mosqprov plan` shows it.
-		saved := a.Globals.DryRun
-		a.Globals.DryRun = true
-		showPlan(a, planned, files)
-		a.Globals.DryRun = saved
-		fmt.Fprintf(a.IO.Out, "Plan: %s%s.\n", planned.Summary, settleNote(a.Service, planned))
 	}
 	if current != nil && !sameSpec {
 		fmt.Fprintf(a.IO.Out, "%s will be replaced by the text above (comments in it are not kept).\n", layout.Spec)
@@ -116,14 +120,29 @@ func runSetup(ctx context.Context, o *setupOptions) error {
 	if !ok || ctx.Err() != nil {
 		return errs.ErrInterrupted
 	}
-	if err := writeSpec(a, data); err != nil {
+	written, err := writeSpec(a.Sys, data)
+	if err != nil {
 		return err
 	}
+	a.Add(written...)
 	if err := runApply(ctx, &applyOptions{App: a, Yes: true}); err != nil {
 		return err
 	}
 	printNextSteps(a.IO.Out, s)
 	return nil
+}
+
+// brokerChanges reports whether the plan changes more than broker.yaml.
+func brokerChanges(res *plan.Result) bool {
+	for _, st := range res.Steps {
+		if st.Name == stepSpec {
+			continue
+		}
+		if plan.Count(st.Changes) != (plan.Summary{}) {
+			return true
+		}
+	}
+	return false
 }
 
 // prompter is the one the options give (tests), else the terminal's;
@@ -161,17 +180,16 @@ func loadStartSpec(a *App) (*spec.Spec, []byte, error) {
 }
 
 // writeSpec writes broker.yaml root-only: it holds password hashes.
-func writeSpec(a *App, data []byte) error {
-	action, err := a.Sys.EnsureDir(layout.StateDir, system.Attr{Mode: 0o755, User: "root", Group: "root"})
+func writeSpec(sys system.System, data []byte) ([]system.Change, error) {
+	action, err := sys.EnsureDir(layout.StateDir, system.Attr{Mode: 0o755, User: "root", Group: "root"})
 	if err != nil {
-		return fmt.Errorf("create %s: %w", layout.StateDir, err)
+		return nil, fmt.Errorf("create %s: %w", layout.StateDir, err)
 	}
-	a.Add(system.NewChange("mosqprov folder", layout.StateDir, action, ""))
-	if action, err = a.Sys.WriteFile(layout.Spec, data, layout.RootOnly); err != nil {
-		return fmt.Errorf("write %s: %w", layout.Spec, err)
+	changes := []system.Change{system.NewChange("mosqprov folder", layout.StateDir, action, "")}
+	if action, err = sys.WriteFile(layout.Spec, data, layout.RootOnly); err != nil {
+		return changes, fmt.Errorf("write %s: %w", layout.Spec, err)
 	}
-	a.Add(system.NewChange("spec", layout.Spec, action, ""))
-	return nil
+	return append(changes, system.NewChange("spec", layout.Spec, action, "")), nil
 }
 
 // hashLine is a user's hash in broker.yaml as spec.Marshal writes it.

@@ -84,6 +84,41 @@ func (s Summary) String() string {
 	return fmt.Sprintf("%d to create, %d to change, %d to remove", s.Create, s.Change, s.Remove)
 }
 
+// Count is the summary of changes as they are printed: each change that
+// changes something is one line, counted by its glyph (+ create, - remove,
+// ~ every other action: update, run, reload, restart). Plan, apply and
+// setup all count with it, so a summary line counts exactly the lines shown.
+func Count(changes []system.Change) Summary {
+	var s Summary
+	for _, c := range changes {
+		if !c.Changed {
+			continue
+		}
+		switch c.Action.Glyph() {
+		case "+":
+			s.Create++
+		case "-":
+			s.Remove++
+		default:
+			s.Change++
+		}
+	}
+	return s
+}
+
+// Append adds a step after the engine's (setup's broker.yaml, the broker's
+// reload or restart) and counts its changes in the summary.
+func (r *Result) Append(name string, changes ...system.Change) {
+	r.add(name, changes, systemd.None, nil)
+}
+
+// Prepend adds a step before the engine's and counts its changes.
+func (r *Result) Prepend(name string, changes ...system.Change) {
+	r.add(name, changes, systemd.None, nil)
+	last := r.Steps[len(r.Steps)-1]
+	r.Steps = append([]Step{last}, r.Steps[:len(r.Steps)-1]...)
+}
+
 // Changes is every change of every step, in order.
 func (r *Result) Changes() []system.Change {
 	var all []system.Change
@@ -100,19 +135,12 @@ func (r *Result) add(name string, changes []system.Change, need systemd.Need, wa
 	r.Steps = append(r.Steps, Step{Name: name, Changes: changes, Need: need})
 	r.Need = r.Need.Max(need)
 	r.Warnings = append(r.Warnings, warnings...)
-	for _, c := range changes {
-		if !c.Changed {
-			continue
-		}
+	n := Count(changes)
+	r.Summary.Create += n.Create
+	r.Summary.Change += n.Change
+	r.Summary.Remove += n.Remove
+	if n != (Summary{}) {
 		r.Changed = true
-		switch c.Action {
-		case system.Create:
-			r.Summary.Create++
-		case system.Delete:
-			r.Summary.Remove++
-		default:
-			r.Summary.Change++
-		}
 	}
 }
 

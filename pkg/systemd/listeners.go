@@ -28,6 +28,19 @@ func (l Listener) Addr() string {
 	return net.JoinHostPort(host, strconv.Itoa(l.Port))
 }
 
+// Bound is where the listener listens, as a person reads it: its bind
+// address, or "*" when it has none and the broker listens on every
+// interface (IPv4 and IPv6), as ss(8) writes it. Addr is where a check
+// connects, which is loopback for those: printing that would tell a person
+// the broker is reachable from this machine only.
+func (l Listener) Bound() string {
+	host := l.Bind
+	if host == "" {
+		host = "*"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(l.Port))
+}
+
 // listeners is what WaitUp and Status dial. The broker's configuration is
 // read by pkg/conf, which imports this package, so the reader is plugged
 // in by the caller (pkg/cli); without one only the unit's state is checked.

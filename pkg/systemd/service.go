@@ -143,10 +143,16 @@ func describe(ls []Listener) string {
 		return "active"
 	}
 	var addrs []string
+	every := false
 	for _, l := range ls {
-		addrs = append(addrs, l.Addr())
+		addrs = append(addrs, l.Bound())
+		every = every || l.Bind == ""
 	}
-	return "active, accepting on " + strings.Join(addrs, " ")
+	line := "active, accepting on " + strings.Join(addrs, " ")
+	if every {
+		line += " (* is every interface)"
+	}
+	return line
 }
 
 // Status is the unit's state as `systemctl show` reports it, with the

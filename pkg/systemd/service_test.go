@@ -522,3 +522,16 @@ func TestJournalWithBrokerLog(t *testing.T) {
 		t.Errorf("journal (-want +got):\n%s", d)
 	}
 }
+
+// What a person reads after a restart: the addresses the broker listens on,
+// "*" for every interface, not the loopback address the check dialled.
+func TestDescribeShowsBindAddresses(t *testing.T) {
+	got := describe([]Listener{{Port: 1883, Bind: "127.0.0.1"}, {Port: 8883}, {Port: 9443, Bind: "::"}, {Port: 8884, Bind: "10.0.0.2"}})
+	want := "active, accepting on 127.0.0.1:1883 *:8883 [::]:9443 10.0.0.2:8884 (* is every interface)"
+	if got != want {
+		t.Errorf("describe:\n got %s\nwant %s", got, want)
+	}
+	if got := describe([]Listener{{Port: 1883, Bind: "127.0.0.1"}}); got != "active, accepting on 127.0.0.1:1883" {
+		t.Errorf("describe of a loopback listener: %s", got)
+	}
+}
