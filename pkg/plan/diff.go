@@ -8,6 +8,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/diff"
 
+	"github.com/mosqprov/mosqprov/pkg/bridge"
 	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/pki"
 	"github.com/mosqprov/mosqprov/pkg/state"
@@ -101,6 +102,9 @@ func fileDiff(path string, action system.Action, before *system.Snapshot, after 
 	case path == layout.PasswordFile:
 		old, after = maskPair(old, after)
 		fd.Note = "password hashes masked"
+	case path == bridge.File:
+		old, after = bridge.MaskPasswords(old, after)
+		fd.Note = "remote passwords masked"
 	}
 	oldName, newName := "a"+path, "b"+path
 	if before == nil {

@@ -45,6 +45,7 @@ const (
 	StepUsers   = "passwords"
 	StepACL     = "ACL"
 	StepConf    = "configuration"
+	StepBridges = "bridges"
 	StepState   = "state"
 	StepService = "service"
 )
@@ -160,6 +161,9 @@ func Converge(ctx context.Context, sys system.System, s *spec.Spec, o Options) (
 	if err != nil {
 		return nil, err
 	}
+	if d.bridges, err = desireBridges(sys, s, o); err != nil {
+		return nil, err
+	}
 	r := &Result{Steps: []Step{}}
 	for _, step := range steps {
 		if err := ctx.Err(); err != nil {
@@ -190,6 +194,7 @@ var steps = []step{
 	{StepUsers, usersStep},
 	{StepACL, aclStep},
 	{StepConf, confStep},
+	{StepBridges, bridgesStep},
 	{StepState, stateStep},
 	{StepService, serviceStep},
 }

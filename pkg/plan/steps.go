@@ -7,6 +7,7 @@ import (
 
 	"github.com/mosqprov/mosqprov/pkg/acl"
 	"github.com/mosqprov/mosqprov/pkg/apt"
+	"github.com/mosqprov/mosqprov/pkg/bridge"
 	"github.com/mosqprov/mosqprov/pkg/certs"
 	"github.com/mosqprov/mosqprov/pkg/conf"
 	"github.com/mosqprov/mosqprov/pkg/errs"
@@ -25,6 +26,9 @@ type desired struct {
 	users []passwd.Desired
 	acl   []acl.Rule
 	tls   bool
+	// bridges are the spec's bridges with their passwords and TLS files
+	// read, and those `mosqprov bridge add` added, kept.
+	bridges []bridge.Bridge
 	// installing: the package step installs (or, planning, would install)
 	// the broker, so its unit can't be asked about yet.
 	installing bool
@@ -305,7 +309,7 @@ func unsettled(sys system.System, paths []string) (systemd.Need, error) {
 		if err != nil {
 			continue
 		}
-		if recorded, ok := old.Files[p]; ok && recorded == state.Sum(data) {
+		if recorded, ok := old.Files[p]; ok && recorded == state.Digest(data) {
 			continue
 		}
 		need = need.Max(brokerNeed(p))
@@ -316,7 +320,8 @@ func unsettled(sys system.System, paths []string) (systemd.Need, error) {
 // brokerNeed is what the running broker needs when p changes.
 func brokerNeed(p string) systemd.Need {
 	switch {
-	case p == layout.DropIn:
+	case p == layout.DropIn, p == bridge.File, strings.HasPrefix(p, bridge.Dir+"/"):
+		// The broker reads bridges, and their TLS files, when it starts.
 		return systemd.Restart
 	case strings.HasPrefix(p, layout.MosquittoDir+"/"):
 		return systemd.Reload

@@ -42,6 +42,8 @@ type Spec struct {
 	ACL        []ACLRule `yaml:"acl,omitempty" json:"acl,omitempty"`
 	Service    Service   `yaml:"service" json:"service"`
 	Package    Package   `yaml:"package" json:"package"`
+	// Bridges connect this broker to others (cloud brokers, another Pi).
+	Bridges []Bridge `yaml:"bridges,omitempty" json:"bridges,omitempty"`
 
 	// pos maps a field path ("users[1].name") to where it stands in the file.
 	pos  map[string]Pos

@@ -4,6 +4,7 @@
 package state
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"path"
 	"sort"
 	"time"
 
@@ -37,6 +39,23 @@ func Sum(data []byte) string {
 	return hex.EncodeToString(h[:])
 }
 
+// Digest is what the state keeps of a file: Sum of data after masking the
+// value of every remote_password line (a bridge's password in the broker's
+// configuration). state.json is world-readable, and a plain hash of a file
+// that holds a password would let anyone test guesses against it.
+func Digest(data []byte) string {
+	if !bytes.Contains(data, []byte("remote_password ")) {
+		return Sum(data)
+	}
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	for i, l := range lines {
+		if bytes.HasPrefix(l, []byte("remote_password ")) {
+			lines[i] = []byte("remote_password (masked)\n")
+		}
+	}
+	return Sum(bytes.Join(lines, nil))
+}
+
 // Record writes the state of paths as they are now on sys. Missing files are
 // left out. The write goes through the System, so it happens only when the
 // hashes changed (the timestamp is kept when nothing else did), and never in
@@ -52,7 +71,7 @@ func Record(sys system.System, paths []string, broker string) (system.Action, er
 		if err != nil {
 			return system.Noop, fmt.Errorf("record state: read %s: %w", p, err)
 		}
-		st.Files[p] = Sum(data)
+		st.Files[p] = Digest(data)
 	}
 	old, err := Load(sys)
 	if err == nil && old != nil && st.Broker == "" {
@@ -66,6 +85,13 @@ func Record(sys system.System, paths []string, broker string) (system.Action, er
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return system.Noop, err
+	}
+	// A spec without TLS listeners makes no CA, so nothing else created
+	// /etc/mosqprov yet.
+	if _, err := sys.Stat(path.Dir(File)); errors.Is(err, fs.ErrNotExist) {
+		if _, err := sys.EnsureDir(path.Dir(File), system.Attr{Mode: 0o755, User: "root", Group: "root"}); err != nil {
+			return system.Noop, err
+		}
 	}
 	return sys.WriteFile(File, append(data, '\n'), system.Attr{Mode: 0o644, User: "root", Group: "root"})
 }
@@ -108,7 +134,7 @@ func (st *State) Drift(sys system.System) []Drifted {
 			out = append(out, Drifted{Path: p, Removed: true})
 		case err != nil:
 			continue
-		case Sum(data) != st.Files[p]:
+		case Digest(data) != st.Files[p]:
 			out = append(out, Drifted{Path: p})
 		}
 	}
