@@ -13,7 +13,6 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/acl"
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/system"
-	"github.com/mosqprov/mosqprov/pkg/systemd"
 )
 
 func TestValidateTopic(t *testing.T) {
@@ -168,9 +167,9 @@ func TestUpdateIdempotentAndOwned(t *testing.T) {
 		_, err := f.Set(acl.Rule{Kind: acl.KindUser, User: "alice", Access: acl.AccessReadWrite, Topic: "home/#"})
 		return err
 	}
-	_, change, need, err := acl.Update(sys, p, add)
-	if err != nil || change.Action != system.Create || need != systemd.Reload {
-		t.Fatalf("first: %+v need %v err %v", change, need, err)
+	_, res, err := acl.Update(sys, p, add)
+	if err != nil || res.Changes[0].Action != system.Create || res.Need != system.NeedReload {
+		t.Fatalf("first: %+v err %v", res, err)
 	}
 	fi, _ := os.Stat(filepath.Join(root, p))
 	if fi.Mode().Perm() != 0o600 {
@@ -183,16 +182,16 @@ func TestUpdateIdempotentAndOwned(t *testing.T) {
 		}
 	}
 	time.Sleep(10 * time.Millisecond)
-	_, change, need, err = acl.Update(sys, p, add)
-	if err != nil || change.Action != system.Noop || need != systemd.None {
-		t.Fatalf("second: %+v need %v err %v", change, need, err)
+	_, res, err = acl.Update(sys, p, add)
+	if err != nil || res.Changes[0].Action != system.Noop || res.Need != system.NeedNothing {
+		t.Fatalf("second: %+v err %v", res, err)
 	}
 	if fi2, _ := os.Stat(filepath.Join(root, p)); !fi2.ModTime().Equal(fi.ModTime()) {
 		t.Error("unchanged update touched the file")
 	}
 	// A rejected edit writes nothing.
 	before, _ := os.ReadFile(filepath.Join(root, p))
-	_, _, _, err = acl.Update(sys, p, func(f *acl.File) error {
+	_, _, err = acl.Update(sys, p, func(f *acl.File) error {
 		_, err := f.Set(acl.Rule{Kind: acl.KindUser, User: "bob", Access: acl.AccessRead, Topic: "a/#/b"})
 		return err
 	})
@@ -209,7 +208,7 @@ func TestUpdateIdempotentAndOwned(t *testing.T) {
 func BenchmarkUpdate10k(b *testing.B) {
 	sys := system.NewReal(b.TempDir())
 	p := "/etc/mosquitto/acl"
-	if _, _, _, err := acl.Update(sys, p, func(f *acl.File) error {
+	if _, _, err := acl.Update(sys, p, func(f *acl.File) error {
 		for i := range 10000 {
 			if _, err := f.Set(acl.Rule{Kind: acl.KindUser, User: fmt.Sprintf("device-%04d", i/4), Access: acl.AccessReadWrite, Topic: fmt.Sprintf("home/device-%04d/%d/#", i/4, i%4)}); err != nil {
 				return err
@@ -222,7 +221,7 @@ func BenchmarkUpdate10k(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		i++
-		if _, _, _, err := acl.Update(sys, p, func(f *acl.File) error {
+		if _, _, err := acl.Update(sys, p, func(f *acl.File) error {
 			_, err := f.Set(acl.Rule{Kind: acl.KindUser, User: "phone", Access: acl.AccessRead, Topic: fmt.Sprintf("bench/%d", i%2)})
 			return err
 		}); err != nil {

@@ -10,7 +10,6 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/conf"
 	"github.com/mosqprov/mosqprov/pkg/passwd"
 	"github.com/mosqprov/mosqprov/pkg/system"
-	"github.com/mosqprov/mosqprov/pkg/systemd"
 )
 
 // Throwaway test credentials.
@@ -48,7 +47,7 @@ func TestRulesAgainstRealBroker(t *testing.T) {
 		{Kind: acl.KindUser, User: "alice", Access: acl.AccessReadWrite, Topic: "room 1/#"},
 		{Kind: acl.KindAnonymous, Access: acl.AccessRead, Topic: "public/#"},
 	}
-	_, change, need, err := acl.Update(sys, aclPath, func(f *acl.File) error {
+	_, res, err := acl.Update(sys, aclPath, func(f *acl.File) error {
 		for _, r := range rules {
 			if _, err := f.Set(r); err != nil {
 				return err
@@ -56,8 +55,8 @@ func TestRulesAgainstRealBroker(t *testing.T) {
 		}
 		return nil
 	})
-	if err != nil || !change.Changed || need != systemd.Reload {
-		t.Fatalf("write ACL: %+v need %v err %v", change, need, err)
+	if err != nil || !res.Changes[0].Changed || res.Need != system.NeedReload {
+		t.Fatalf("write ACL: %+v err %v", res, err)
 	}
 
 	port := brokertest.FreePort(t)
@@ -109,12 +108,12 @@ func TestRulesAgainstRealBroker(t *testing.T) {
 	}
 
 	// A new rule reaches the running broker on SIGHUP.
-	_, change, need, err = acl.Update(sys, aclPath, func(f *acl.File) error {
+	_, res, err = acl.Update(sys, aclPath, func(f *acl.File) error {
 		_, err := f.Set(acl.Rule{Kind: acl.KindUser, User: "bob", Access: acl.AccessReadWrite, Topic: "home/+"})
 		return err
 	})
-	if err != nil || !change.Changed || need != systemd.Reload {
-		t.Fatalf("update ACL: %+v need %v err %v", change, need, err)
+	if err != nil || !res.Changes[0].Changed || res.Need != system.NeedReload {
+		t.Fatalf("update ACL: %+v err %v", res, err)
 	}
 	if err := b.Reload(); err != nil {
 		t.Fatal(err)

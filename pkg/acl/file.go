@@ -13,7 +13,6 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/system"
-	"github.com/mosqprov/mosqprov/pkg/systemd"
 	"github.com/mosqprov/mosqprov/templates"
 )
 
@@ -174,44 +173,45 @@ func Load(sys system.System, path string) (*File, error) {
 // Write converges the ACL file at path to f: owned by the broker's user,
 // 0600, written only on a difference. A changed file needs a reload: the
 // broker re-reads it on SIGHUP.
-func Write(sys system.System, path string, f *File) (system.Change, systemd.Need, error) {
+func Write(sys system.System, path string, f *File) (system.Result, error) {
+	var res system.Result
 	data, err := Render(f)
 	if err != nil {
-		return system.Change{}, systemd.None, err
+		return res, err
 	}
 	attr, _ := layout.BrokerSecret(sys)
 	action, err := sys.WriteFile(path, data, attr)
 	if err != nil {
-		return system.Change{}, systemd.None, fmt.Errorf("write ACL file: %w", err)
+		return res, fmt.Errorf("write ACL file: %w", err)
 	}
-	need := systemd.None
+	res.Add(system.NewChange("ACL file", path, action, ""))
 	if action.Changed() {
-		need = systemd.Reload
+		res.Needs(system.NeedReload)
 	}
-	return system.NewChange("ACL file", path, action, ""), need, nil
+	return res, nil
 }
 
 // Update locks the ACL file, reads it, lets edit change the rules and
 // writes the result, so two commands at once can't lose a rule. The edit
 // sees the current rules; an error from it changes nothing.
-func Update(sys system.System, path string, edit func(*File) error) (*File, system.Change, systemd.Need, error) {
+func Update(sys system.System, path string, edit func(*File) error) (*File, system.Result, error) {
 	if dir := filepath.Dir(path); !layout.Exists(sys, dir) {
 		if _, err := sys.EnsureDir(dir, system.Attr{Mode: 0o755}); err != nil {
-			return nil, system.Change{}, systemd.None, err
+			return nil, system.Result{}, err
 		}
 	}
 	unlock, err := sys.Lock(path)
 	if err != nil {
-		return nil, system.Change{}, systemd.None, err
+		return nil, system.Result{}, err
 	}
 	defer unlock()
 	f, err := Load(sys, path)
 	if err != nil {
-		return nil, system.Change{}, systemd.None, err
+		return nil, system.Result{}, err
 	}
 	if err := edit(f); err != nil {
-		return nil, system.Change{}, systemd.None, err
+		return nil, system.Result{}, err
 	}
-	change, need, err := Write(sys, path, f)
-	return f, change, need, err
+	res, err := Write(sys, path, f)
+	return f, res, err
 }

@@ -9,15 +9,11 @@ import (
 
 	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/system"
-	"github.com/mosqprov/mosqprov/pkg/systemd"
 )
 
-// Result is what Converge did (or, on a DryRun System, would do).
-type Result struct {
-	Changes  []system.Change
-	Need     systemd.Need
-	Warnings []string
-}
+// Result is what Converge did (or, on a DryRun System, would do): the one
+// shape every converge step reports.
+type Result = system.Result
 
 // Attr is the bridges file's owner and mode: root's, readable by the
 // broker's group (mosquitto re-reads its configuration as its own user on
@@ -65,7 +61,7 @@ func Converge(sys system.System, bridges []Bridge) (Result, error) {
 	}
 	defer unlock()
 
-	if err := res.files(sys, bridges); err != nil {
+	if err := files(&res, sys, bridges); err != nil {
 		return res, err
 	}
 	if data == nil {
@@ -74,7 +70,7 @@ func Converge(sys system.System, bridges []Bridge) (Result, error) {
 			return res, err
 		}
 		if action.Changed() {
-			res.add(system.NewChange("bridges configuration", File, action, "no bridges left"))
+			add(&res, system.NewChange("bridges configuration", File, action, "no bridges left"))
 		}
 	} else {
 		attr, fallback := Attr(sys)
@@ -85,7 +81,7 @@ func Converge(sys system.System, bridges []Bridge) (Result, error) {
 		if err != nil {
 			return res, fmt.Errorf("write bridges configuration: %w", err)
 		}
-		res.add(system.NewChange("bridges configuration", File, action, names(bridges)))
+		add(&res, system.NewChange("bridges configuration", File, action, names(bridges)))
 	}
 	for _, b := range bridges {
 		res.Warnings = append(res.Warnings, b.Warnings()...)
@@ -93,17 +89,18 @@ func Converge(sys system.System, bridges []Bridge) (Result, error) {
 	return res, nil
 }
 
-func (r *Result) add(c system.Change) {
-	r.Changes = append(r.Changes, c)
+// add reports c; any change needs a restart (bridges are read at start).
+func add(r *Result, c system.Change) {
+	r.Add(c)
 	if c.Changed {
-		r.Need = systemd.Restart
+		r.Needs(system.NeedRestart)
 	}
 }
 
 // files writes each bridge's CA, certificate and key, and removes the
 // files of bridges no longer listed. Certificates are public; the key is
 // the broker's alone (it opens it as the mosquitto user when it connects).
-func (r *Result) files(sys system.System, bridges []Bridge) error {
+func files(r *Result, sys system.System, bridges []Bridge) error {
 	want := map[string]bool{}
 	for _, b := range bridges {
 		ca, cert, key := b.Files()
@@ -140,7 +137,7 @@ func (r *Result) files(sys system.System, bridges []Bridge) error {
 			if err != nil {
 				return fmt.Errorf("write %s: %w", f.what, err)
 			}
-			r.add(system.NewChange(f.what, f.path, action, ""))
+			add(r, system.NewChange(f.what, f.path, action, ""))
 		}
 	}
 	entries, err := sys.ReadDir(Dir)
@@ -159,7 +156,7 @@ func (r *Result) files(sys system.System, bridges []Bridge) error {
 		if err != nil {
 			return err
 		}
-		r.add(system.NewChange("bridge file", p, action, "its bridge is gone"))
+		add(r, system.NewChange("bridge file", p, action, "its bridge is gone"))
 	}
 	return nil
 }

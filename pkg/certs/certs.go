@@ -19,7 +19,6 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/pki"
 	"github.com/mosqprov/mosqprov/pkg/system"
-	"github.com/mosqprov/mosqprov/pkg/systemd"
 )
 
 // Paths are the target paths of everything this package manages.
@@ -68,32 +67,23 @@ func serverKeyAttr(sys system.System) (system.Attr, string) {
 	return layout.BrokerSecret(sys)
 }
 
-// Result is what a converge step did and what the broker needs afterwards.
-type Result struct {
-	Changes  []system.Change
-	Need     systemd.Need
-	Warnings []string
-}
-
-func (r *Result) add(c system.Change) { r.Changes = append(r.Changes, c) }
+// Result is what a converge step did and what the broker needs afterwards:
+// the one shape every converge step reports (system.Result).
+type Result = system.Result
 
 // reloadIfChanged asks for a reload when any of paths changed. 2.0.11
 // re-reads its certificates and keys on SIGHUP (checked with the real
 // broker: a swapped server.crt is served to the next handshake after a
 // reload, see TestReloadServesNewCertificate), so no restart is needed and
 // no client is dropped.
-func (r *Result) reloadIfChanged(paths ...string) {
+func reloadIfChanged(r *Result, paths ...string) {
 	for _, c := range r.Changes {
 		for _, p := range paths {
 			if c.Changed && c.Path == p {
-				r.Need = r.Need.Max(systemd.Reload)
+				r.Needs(system.NeedReload)
 			}
 		}
 	}
-}
-
-func (r *Result) warn(format string, args ...any) {
-	r.Warnings = append(r.Warnings, fmt.Sprintf(format, args...))
 }
 
 const (
@@ -130,7 +120,7 @@ func write(res *Result, sys system.System, what, path string, data []byte, attr 
 	if !act.Changed() {
 		detail = ""
 	}
-	res.add(system.NewChange(what, path, act, detail))
+	res.Add(system.NewChange(what, path, act, detail))
 	return nil
 }
 
@@ -163,7 +153,7 @@ func ensureDir(res *Result, sys system.System, what, path string, attr system.At
 	if err != nil {
 		return fmt.Errorf("create %s %s: %w", what, path, err)
 	}
-	res.add(system.NewChange(what, path, act, ""))
+	res.Add(system.NewChange(what, path, act, ""))
 	return nil
 }
 
@@ -254,7 +244,7 @@ func EnsureCA(sys system.System, o CAOptions) (Result, error) {
 	case o.Force:
 	case loadErr == nil:
 		if have := pki.KeyTypeOf(existing.Cert.PublicKey); wantType != "" && have != wantType {
-			res.warn("the CA's key is %s, not %s; it is kept (replacing it needs --force, and every device then needs the new ca.crt)", have, wantType)
+			res.Warn("the CA's key is %s, not %s; it is kept (replacing it needs --force, and every device then needs the new ca.crt)", have, wantType)
 		}
 		_, _, err := caFiles(o.Paths).writeIssued(&res, sys, nil, "")
 		return res, err
@@ -272,7 +262,7 @@ func EnsureCA(sys system.System, o CAOptions) (Result, error) {
 		return res, err
 	}
 	if certExists || keyExists {
-		res.warn("the CA was replaced: every device and client that trusts the old CA must get the new ca.crt (`mosqprov cert export`), and the server and client certificates must be reissued (`mosqprov cert server`, `mosqprov cert client NAME`)")
+		res.Warn("the CA was replaced: every device and client that trusts the old CA must get the new ca.crt (`mosqprov cert export`), and the server and client certificates must be reissued (`mosqprov cert server`, `mosqprov cert client NAME`)")
 	}
 	return res, caFiles(o.Paths).write(&res, sys, issued.KeyPEM, issued.CertPEM, describeCA(issued.Cert))
 }

@@ -21,7 +21,6 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/pki"
 	"github.com/mosqprov/mosqprov/pkg/system"
-	"github.com/mosqprov/mosqprov/pkg/systemd"
 )
 
 // clock is a settable time for a System.
@@ -133,7 +132,7 @@ func noChanges(t *testing.T, res Result) {
 			t.Errorf("second run changed %s %s (%s)", c.What, c.Path, c.Detail)
 		}
 	}
-	if res.Need != systemd.None {
+	if res.Need != system.NeedNothing {
 		t.Errorf("second run needs %v", res.Need)
 	}
 }
@@ -168,7 +167,7 @@ func TestEnsureCAAndServerLayoutAndIdempotence(t *testing.T) {
 	sys, _ := newSys(t)
 	mustCA(t, sys)
 	res := mustServer(t, sys, ServerOptions{Names: []string{"localhost"}, IPs: []string{"127.0.0.1"}})
-	if res.Need != systemd.Reload {
+	if res.Need != system.NeedReload {
 		t.Fatalf("a new server certificate needs %v, want reload", res.Need)
 	}
 	res = mustServer(t, sys, ServerOptions{Names: []string{"localhost"}, IPs: []string{"127.0.0.1"}})
@@ -296,7 +295,7 @@ func TestServerReissueReasons(t *testing.T) {
 			if !strings.Contains(detail, tc.reason) {
 				t.Fatalf("detail %q, want the reason %q", detail, tc.reason)
 			}
-			if res.Need != systemd.Reload {
+			if res.Need != system.NeedReload {
 				t.Fatalf("need %v", res.Need)
 			}
 		})
@@ -560,7 +559,7 @@ func TestDefaultNames(t *testing.T) {
 		t.Errorf("bad hostname: %v", err)
 	}
 	// The live host's own addresses never include loopback or link-local.
-	addrs, err := LiveHost{Sys: system.NewReal("/")}.Addrs()
+	addrs, err := system.NewReal("/").Addrs()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -147,7 +147,7 @@ func writeClient(res *Result, sys system.System, f ClientFiles, owned bool, ca *
 	}
 	if !o.P12 {
 		if issued != nil && layout.Exists(sys, f.P12) {
-			res.warn("%s still holds the previous certificate; rebuild it with `mosqprov cert client %s --p12`", f.P12, o.Name)
+			res.Warn("%s still holds the previous certificate; rebuild it with `mosqprov cert client %s --p12`", f.P12, o.Name)
 		}
 		return nil
 	}

@@ -1,65 +1,19 @@
 package certs
 
 import (
-	"errors"
-	"io/fs"
 	"net"
-	"os"
 	"strings"
 
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/pki"
-	"github.com/mosqprov/mosqprov/pkg/system"
 )
 
-// Host tells the names a server certificate covers by default; tests give
-// their own.
+// Host tells the names a server certificate covers by default: a
+// system.System is one (its Hostname and Addrs); tests give their own.
 type Host interface {
 	Hostname() (string, error)
 	// Addrs are the host's addresses other than loopback.
 	Addrs() ([]net.IP, error)
-}
-
-// LiveHost is the machine behind a System. Under a --root other than "/"
-// (an image being built) the hostname comes from the image's /etc/hostname
-// and there are no addresses: the build machine's addresses are not the
-// device's.
-type LiveHost struct{ Sys system.System }
-
-func (h LiveHost) Hostname() (string, error) {
-	if h.Sys.Root() != "/" {
-		data, err := h.Sys.ReadFile("/etc/hostname")
-		if err == nil && strings.TrimSpace(string(data)) != "" {
-			return strings.TrimSpace(string(data)), nil
-		}
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return "", err
-		}
-	}
-	return os.Hostname()
-}
-
-func (h LiveHost) Addrs() ([]net.IP, error) {
-	if h.Sys.Root() != "/" {
-		return nil, nil
-	}
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return nil, err
-	}
-	var ips []net.IP
-	for _, a := range addrs {
-		ipn, ok := a.(*net.IPNet)
-		if !ok {
-			continue
-		}
-		// Link-local addresses need a zone (fe80::1%eth0) that a SAN can't
-		// carry, and change with the interface; clients don't use them.
-		if ip := ipn.IP; !ip.IsLoopback() && !ip.IsLinkLocalUnicast() && !ip.IsMulticast() && !ip.IsUnspecified() {
-			ips = append(ips, ip)
-		}
-	}
-	return ips, nil
 }
 
 // DefaultNames are the names a server certificate covers when none are

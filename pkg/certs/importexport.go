@@ -112,7 +112,7 @@ func Import(sys system.System, o ImportOptions) (Result, error) {
 	if err := files.write(&res, sys, keyPEM, out.Bytes(), "imported: "+describeLeaf(leaf)); err != nil {
 		return res, err
 	}
-	res.reloadIfChanged(o.Paths.BrokerCA, o.Paths.ServerKey, o.Paths.ServerCert)
+	reloadIfChanged(&res, o.Paths.BrokerCA, o.Paths.ServerKey, o.Paths.ServerCert)
 	return res, nil
 }
 

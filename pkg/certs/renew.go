@@ -31,15 +31,15 @@ func Renew(sys system.System, o RenewOptions) (Result, error) {
 	}
 	now := sys.Now()
 	if left := pki.DaysLeft(ca.Cert, now); left < o.RenewBefore {
-		res.warn("the CA expires in %d days (%s) and is not renewed automatically: replace it with `mosqprov cert ca --force`, then give every device the new ca.crt", left, ca.Cert.NotAfter.Format(time.DateOnly))
+		res.Warn("the CA expires in %d days (%s) and is not renewed automatically: replace it with `mosqprov cert ca --force`, then give every device the new ca.crt", left, ca.Cert.NotAfter.Format(time.DateOnly))
 	}
 
 	if data, err := readOptional(sys, o.Paths.ServerCert); err != nil {
 		return res, err
 	} else if data == nil {
-		res.add(system.NewChange(whatServerCert, o.Paths.ServerCert, system.Noop, "none yet; create it with `mosqprov cert server`"))
+		res.Add(system.NewChange(whatServerCert, o.Paths.ServerCert, system.Noop, "none yet; create it with `mosqprov cert server`"))
 	} else if cert, err := pki.ParseCertificate(data); err != nil || cert.CheckSignatureFrom(ca.Cert) != nil {
-		res.add(system.NewChange(whatServerCert, o.Paths.ServerCert, system.Noop, "not issued by this CA (imported?): renew it where it came from"))
+		res.Add(system.NewChange(whatServerCert, o.Paths.ServerCert, system.Noop, "not issued by this CA (imported?): renew it where it came from"))
 	} else {
 		// The CN first, so the reissued certificate reads the same.
 		names := []string{cert.Subject.CommonName}
@@ -51,7 +51,7 @@ func Renew(sys system.System, o RenewOptions) (Result, error) {
 		if err != nil {
 			return res, err
 		}
-		res.merge(r)
+		res.Merge(r)
 	}
 
 	names, err := clientNames(sys, o.Paths.ClientDir)
@@ -75,15 +75,9 @@ func Renew(sys system.System, o RenewOptions) (Result, error) {
 		if err != nil {
 			return res, err
 		}
-		res.merge(r)
+		res.Merge(r)
 	}
 	return res, nil
-}
-
-func (r *Result) merge(o Result) {
-	r.Changes = append(r.Changes, o.Changes...)
-	r.Warnings = append(r.Warnings, o.Warnings...)
-	r.Need = r.Need.Max(o.Need)
 }
 
 // makeable is kt when mosqprov can make keys of that type, else "" (any

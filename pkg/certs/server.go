@@ -109,7 +109,7 @@ func lockBrokerCerts(res *Result, sys system.System, p Paths) (unlock func(), er
 func serverFiles(res *Result, sys system.System, p Paths) certFiles {
 	keyAttr, fallback := serverKeyAttr(sys)
 	if fallback != "" {
-		res.warn("%s: %s", p.ServerKey, fallback)
+		res.Warn("%s: %s", p.ServerKey, fallback)
 	}
 	return certFiles{whatServerKey, p.ServerKey, keyAttr, whatServerCert, p.ServerCert, publicAttr}
 }
@@ -145,7 +145,7 @@ func writeServer(res *Result, sys system.System, p Paths, ca *pki.CA, issued *pk
 	if _, _, err := files.writeIssued(res, sys, issued, reason); err != nil {
 		return err
 	}
-	res.reloadIfChanged(p.BrokerCA, p.ServerKey, p.ServerCert)
+	reloadIfChanged(res, p.BrokerCA, p.ServerKey, p.ServerCert)
 	return nil
 }
 

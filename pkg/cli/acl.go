@@ -27,7 +27,6 @@ type aclOptions struct {
 	write     bool
 	readwrite bool
 	deny      bool
-	noReload  bool
 }
 
 func newACLCmd(a *App) *cobra.Command {
@@ -301,7 +300,7 @@ func (o *aclOptions) update(ctx context.Context, what string, edit func(*acl.Fil
 		o.Warn("%s", fallback)
 	}
 	var note string
-	f, change, need, err := acl.Update(o.Sys, o.file, func(f *acl.File) error {
+	f, res, err := acl.Update(o.Sys, o.file, func(f *acl.File) error {
 		var err error
 		note, err = edit(f)
 		return err
@@ -309,18 +308,13 @@ func (o *aclOptions) update(ctx context.Context, what string, edit func(*acl.Fil
 	if err != nil {
 		return err
 	}
-	change.Detail = what
+	res.Changes[0].Detail = what
 	if note != "" {
-		change.Detail += ": " + note
+		res.Changes[0].Detail += ": " + note
 	}
-	o.Add(change)
-	o.Need(need)
+	o.Take(res)
 	if err := o.syncConf(f); err != nil {
 		return err
-	}
-	if o.noReload {
-		o.HoldReload()
-		return nil
 	}
 	return o.Settle(ctx)
 }
@@ -366,16 +360,15 @@ func (o *aclOptions) syncConf(f *acl.File) error {
 		return nil
 	}
 	cfg.ACLFile = want
-	change, need, err := conf.Write(o.Sys, o.conf, cfg)
+	res, err := conf.Write(o.Sys, o.conf, cfg)
 	if err != nil {
 		return err
 	}
-	change.Detail = "acl_file " + o.file + " added"
+	res.Changes[0].Detail = "acl_file " + o.file + " added"
 	if want == "" {
-		change.Detail = "acl_file dropped: the ACL file has no rules left"
+		res.Changes[0].Detail = "acl_file dropped: the ACL file has no rules left"
 	}
-	o.Add(change)
-	o.Need(need)
+	o.Take(res)
 	return nil
 }
 

@@ -61,7 +61,9 @@ type App struct {
 	NewSystem func(g Globals) system.System
 
 	report Report
-	need   systemd.Need
+	need   system.Need
+	// noReload leaves the one reload or restart for later (--no-reload).
+	noReload bool
 }
 
 // NewApp returns an App on the given streams with the real host behind it.
@@ -92,14 +94,11 @@ func (a *App) init(command string) error {
 		a.Sys = a.NewSystem(a.Globals)
 	}
 	// --verbose: the System describes every write, folder, lock and command.
-	if l, ok := a.Sys.(interface {
-		SetLog(func(format string, args ...any))
-	}); ok && a.Globals.Verbose {
-		l.SetLog(a.Debugf)
+	if a.Globals.Verbose {
+		a.Sys.SetLog(a.Debugf)
 	}
 	if a.Service == nil {
 		a.Service = systemd.New(a.Sys)
-		readBroker(a.Service, a.Sys) // service.go
 	}
 	return nil
 }
@@ -166,27 +165,53 @@ func (a *App) Result(result any, text func(w io.Writer)) {
 }
 
 // Need records what the broker must do once the command's writes are done.
-func (a *App) Need(n systemd.Need) { a.need = a.need.Max(n) }
+func (a *App) Need(n system.Need) { a.need = a.need.Max(n) }
 
-// HoldReload drops the reload the command's changes need (--no-reload),
+// Take reports one converge step's result (system.Result, the shape every
+// domain step returns): its warnings are said, its changes printed and its
+// need kept for the one Settle at the end of the command.
+func (a *App) Take(res system.Result) {
+	for _, w := range res.Warnings {
+		a.Warn("%s", w)
+	}
+	a.Add(res.Changes...)
+	a.Need(res.Need)
+}
+
+// Converged is the tail of a command made of one converge step: the step's
+// error, else its result taken and the broker settled.
+func (a *App) Converged(ctx context.Context, res system.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	a.Take(res)
+	return a.Settle(ctx)
+}
+
+// holdReload drops the reload the command's changes need (--no-reload),
 // saying so: the broker takes them on its next reload or restart.
-func (a *App) HoldReload() {
-	if a.need != systemd.None {
+func (a *App) holdReload() {
+	if a.need != system.NeedNothing {
 		a.Infof("not reloading the broker (--no-reload): it reads the change on its next reload or restart")
-		a.need = systemd.None
+		a.need = system.NeedNothing
 	}
 }
 
-// Settle performs the one reload or restart the command's changes need.
+// Settle performs the one reload or restart the command's changes need,
+// or, with --no-reload, says it is left for later.
 func (a *App) Settle(ctx context.Context) error {
-	if a.need == systemd.None {
+	if a.noReload {
+		a.holdReload()
+		return nil
+	}
+	if a.need == system.NeedNothing {
 		return nil
 	}
 	change, err := a.Service.Settle(ctx, a.need)
 	if err != nil {
 		return err
 	}
-	a.need = systemd.None
+	a.need = system.NeedNothing
 	a.Add(change)
 	return nil
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/plan"
 	"github.com/mosqprov/mosqprov/pkg/spec"
 	"github.com/mosqprov/mosqprov/pkg/system"
-	"github.com/mosqprov/mosqprov/pkg/systemd"
 )
 
 type applyOptions struct {
@@ -84,7 +83,7 @@ func runApply(ctx context.Context, o *applyOptions) error {
 	if err != nil {
 		// Files already written stay (each is whole); the broker still gets
 		// the one reload or restart they need, or they are rolled back.
-		if res != nil && res.Need != systemd.None && len(a.Sys.Changes()) > 0 {
+		if res != nil && res.Need != system.NeedNothing && len(a.Sys.Changes()) > 0 {
 			a.Need(res.Need)
 			if serr := a.Settle(ctx); serr != nil {
 				return fmt.Errorf("%w; then: %w", err, serr)

@@ -62,20 +62,6 @@ func (f *certPathFlags) paths() certs.Paths {
 	}
 }
 
-// settleCert reports a converge step, then gives the running broker what
-// the step needs (a reload when a certificate or key it reads changed).
-func settleCert(ctx context.Context, a *App, res certs.Result, err error) error {
-	if err != nil {
-		return err
-	}
-	a.Add(res.Changes...)
-	for _, w := range res.Warnings {
-		a.Warn("%s", w)
-	}
-	a.Need(res.Need)
-	return a.Settle(ctx)
-}
-
 func keyTypeFlag(s string) (pki.KeyType, error) {
 	if s == "" {
 		return "", nil
@@ -129,14 +115,14 @@ func runCertCA(ctx context.Context, o *certCAOptions) error {
 	}
 	name := o.CAName
 	if name == "" && !o.CANameSet {
-		host, err := certs.LiveHost{Sys: o.Sys}.Hostname()
+		host, err := o.Sys.Hostname()
 		if err != nil {
 			return fmt.Errorf("read hostname: %w", err)
 		}
 		name = "mosqprov CA " + host
 	}
 	res, err := certs.EnsureCA(o.Sys, certs.CAOptions{Paths: o.Paths.paths(), CommonName: name, KeyType: kt, Force: o.Force})
-	return settleCert(ctx, o.App, res, err)
+	return o.Converged(ctx, res, err)
 }
 
 // --- cert server ---
@@ -199,7 +185,7 @@ func runCertServer(ctx context.Context, o *certServerOptions) error {
 	if len(names)+len(ips) == 0 {
 		host := o.Host
 		if host == nil {
-			host = certs.LiveHost{Sys: o.Sys}
+			host = o.Sys
 		}
 		if names, ips, err = certs.DefaultNames(host); err != nil {
 			return err
@@ -209,7 +195,7 @@ func runCertServer(ctx context.Context, o *certServerOptions) error {
 	res, err := certs.EnsureServer(o.Sys, certs.ServerOptions{
 		Paths: o.Paths.paths(), Names: names, IPs: ips, KeyType: kt, Days: o.Days, RenewBefore: o.RenewBefore,
 	})
-	return settleCert(ctx, o.App, res, err)
+	return o.Converged(ctx, res, err)
 }
 
 // --- cert client ---
@@ -282,7 +268,7 @@ func runCertClient(ctx context.Context, o *certClientOptions) error {
 		Paths: o.Paths.paths(), Name: o.Name, OutDir: o.OutDir, KeyType: kt, Days: o.Days,
 		RenewBefore: o.RenewBefore, P12: o.P12, Password: password,
 	})
-	return settleCert(ctx, o.App, res, err)
+	return o.Converged(ctx, res, err)
 }
 
 // --- cert status ---
@@ -394,7 +380,7 @@ whoever issued it. Safe to run daily from cron.`,
 
 func runCertRenew(ctx context.Context, o *certRenewOptions) error {
 	res, err := certs.Renew(o.Sys, certs.RenewOptions{Paths: o.Paths.paths(), RenewBefore: o.RenewBefore})
-	return settleCert(ctx, o.App, res, err)
+	return o.Converged(ctx, res, err)
 }
 
 // --- cert export ---
@@ -522,7 +508,7 @@ func runCertImport(ctx context.Context, o *certImportOptions) error {
 		return err
 	}
 	res, err := certs.Import(o.Sys, certs.ImportOptions{Paths: o.Paths.paths(), CertPEM: certPEM, KeyPEM: keyPEM, ChainPEM: chainPEM})
-	return settleCert(ctx, o.App, res, err)
+	return o.Converged(ctx, res, err)
 }
 
 func unwrapPathErr(err error) error {

@@ -300,13 +300,8 @@ func runConfWrite(ctx context.Context, o *confOptions) error {
 			o.Warn("%s", f.Message)
 		}
 	}
-	change, need, err := conf.Write(o.Sys, o.path, cfg)
-	if err != nil {
-		return err
-	}
-	o.Add(change)
-	o.Need(need)
-	return o.Settle(ctx)
+	res, err := conf.Write(o.Sys, o.path, cfg)
+	return o.Converged(ctx, res, err)
 }
 
 type confChecked struct {

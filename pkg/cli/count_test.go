@@ -87,15 +87,15 @@ func TestPlannedSettle(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		active   bool
-		need     systemd.Need
+		need     system.Need
 		installs bool
 		want     string
 	}{
-		{"restart of a running broker", true, systemd.Restart, false, "~ service mosquitto: would restart (it reads the changed files on a restart)"},
-		{"reload of a running broker", true, systemd.Reload, false, "~ service mosquitto: would reload (it reads the changed files on a reload)"},
-		{"nothing it reads changed", true, systemd.None, false, ""},
-		{"stopped broker", false, systemd.Restart, false, ""},
-		{"the install starts it", false, systemd.Restart, true, "~ service mosquitto: would restart (it reads the changed files on a restart)"},
+		{"restart of a running broker", true, system.NeedRestart, false, "~ service mosquitto: would restart (it reads the changed files on a restart)"},
+		{"reload of a running broker", true, system.NeedReload, false, "~ service mosquitto: would reload (it reads the changed files on a reload)"},
+		{"nothing it reads changed", true, system.NeedNothing, false, ""},
+		{"stopped broker", false, system.NeedRestart, false, ""},
+		{"the install starts it", false, system.NeedRestart, true, "~ service mosquitto: would restart (it reads the changed files on a restart)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := &system.Recorder{}

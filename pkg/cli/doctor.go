@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/mosqprov/mosqprov/pkg/certs"
 	"github.com/mosqprov/mosqprov/pkg/doctor"
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/layout"
@@ -48,7 +47,7 @@ It changes nothing. Exit code 1 when a finding of severity error exists.`,
 }
 
 func runDoctor(ctx context.Context, o *doctorOptions) error {
-	c := &doctor.Checker{Sys: o.Sys, Service: o.Service, Host: certs.LiveHost{Sys: o.Sys}}
+	c := &doctor.Checker{Sys: o.Sys, Service: o.Service, Host: o.Sys}
 	c.SpecPath = o.File
 	if c.SpecPath == "" {
 		c.SpecPath = o.Sys.HostPath(layout.Spec)

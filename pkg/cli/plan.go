@@ -58,18 +58,6 @@ func specPath(a *App, file string) string {
 	return a.Sys.HostPath(layout.Spec)
 }
 
-// dryRunOf is the System a plan runs on: the App's own when it already is a
-// dry run, else one over the App's real System.
-func dryRunOf(sys system.System) (*system.DryRun, error) {
-	switch s := sys.(type) {
-	case *system.DryRun:
-		return s, nil
-	case *system.Real:
-		return system.NewDryRun(s), nil
-	}
-	return nil, fmt.Errorf("plan: can't make a dry run of %T", sys)
-}
-
 // planOutput is plan's (and apply's) json result.
 type planOutput struct {
 	Spec string `json:"spec"`
@@ -83,12 +71,10 @@ type planOutput struct {
 // apply will do one, ends the plan as a line of its own: the summary counts
 // exactly the lines the plan shows, and apply's summary then counts the same.
 func computePlan(ctx context.Context, a *App, s *spec.Spec, pre func(system.System) ([]system.Change, error)) (*plan.Result, []plan.FileDiff, error) {
-	dry, err := dryRunOf(a.Sys)
-	if err != nil {
-		return nil, nil, err
-	}
+	dry := system.NewDryRun(a.Sys)
 	var first []system.Change
 	if pre != nil {
+		var err error
 		if first, err = pre(dry); err != nil {
 			return nil, nil, err
 		}
@@ -127,7 +113,7 @@ const (
 // alone (the summary line says why), or when the broker is stopped and not
 // about to be installed (it reads the new files when it starts).
 func plannedSettle(ctx context.Context, svc *systemd.Service, res *plan.Result) (system.Change, bool) {
-	if res.Need == systemd.None {
+	if res.Need == system.NeedNothing {
 		return system.Change{}, false
 	}
 	if ok, _ := svc.Manageable(); !ok {
@@ -137,7 +123,7 @@ func plannedSettle(ctx context.Context, svc *systemd.Service, res *plan.Result) 
 		return system.Change{}, false
 	}
 	action, verb := system.Reload, "reload"
-	if res.Need == systemd.Restart {
+	if res.Need == system.NeedRestart {
 		action, verb = system.Restart, "restart"
 	}
 	why := "it reads the changed files on a " + verb
@@ -269,7 +255,7 @@ func printDiff(w io.Writer, f plan.FileDiff) {
 // (under --root, or where systemd isn't running); when it will be, the plan
 // shows that as a line of its own (plannedSettle).
 func settleNote(svc *systemd.Service, res *plan.Result) string {
-	if res.Need == systemd.None {
+	if res.Need == system.NeedNothing {
 		return ""
 	}
 	if ok, why := svc.Manageable(); !ok {

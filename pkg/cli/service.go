@@ -7,11 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/mosqprov/mosqprov/pkg/conf"
 	"github.com/mosqprov/mosqprov/pkg/errs"
-	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/system"
-	"github.com/mosqprov/mosqprov/pkg/systemd"
 )
 
 type serviceOptions struct {
@@ -123,30 +120,4 @@ func runServiceStatus(ctx context.Context, o *serviceOptions) error {
 		}
 	}
 	return nil
-}
-
-// readBroker plugs pkg/conf's reader of the broker's configuration
-// (mosquitto.conf and its include_dir files) into svc: Settle and the
-// service commands wait for the listeners the broker opens (2.0's default
-// 127.0.0.1:1883 when none is declared), and a failure shows the last
-// lines of its log_dest files.
-func readBroker(svc *systemd.Service, sys system.System) {
-	svc.Listeners = func(context.Context) ([]systemd.Listener, error) {
-		b, err := conf.ReadBroker(sys, layout.MosquittoConf)
-		if err != nil {
-			return nil, err
-		}
-		var out []systemd.Listener
-		for _, l := range b.Bound() {
-			out = append(out, systemd.Listener{Port: l.Port, Bind: l.Bind})
-		}
-		return out, nil
-	}
-	svc.BrokerLog = func() []string {
-		b, err := conf.ReadBroker(sys, layout.MosquittoConf)
-		if err != nil {
-			return nil
-		}
-		return systemd.LogTail(sys, b.LogFiles)
-	}
 }

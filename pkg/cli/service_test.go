@@ -22,7 +22,7 @@ func svcApp(runner system.Runner, booted bool, dryRun bool) (*App, *bytes.Buffer
 	a := NewApp(&IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
 	var sys system.System = system.NewReal("/", system.WithRunner(runner))
 	if dryRun {
-		sys = system.NewDryRun(sys.(*system.Real))
+		sys = system.NewDryRun(sys)
 	}
 	a.Sys = sys
 	a.Service = systemd.New(sys)
@@ -116,7 +116,7 @@ func TestSettleRollbackOutput(t *testing.T) {
 			if _, err := a.Sys.WriteFile(p, []byte("new\n"), system.Attr{Mode: 0o644}); err != nil {
 				t.Fatal(err)
 			}
-			a.Need(systemd.Restart)
+			a.Need(system.NeedRestart)
 			code := a.finish(a.Settle(context.Background()))
 			if code != ExitRolledBack {
 				t.Fatalf("exit %d, want %d; stderr %s", code, ExitRolledBack, errOut)

@@ -12,7 +12,6 @@ import (
 	"github.com/AlecAivazis/survey/v2/terminal"
 	"github.com/spf13/cobra"
 
-	"github.com/mosqprov/mosqprov/pkg/certs"
 	"github.com/mosqprov/mosqprov/pkg/doctor"
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/layout"
@@ -63,7 +62,7 @@ func runSetup(ctx context.Context, o *setupOptions) error {
 	}
 	host := o.Host
 	if host == nil {
-		host = certs.LiveHost{Sys: a.Sys}
+		host = a.Sys
 	}
 	start, current, err := loadStartSpec(a)
 	if err != nil {

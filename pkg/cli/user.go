@@ -16,7 +16,6 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/passwd"
 	"github.com/mosqprov/mosqprov/pkg/system"
-	"github.com/mosqprov/mosqprov/pkg/systemd"
 )
 
 // userOptions are the flags of the user subcommands.
@@ -26,7 +25,6 @@ type userOptions struct {
 	hash          string
 	iterations    int
 	passwordStdin bool
-	noReload      bool
 	// set when --hash / --iterations were given: only then is a stored hash
 	// of another type or count replaced.
 	hashSet, iterationsSet bool
@@ -160,9 +158,10 @@ func runUserAdd(ctx context.Context, o *userOptions, name string, opts passwd.Op
 // finishUsers reports a Converge result: one line per named user (or the
 // file's line with counts), warnings, findings, then the reload.
 func (o *userOptions) finishUsers(ctx context.Context, res passwd.Result, names []string, text func(io.Writer)) error {
-	for _, w := range res.Warnings {
-		o.Warn("%s", w)
-	}
+	// The file's line stands for the users when none is named one by one
+	// (import) or the owner or mode was fixed while every named user stayed.
+	step := res.Result
+	step.Changes = nil
 	shown := map[string]bool{}
 	userChanged := false
 	for _, u := range res.Users {
@@ -175,13 +174,12 @@ func (o *userOptions) finishUsers(ctx context.Context, res passwd.Result, names 
 		}
 		userChanged = userChanged || action.Changed()
 		shown[u.Name] = true
-		o.Add(system.NewChange("user "+u.Name, res.Path, action, u.Detail))
+		step.Add(system.NewChange("user "+u.Name, res.Path, action, u.Detail))
 	}
-	// Owner or mode fixed while every named user stayed as it was, or a
-	// command (import) that names no user one by one.
 	if len(shown) == 0 || (res.Action.Changed() && !userChanged) {
-		o.Add(res.Changes...)
+		step.Add(res.Changes...)
 	}
+	o.Take(step)
 	for _, f := range res.Findings {
 		o.Warn("%s: %s", res.Path, f)
 	}
@@ -190,14 +188,6 @@ func (o *userOptions) finishUsers(ctx context.Context, res passwd.Result, names 
 		Added: res.Count(passwd.Added), Updated: res.Count(passwd.Updated),
 		Removed: res.Count(passwd.Removed), Same: res.Count(passwd.Unchanged),
 	}, text)
-	if res.Need == systemd.None {
-		return nil
-	}
-	o.Need(res.Need)
-	if o.noReload {
-		o.HoldReload()
-		return nil
-	}
 	return o.Settle(ctx)
 }
 

@@ -23,7 +23,6 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/passwd"
 	"github.com/mosqprov/mosqprov/pkg/pki"
 	"github.com/mosqprov/mosqprov/pkg/system"
-	"github.com/mosqprov/mosqprov/pkg/systemd"
 )
 
 // fixture is a broker folder laid out like a --root: the CA, the server
@@ -164,7 +163,7 @@ func (f *fixture) start(t *testing.T, cfg conf.Config, standalone bool) *brokert
 		os.Chmod(run, 0o755)
 		cfg.Standalone = &conf.Standalone{PIDFile: filepath.Join(run, "mosquitto.pid"), PersistenceDir: run + "/", LogFile: log}
 		p := filepath.Join(f.dir, "mosquitto.conf")
-		if _, _, err := conf.Write(system.NewReal("/"), p, cfg); err != nil {
+		if _, _, err := step(conf.Write(system.NewReal("/"), p, cfg)); err != nil {
 			t.Fatal(err)
 		}
 		return brokertest.StartFile(t, p, log, ports...)
@@ -173,7 +172,7 @@ func (f *fixture) start(t *testing.T, cfg conf.Config, standalone bool) *brokert
 	if err := os.MkdirAll(confd, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	change, _, err := conf.Write(system.NewReal("/"), filepath.Join(confd, "mosqprov.conf"), cfg)
+	change, _, err := step(conf.Write(system.NewReal("/"), filepath.Join(confd, "mosqprov.conf"), cfg))
 	if err != nil || !change.Changed {
 		t.Fatalf("write drop-in: %+v %v", change, err)
 	}
@@ -409,7 +408,7 @@ func TestPortClash(t *testing.T) {
 	cfg.Listeners[0].Port = port
 	sys := system.NewReal("/")
 	ours := filepath.Join(confd, "mosqprov.conf")
-	if _, _, err := conf.Write(sys, ours, cfg); err != nil {
+	if _, _, err := step(conf.Write(sys, ours, cfg)); err != nil {
 		t.Fatal(err)
 	}
 	main := filepath.Join(f.dir, "main.conf")
@@ -449,7 +448,7 @@ func TestReloadPicksUpACLFileLine(t *testing.T) {
 	sys := system.NewReal("/")
 	cfg := f.config("mqtt")
 	cfg.Listeners[0].Port = brokertest.FreePort(t)
-	if _, need, err := conf.Write(sys, dropIn, cfg); err != nil || need != systemd.Restart {
+	if _, need, err := step(conf.Write(sys, dropIn, cfg)); err != nil || need != system.NeedRestart {
 		t.Fatalf("first write: need %v, err %v; want restart", need, err)
 	}
 	b := brokertest.Start(t, f.dir, "include_dir "+confd+"\n", cfg.Listeners[0].Port)
@@ -459,7 +458,7 @@ func TestReloadPicksUpACLFileLine(t *testing.T) {
 	}
 
 	cfg.ACLFile = acl
-	if _, need, err := conf.Write(sys, dropIn, cfg); err != nil || need != systemd.Reload {
+	if _, need, err := step(conf.Write(sys, dropIn, cfg)); err != nil || need != system.NeedReload {
 		t.Fatalf("adding acl_file: need %v, err %v; want reload", need, err)
 	}
 	if err := b.Reload(); err != nil {
@@ -474,7 +473,7 @@ func TestReloadPicksUpACLFileLine(t *testing.T) {
 	}
 
 	cfg.ACLFile = ""
-	if _, need, err := conf.Write(sys, dropIn, cfg); err != nil || need != systemd.Reload {
+	if _, need, err := step(conf.Write(sys, dropIn, cfg)); err != nil || need != system.NeedReload {
 		t.Fatalf("dropping acl_file: need %v, err %v; want reload", need, err)
 	}
 	b.Reload()
@@ -600,7 +599,7 @@ func TestWithDebianMainConf(t *testing.T) {
 	}
 	sys := system.NewReal("/")
 	dropIn := filepath.Join(f.dir, "conf.d", "mosqprov.conf")
-	if _, _, err := conf.Write(sys, dropIn, cfg); err != nil {
+	if _, _, err := step(conf.Write(sys, dropIn, cfg)); err != nil {
 		t.Fatal(err)
 	}
 	if findings := conf.CheckAgainst(sys, cfg, dropIn, mainPath); conf.Failed(findings) {
@@ -671,7 +670,7 @@ func (f *fixture) withConfD(t *testing.T, name, content string) (cfg conf.Config
 	cfg.Listeners[0].Port = brokertest.FreePort(t)
 	sys = system.NewReal("/")
 	ours = filepath.Join(confd, "mosqprov.conf")
-	if _, _, err := conf.Write(sys, ours, cfg); err != nil {
+	if _, _, err := step(conf.Write(sys, ours, cfg)); err != nil {
 		t.Fatal(err)
 	}
 	main = filepath.Join(f.dir, "main.conf")

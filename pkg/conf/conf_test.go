@@ -14,7 +14,6 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/conf"
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/system"
-	"github.com/mosqprov/mosqprov/pkg/systemd"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/conf/*.golden")
@@ -191,14 +190,14 @@ func TestWriteIdempotent(t *testing.T) {
 	sys := system.NewReal(root, system.WithRunner(&system.Recorder{}))
 	p := "/etc/mosquitto/conf.d/mosqprov.conf"
 	cfg := conf.Default()
-	change, need, err := conf.Write(sys, p, cfg)
-	if err != nil || change.Action != system.Create || need != systemd.Restart {
+	change, need, err := step(conf.Write(sys, p, cfg))
+	if err != nil || change.Action != system.Create || need != system.NeedRestart {
 		t.Fatalf("first write: %+v need %v err %v", change, need, err)
 	}
 	before, _ := os.Stat(filepath.Join(root, p))
 	time.Sleep(10 * time.Millisecond)
-	change, need, err = conf.Write(sys, p, cfg)
-	if err != nil || change.Action != system.Noop || need != systemd.None {
+	change, need, err = step(conf.Write(sys, p, cfg))
+	if err != nil || change.Action != system.Noop || need != system.NeedNothing {
 		t.Fatalf("second write: %+v need %v err %v", change, need, err)
 	}
 	after, _ := os.Stat(filepath.Join(root, p))
@@ -211,19 +210,19 @@ func TestWriteIdempotent(t *testing.T) {
 
 	// A listener change needs a restart; an authentication line a reload.
 	cfg.Listeners[1].Port = 8884
-	if _, need, _ := conf.Write(sys, p, cfg); need != systemd.Restart {
+	if _, need, _ := step(conf.Write(sys, p, cfg)); need != system.NeedRestart {
 		t.Errorf("listener change: need %v, want restart", need)
 	}
 	cfg.ACLFile = "/etc/mosquitto/acl"
 	cfg.AllowAnonymous = true
-	if _, need, _ := conf.Write(sys, p, cfg); need != systemd.Reload {
+	if _, need, _ := step(conf.Write(sys, p, cfg)); need != system.NeedReload {
 		t.Errorf("acl_file and allow_anonymous change: need %v, want reload", need)
 	}
 
 	// Bad input changes nothing.
 	data, _ := os.ReadFile(filepath.Join(root, p))
 	cfg.PasswordFile = "/x\ny"
-	if _, _, err := conf.Write(sys, p, cfg); !errs.IsInput(err) {
+	if _, _, err := step(conf.Write(sys, p, cfg)); !errs.IsInput(err) {
 		t.Fatalf("bad input: %v", err)
 	}
 	if now, _ := os.ReadFile(filepath.Join(root, p)); string(now) != string(data) {
@@ -234,8 +233,8 @@ func TestWriteIdempotent(t *testing.T) {
 func TestWriteDryRun(t *testing.T) {
 	root := t.TempDir()
 	sys := system.NewDryRun(system.NewReal(root))
-	change, need, err := conf.Write(sys, "/etc/mosquitto/conf.d/mosqprov.conf", conf.Default())
-	if err != nil || change.Action != system.Create || need != systemd.Restart {
+	change, need, err := step(conf.Write(sys, "/etc/mosquitto/conf.d/mosqprov.conf", conf.Default()))
+	if err != nil || change.Action != system.Create || need != system.NeedRestart {
 		t.Fatalf("dry run: %+v need %v err %v", change, need, err)
 	}
 	if _, err := os.Stat(filepath.Join(root, "etc")); err == nil {
@@ -386,4 +385,13 @@ func BenchmarkRender(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// step splits a converge result into the file's one change and the need.
+func step(res system.Result, err error) (system.Change, system.Need, error) {
+	var c system.Change
+	if len(res.Changes) > 0 {
+		c = res.Changes[0]
+	}
+	return c, res.Need, err
 }

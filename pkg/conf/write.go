@@ -10,7 +10,6 @@ import (
 
 	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/system"
-	"github.com/mosqprov/mosqprov/pkg/systemd"
 )
 
 // Attr is the configuration file's owner and mode: like Debian's own
@@ -23,29 +22,30 @@ var Attr = layout.Public
 // authentication lines changed (acl_file, password_file, allow_anonymous,
 // which mosquitto.conf(5) says are reloaded on SIGHUP, checked with 2.0.11)
 // a reload is enough and no client is dropped.
-func Write(sys system.System, p string, cfg Config) (system.Change, systemd.Need, error) {
+func Write(sys system.System, p string, cfg Config) (system.Result, error) {
+	var res system.Result
 	data, err := Render(cfg)
 	if err != nil {
-		return system.Change{}, systemd.None, err
+		return res, err
 	}
 	unlock, err := lockDir(sys, p)
 	if err != nil {
-		return system.Change{}, systemd.None, err
+		return res, err
 	}
 	defer unlock()
 	old, err := sys.ReadFile(p)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return system.Change{}, systemd.None, fmt.Errorf("read %s: %w", p, err)
+		return res, fmt.Errorf("read %s: %w", p, err)
 	}
 	action, err := sys.WriteFile(p, data, Attr)
 	if err != nil {
-		return system.Change{}, systemd.None, fmt.Errorf("write broker configuration: %w", err)
+		return res, fmt.Errorf("write broker configuration: %w", err)
 	}
-	need := systemd.None
+	res.Add(system.NewChange("broker configuration", p, action, ""))
 	if action.Changed() {
-		need = NeedFor(old, data)
+		res.Needs(NeedFor(old, data))
 	}
-	return system.NewChange("broker configuration", p, action, ""), need, nil
+	return res, nil
 }
 
 // lockDir makes sure the folder exists (creating it like Debian's conf.d,
@@ -63,17 +63,17 @@ func lockDir(sys system.System, p string) (func(), error) {
 var reloadable = []string{"acl_file ", "password_file ", "allow_anonymous "}
 
 // NeedFor says what a running broker needs to pick up new in place of old.
-func NeedFor(old, new []byte) systemd.Need {
+func NeedFor(old, new []byte) system.Need {
 	if bytes.Equal(old, new) {
-		return systemd.None
+		return system.NeedNothing
 	}
 	if len(old) == 0 {
-		return systemd.Restart
+		return system.NeedRestart
 	}
 	if bytes.Equal(stripReloadable(old), stripReloadable(new)) {
-		return systemd.Reload
+		return system.NeedReload
 	}
-	return systemd.Restart
+	return system.NeedRestart
 }
 
 func stripReloadable(data []byte) []byte {

@@ -12,7 +12,6 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/system"
-	"github.com/mosqprov/mosqprov/pkg/systemd"
 )
 
 // Desired is a user the file must hold, with either a plaintext Password
@@ -59,17 +58,15 @@ type UserResult struct {
 	Detail string `json:"detail,omitempty"`
 }
 
-// Result is what Converge did (or, on a dry-run System, would do).
+// Result is what Converge did (or, on a dry-run System, would do): the
+// converge contract (the file's line for a report, system.NeedReload when
+// the file changed, since the broker re-reads the password file on SIGHUP,
+// and warnings) and each user's outcome.
 type Result struct {
+	system.Result
 	Path   string        `json:"path"`
 	Action system.Action `json:"action"`
 	Users  []UserResult  `json:"users"`
-	// Changes is the file's line for a report.
-	Changes []system.Change `json:"changes"`
-	// Need is systemd.Reload when the file changed: the broker re-reads the
-	// password file on SIGHUP.
-	Need     systemd.Need `json:"-"`
-	Warnings []string     `json:"warnings,omitempty"`
 	// Findings are the lines of the resulting file the broker ignores or rejects.
 	Findings []Finding `json:"findings,omitempty"`
 }
@@ -98,7 +95,7 @@ func Converge(sys system.System, path string, want []Desired, opts Options) (Res
 	}
 	attr, fallback := layout.BrokerSecret(sys)
 	if fallback != "" {
-		res.Warnings = append(res.Warnings, fallback)
+		res.Warn("%s", fallback)
 	}
 	if dir := filepath.Dir(path); !layout.Exists(sys, dir) {
 		if len(want) == 0 {
@@ -144,9 +141,9 @@ func Converge(sys system.System, path string, want []Desired, opts Options) (Res
 	if action == system.Update && string(old) == string(data) {
 		detail = "owner and mode set to " + describeAttr(attr)
 	}
-	res.Changes = []system.Change{system.NewChange("password file", path, action, detail)}
+	res.Add(system.NewChange("password file", path, action, detail))
 	if action.Changed() {
-		res.Need = systemd.Reload
+		res.Needs(system.NeedReload)
 	}
 	return res, nil
 }

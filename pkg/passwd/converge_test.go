@@ -14,7 +14,6 @@ import (
 
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/system"
-	"github.com/mosqprov/mosqprov/pkg/systemd"
 )
 
 const target = "/etc/mosquitto/passwd"
@@ -70,7 +69,7 @@ func assertUntouched(t *testing.T, path string, data []byte, mtime time.Time) {
 func TestConvergeLifecycle(t *testing.T) {
 	sys, host := newSys(t)
 	res := mustConverge(t, sys, []Desired{{Name: "alice", Password: "pw1"}}, Options{})
-	if res.Action != system.Create || statuses(res) != "alice=added" || res.Need != systemd.Reload {
+	if res.Action != system.Create || statuses(res) != "alice=added" || res.Need != system.NeedReload {
 		t.Fatalf("add: %+v", res)
 	}
 	data, _ := os.ReadFile(host)
@@ -84,7 +83,7 @@ func TestConvergeLifecycle(t *testing.T) {
 	// Same password again: the stored hash verifies, nothing is written.
 	mtime := backdate(t, host)
 	res = mustConverge(t, sys, []Desired{{Name: "alice", Password: "pw1"}}, Options{})
-	if res.Action != system.Noop || statuses(res) != "alice=unchanged" || res.Need != systemd.None {
+	if res.Action != system.Noop || statuses(res) != "alice=unchanged" || res.Need != system.NeedNothing {
 		t.Fatalf("again: %+v", res)
 	}
 	if res.Changes[0].Changed || res.Changes[0].Detail != "alice unchanged" {
@@ -333,7 +332,7 @@ func TestConvergeDryRun(t *testing.T) {
 	real, host := newSys(t)
 	dry := system.NewDryRun(real)
 	res := mustConverge(t, dry, []Desired{{Name: "alice", Password: "x"}}, Options{})
-	if res.Action != system.Create || res.Need != systemd.Reload {
+	if res.Action != system.Create || res.Need != system.NeedReload {
 		t.Fatalf("%+v", res)
 	}
 	if _, err := os.Stat(filepath.Dir(host)); !os.IsNotExist(err) {

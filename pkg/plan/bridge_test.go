@@ -17,7 +17,6 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/spec"
 	"github.com/mosqprov/mosqprov/pkg/system"
-	"github.com/mosqprov/mosqprov/pkg/systemd"
 )
 
 // hub is broker B, the remote: provisioned by mosqprov under its own root,
@@ -264,7 +263,7 @@ func TestBridgeBetweenTwoBrokers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.Changed || res.Need != systemd.Restart {
+	if !res.Changed || res.Need != system.NeedRestart {
 		t.Fatalf("first apply: changed=%v need=%v", res.Changed, res.Need)
 	}
 	fi, err := os.Stat(filepath.Join(a.root, bridge.File))
@@ -333,7 +332,7 @@ func TestBridgeBetweenTwoBrokers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res2.Changed || len(sys2.Changes()) != 0 || res2.Need != systemd.None {
+	if res2.Changed || len(sys2.Changes()) != 0 || res2.Need != system.NeedNothing {
 		t.Fatalf("second apply: changed=%v files=%v need=%v", res2.Changed, sys2.Changes(), res2.Need)
 	}
 	if after := mtimes(t, a.root); !maps.Equal(before, after) {
@@ -351,7 +350,7 @@ func TestBridgeBetweenTwoBrokers(t *testing.T) {
 	if res, err = Converge(ctx, realSys(a.root), s, a.options()); err != nil {
 		t.Fatal(err)
 	}
-	if !res.Changed || res.Need != systemd.Restart {
+	if !res.Changed || res.Need != system.NeedRestart {
 		t.Fatalf("apply with a client certificate: changed=%v need=%v", res.Changed, res.Need)
 	}
 	key, err := os.Stat(filepath.Join(a.root, bridge.Dir, "hub.key"))
@@ -367,7 +366,7 @@ func TestBridgeBetweenTwoBrokers(t *testing.T) {
 	if res, err = Converge(ctx, realSys(a.root), s, a.options()); err != nil {
 		t.Fatal(err)
 	}
-	if !res.Changed || res.Need != systemd.Restart {
+	if !res.Changed || res.Need != system.NeedRestart {
 		t.Fatalf("apply without the bridge: changed=%v need=%v", res.Changed, res.Need)
 	}
 	for _, f := range []string{bridge.File, bridge.Dir + "/hub.key", bridge.Dir + "/hub.crt", bridge.Dir + "/hub-ca.crt"} {

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 
 	"github.com/mosqprov/mosqprov/pkg/bridge"
-	"github.com/mosqprov/mosqprov/pkg/certs"
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/spec"
 	"github.com/mosqprov/mosqprov/pkg/system"
@@ -94,7 +93,7 @@ func desireBridges(sys system.System, s *spec.Spec, o Options) ([]bridge.Bridge,
 // DefaultClientID is bridge.ClientIDFor with the host behind sys: its
 // hostname (the image's /etc/hostname under a --root) and /etc/machine-id.
 func DefaultClientID(sys system.System, name string) (string, error) {
-	host, err := certs.LiveHost{Sys: sys}.Hostname()
+	host, err := sys.Hostname()
 	if err != nil {
 		return "", fmt.Errorf("read hostname: %w", err)
 	}
@@ -139,6 +138,6 @@ func bridgesStep(ctx context.Context, sys system.System, s *spec.Spec, d *desire
 	if len(res.Changes) == 0 {
 		return nil
 	}
-	r.add(StepBridges, res.Changes, res.Need, res.Warnings)
+	r.add(StepBridges, res)
 	return nil
 }

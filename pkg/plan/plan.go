@@ -54,7 +54,7 @@ const (
 type Step struct {
 	Name    string          `json:"step"`
 	Changes []system.Change `json:"changes"`
-	Need    systemd.Need    `json:"-"`
+	Need    system.Need     `json:"-"`
 }
 
 // Result is a plan (on a DryRun System) or what an apply did.
@@ -65,10 +65,10 @@ type Result struct {
 	// alone (prune_users: false).
 	Unmanaged []string `json:"unmanaged_users,omitempty"`
 	// Need is the one reload or restart the changes call for.
-	Need     systemd.Need `json:"-"`
-	NeedName string       `json:"service_action"`
-	Warnings []string     `json:"warnings,omitempty"`
-	Summary  Summary      `json:"summary"`
+	Need     system.Need `json:"-"`
+	NeedName string      `json:"service_action"`
+	Warnings []string    `json:"warnings,omitempty"`
+	Summary  Summary     `json:"summary"`
 	// BrokerVersion is the installed broker's version ("2.0.11"), when the
 	// package step looked.
 	BrokerVersion string `json:"broker_version,omitempty"`
@@ -110,12 +110,12 @@ func Count(changes []system.Change) Summary {
 // Append adds a step after the engine's (setup's broker.yaml, the broker's
 // reload or restart) and counts its changes in the summary.
 func (r *Result) Append(name string, changes ...system.Change) {
-	r.add(name, changes, systemd.None, nil)
+	r.add(name, system.Result{Changes: changes})
 }
 
 // Prepend adds a step before the engine's and counts its changes.
 func (r *Result) Prepend(name string, changes ...system.Change) {
-	r.add(name, changes, systemd.None, nil)
+	r.add(name, system.Result{Changes: changes})
 	last := r.Steps[len(r.Steps)-1]
 	r.Steps = append([]Step{last}, r.Steps[:len(r.Steps)-1]...)
 }
@@ -129,13 +129,16 @@ func (r *Result) Changes() []system.Change {
 	return all
 }
 
-func (r *Result) add(name string, changes []system.Change, need systemd.Need, warnings []string) {
+// add records what one step did: every step reports the one converge
+// shape, system.Result.
+func (r *Result) add(name string, res system.Result) {
+	changes := res.Changes
 	if changes == nil {
 		changes = []system.Change{}
 	}
-	r.Steps = append(r.Steps, Step{Name: name, Changes: changes, Need: need})
-	r.Need = r.Need.Max(need)
-	r.Warnings = append(r.Warnings, warnings...)
+	r.Steps = append(r.Steps, Step{Name: name, Changes: changes, Need: res.Need})
+	r.Need = r.Need.Max(res.Need)
+	r.Warnings = append(r.Warnings, res.Warnings...)
 	n := Count(changes)
 	r.Summary.Create += n.Create
 	r.Summary.Change += n.Change

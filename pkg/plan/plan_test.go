@@ -117,7 +117,7 @@ func TestApplyExampleRealBroker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.Changed || res.Need != systemd.Restart {
+	if !res.Changed || res.Need != system.NeedRestart {
 		t.Fatalf("first apply: changed=%v need=%v", res.Changed, res.Need)
 	}
 
@@ -176,7 +176,7 @@ func TestApplyExampleRealBroker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res2.Changed || len(sys2.Changes()) != 0 || res2.Need != systemd.None {
+	if res2.Changed || len(sys2.Changes()) != 0 || res2.Need != system.NeedNothing {
 		t.Fatalf("second apply: changed=%v files=%v need=%v", res2.Changed, sys2.Changes(), res2.Need)
 	}
 	if after := mtimes(t, root); !maps.Equal(before, after) {
@@ -349,7 +349,7 @@ func TestDiffsHideSecrets(t *testing.T) {
 	}
 	diffs := Diffs(dry.Changes())
 	check(diffs)
-	if res.Need != systemd.Reload || len(diffs) != 2 || diffs[0].Path != layout.PasswordFile ||
+	if res.Need != system.NeedReload || len(diffs) != 2 || diffs[0].Path != layout.PasswordFile ||
 		!strings.Contains(diffs[0].Diff, "-blinds:$7$(hash masked)\n+blinds:$7$(new hash masked)") {
 		t.Fatalf("need %v, diffs %+v", res.Need, diffs)
 	}
@@ -385,7 +385,7 @@ func TestServiceStep(t *testing.T) {
 	sys := system.NewDryRun(system.NewReal("/", system.WithRunner(rec)))
 	svc := systemd.New(sys)
 	svc.Booted = func() bool { return true }
-	r := &Result{Need: systemd.Restart}
+	r := &Result{Need: system.NeedRestart}
 	if err := serviceStep(context.Background(), sys, s, &desired{}, Options{Service: svc}, r); err != nil {
 		t.Fatal(err)
 	}
@@ -393,7 +393,7 @@ func TestServiceStep(t *testing.T) {
 	if len(cmds) != 2 || cmds[0].String() != "systemctl enable mosquitto" || cmds[1].String() != "systemctl start mosquitto" {
 		t.Fatalf("commands %v", cmds)
 	}
-	if r.Need != systemd.None || !r.Changed {
+	if r.Need != system.NeedNothing || !r.Changed {
 		t.Fatalf("need %v changed %v", r.Need, r.Changed)
 	}
 	// Running and enabled: nothing to do here; the caller settles r.Need.
@@ -401,11 +401,11 @@ func TestServiceStep(t *testing.T) {
 		On("systemctl is-active", system.Output{Stdout: []byte("active\n")}, nil)
 	sys = system.NewDryRun(system.NewReal("/", system.WithRunner(rec)))
 	svc.Sys = sys
-	r = &Result{Need: systemd.Reload}
+	r = &Result{Need: system.NeedReload}
 	if err := serviceStep(context.Background(), sys, s, &desired{}, Options{Service: svc}, r); err != nil {
 		t.Fatal(err)
 	}
-	if len(sys.Commands()) != 0 || r.Need != systemd.Reload || r.Changed {
+	if len(sys.Commands()) != 0 || r.Need != system.NeedReload || r.Changed {
 		t.Fatalf("commands %v need %v", sys.Commands(), r.Need)
 	}
 }
@@ -465,8 +465,8 @@ func TestUnsettledFilesGetTheirReload(t *testing.T) {
 	good, _ := os.ReadFile(stPath)
 	for _, tc := range []struct {
 		path string
-		need systemd.Need
-	}{{layout.PasswordFile, systemd.Reload}, {layout.ServerCert, systemd.Reload}, {layout.DropIn, systemd.Restart}, {layout.CACert, systemd.None}} {
+		need system.Need
+	}{{layout.PasswordFile, system.NeedReload}, {layout.ServerCert, system.NeedReload}, {layout.DropIn, system.NeedRestart}, {layout.CACert, system.NeedNothing}} {
 		var st map[string]any
 		json.Unmarshal(good, &st)
 		st["files"].(map[string]any)[tc.path] = strings.Repeat("0", 64)
@@ -479,7 +479,7 @@ func TestUnsettledFilesGetTheirReload(t *testing.T) {
 		if res.Need != tc.need || !res.Changed {
 			t.Errorf("%s: need %v, changed %v; want %v", tc.path, res.Need, res.Changed, tc.need)
 		}
-		if res, _ := Converge(ctx, realSys(root), s, env.options()); res.Changed || res.Need != systemd.None {
+		if res, _ := Converge(ctx, realSys(root), s, env.options()); res.Changed || res.Need != system.NeedNothing {
 			t.Errorf("%s: the run after is not converged: %s", tc.path, describe(res))
 		}
 	}
@@ -491,7 +491,7 @@ func TestUnsettledFilesGetTheirReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, st := range res.Steps {
-		if st.Name == StepState && (len(st.Changes) != 1 || st.Changes[0].Detail != "" || st.Need != systemd.None) {
+		if st.Name == StepState && (len(st.Changes) != 1 || st.Changes[0].Detail != "" || st.Need != system.NeedNothing) {
 			t.Errorf("password change: state step %+v", st)
 		}
 	}

@@ -113,7 +113,7 @@ func packageStep(ctx context.Context, sys system.System, s *spec.Spec, d *desire
 		return nil
 	}
 	if sys.Root() != "/" && !layout.Exists(sys, "/var/lib/dpkg/status") {
-		r.add(StepPackage, []system.Change{system.NewChange("package "+apt.Broker, "", system.Noop, "skipped: "+sys.Root()+" has no dpkg database")}, systemd.None, nil)
+		r.add(StepPackage, system.Result{Changes: []system.Change{system.NewChange("package "+apt.Broker, "", system.Noop, "skipped: "+sys.Root()+" has no dpkg database")}})
 		return nil
 	}
 	in := o.Installer
@@ -130,7 +130,7 @@ func packageStep(ctx context.Context, sys system.System, s *spec.Spec, d *desire
 			d.installing = true
 		}
 	}
-	r.add(StepPackage, changes, systemd.None, nil)
+	r.add(StepPackage, system.Result{Changes: changes})
 	return nil
 }
 
@@ -144,7 +144,11 @@ func caStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired, o 
 		KeyType:    pki.KeyType(s.TLS.KeyType),
 		Rand:       o.Rand,
 	})
-	return r.addCerts(StepCA, res, err)
+	if err != nil {
+		return err
+	}
+	r.add(StepCA, res)
+	return nil
 }
 
 func serverStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired, o Options, r *Result) error {
@@ -160,15 +164,10 @@ func serverStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired
 		RenewBefore: s.TLS.RenewBeforeDays,
 		Rand:        o.Rand,
 	})
-	return r.addCerts(StepServer, res, err)
-}
-
-// addCerts records what a pkg/certs step did.
-func (r *Result) addCerts(name string, res certs.Result, err error) error {
 	if err != nil {
 		return err
 	}
-	r.add(name, res.Changes, res.Need, res.Warnings)
+	r.add(StepServer, res)
 	return nil
 }
 
@@ -182,7 +181,7 @@ func usersStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired,
 			r.Unmanaged = append(r.Unmanaged, u.Name)
 		}
 	}
-	r.add(StepUsers, res.Changes, res.Need, res.Warnings)
+	r.add(StepUsers, res.Result)
 	return nil
 }
 
@@ -193,23 +192,23 @@ func aclStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired, o
 	if len(d.acl) == 0 {
 		return nil
 	}
-	_, change, need, err := acl.Update(sys, layout.ACLFile, func(f *acl.File) error {
+	_, res, err := acl.Update(sys, layout.ACLFile, func(f *acl.File) error {
 		f.Rules = append([]acl.Rule(nil), d.acl...)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	r.add(StepACL, []system.Change{change}, need, nil)
+	r.add(StepACL, res)
 	return nil
 }
 
 func confStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired, o Options, r *Result) error {
-	change, need, err := conf.Write(sys, layout.DropIn, confFor(s, layout.Exists(sys, layout.PasswordFile)))
+	res, err := conf.Write(sys, layout.DropIn, confFor(s, layout.Exists(sys, layout.PasswordFile)))
 	if err != nil {
 		return err
 	}
-	r.add(StepConf, []system.Change{change}, need, nil)
+	r.add(StepConf, res)
 	return nil
 }
 
@@ -222,12 +221,12 @@ func serviceStep(ctx context.Context, sys system.System, s *spec.Spec, d *desire
 		svc = systemd.New(sys)
 	}
 	if ok, why := svc.Manageable(); !ok {
-		r.add(StepService, []system.Change{system.NewChange("service "+svc.Unit, "", system.Noop, "enable and start skipped: "+why)}, systemd.None, nil)
+		r.add(StepService, system.Result{Changes: []system.Change{system.NewChange("service "+svc.Unit, "", system.Noop, "enable and start skipped: "+why)}})
 		return nil
 	}
 	if d.installing && sys.IsDryRun() {
 		// Debian's package enables and starts the unit when it installs it.
-		r.add(StepService, []system.Change{system.NewChange("service "+svc.Unit, "", system.Noop, "enabled and started by the package's install")}, systemd.None, nil)
+		r.add(StepService, system.Result{Changes: []system.Change{system.NewChange("service "+svc.Unit, "", system.Noop, "enabled and started by the package's install")}})
 		return nil
 	}
 	var changes []system.Change
@@ -244,11 +243,11 @@ func serviceStep(ctx context.Context, sys system.System, s *spec.Spec, d *desire
 			return err
 		}
 		changes = append(changes, c)
-		r.add(StepService, changes, systemd.None, nil)
-		r.Need = systemd.None
+		r.add(StepService, system.Result{Changes: changes})
+		r.Need = system.NeedNothing
 		return nil
 	}
-	r.add(StepService, changes, systemd.None, nil)
+	r.add(StepService, system.Result{Changes: changes})
 	return nil
 }
 
@@ -286,10 +285,10 @@ func stateStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired,
 		return err
 	}
 	detail := ""
-	if need != systemd.None {
+	if need != system.NeedNothing {
 		detail = "files changed since the last complete apply; the broker may not have read them"
 	}
-	r.add(StepState, []system.Change{system.NewChange("apply state", state.File, action, detail)}, need, nil)
+	r.add(StepState, system.Result{Changes: []system.Change{system.NewChange("apply state", state.File, action, detail)}, Need: need})
 	return nil
 }
 
@@ -298,12 +297,12 @@ func stateStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired,
 // interrupted after its writes and before its reload or restart (killed,
 // out of space) left them, and this run would otherwise see nothing to do
 // and leave the broker on the old ones.
-func unsettled(sys system.System, paths []string) (systemd.Need, error) {
+func unsettled(sys system.System, paths []string) (system.Need, error) {
 	old, err := state.Load(sys)
 	if err != nil || old == nil {
-		return systemd.None, err
+		return system.NeedNothing, err
 	}
-	need := systemd.None
+	need := system.NeedNothing
 	for _, p := range paths {
 		data, err := sys.ReadFile(p)
 		if err != nil {
@@ -318,13 +317,13 @@ func unsettled(sys system.System, paths []string) (systemd.Need, error) {
 }
 
 // brokerNeed is what the running broker needs when p changes.
-func brokerNeed(p string) systemd.Need {
+func brokerNeed(p string) system.Need {
 	switch {
 	case p == layout.DropIn, p == bridge.File, strings.HasPrefix(p, bridge.Dir+"/"):
 		// The broker reads bridges, and their TLS files, when it starts.
-		return systemd.Restart
+		return system.NeedRestart
 	case strings.HasPrefix(p, layout.MosquittoDir+"/"):
-		return systemd.Reload
+		return system.NeedReload
 	}
-	return systemd.None // the CA's own copy, which the broker never reads
+	return system.NeedNothing // the CA's own copy, which the broker never reads
 }

@@ -20,7 +20,7 @@ import (
 // would (no folder to write in), so a multi-step command plans exactly as it
 // would apply.
 type DryRun struct {
-	real    *Real
+	host    *Real
 	mu      sync.Mutex
 	pending map[string]*pendingFile
 	changes []FileChange
@@ -36,18 +36,24 @@ type pendingFile struct {
 	dir     bool
 }
 
-// NewDryRun wraps a Real.
-func NewDryRun(real *Real) *DryRun {
-	return &DryRun{real: real, pending: map[string]*pendingFile{}}
+// NewDryRun returns a dry run of sys (chezmoi's NewDryRunSystem): reads go
+// to sys's host, writes are recorded. A DryRun is its own dry run.
+func NewDryRun(sys System) *DryRun {
+	if d, ok := sys.(*DryRun); ok {
+		return d
+	}
+	return &DryRun{host: sys.real(), pending: map[string]*pendingFile{}}
 }
 
-func (d *DryRun) Root() string             { return d.real.Root() }
-func (d *DryRun) HostPath(p string) string { return d.real.HostPath(p) }
+func (d *DryRun) real() *Real { return d.host }
+
+func (d *DryRun) Root() string             { return d.host.Root() }
+func (d *DryRun) HostPath(p string) string { return d.host.HostPath(p) }
 func (d *DryRun) IsDryRun() bool           { return true }
-func (d *DryRun) Now() time.Time           { return d.real.Now() }
+func (d *DryRun) Now() time.Time           { return d.host.Now() }
 
 // SetLog is Real.SetLog; skipped commands are logged too.
-func (d *DryRun) SetLog(logf func(format string, args ...any)) { d.real.SetLog(logf) }
+func (d *DryRun) SetLog(logf func(format string, args ...any)) { d.host.SetLog(logf) }
 
 func (d *DryRun) pendingAt(p string) *pendingFile {
 	d.mu.Lock()
@@ -71,7 +77,7 @@ func (d *DryRun) ReadFile(p string) ([]byte, error) {
 		}
 		return append([]byte(nil), pf.data...), nil
 	}
-	return d.real.ReadFile(p)
+	return d.host.ReadFile(p)
 }
 
 func (d *DryRun) Stat(p string) (FileInfo, error) {
@@ -81,7 +87,7 @@ func (d *DryRun) Stat(p string) (FileInfo, error) {
 		}
 		return pf.info(p, d.Now()), nil
 	}
-	return d.real.Stat(p)
+	return d.host.Stat(p)
 }
 
 func (pf *pendingFile) info(p string, now time.Time) FileInfo {
@@ -92,7 +98,7 @@ func (pf *pendingFile) info(p string, now time.Time) FileInfo {
 // pending files and folders in it appear, deleted ones are gone.
 func (d *DryRun) ReadDir(p string) ([]fs.DirEntry, error) {
 	dir := filepath.Clean(p)
-	entries, err := d.real.ReadDir(p)
+	entries, err := d.host.ReadDir(p)
 	if pf := d.pendingAt(dir); err != nil && (pf == nil || !pf.dir) {
 		return nil, err
 	}
@@ -151,7 +157,7 @@ func (d *DryRun) isDir(p string) bool {
 }
 
 func (d *DryRun) WriteFile(p string, data []byte, attr Attr) (Action, error) {
-	uid, gid, err := d.real.resolveOwner(attr)
+	uid, gid, err := d.host.resolveOwner(attr)
 	if err != nil {
 		return "", fmt.Errorf("write %s: %w", p, err)
 	}
@@ -172,25 +178,25 @@ func (d *DryRun) WriteFile(p string, data []byte, attr Attr) (Action, error) {
 	case pf != nil:
 		action = Create
 	default:
-		action, before, err = d.real.plan(p, data, attr, uid, gid)
+		action, before, err = d.host.plan(p, data, attr, uid, gid)
 		if err != nil || action == Noop {
 			return action, err
 		}
 	}
-	if err := d.real.canOwn(attr, uid, gid); err != nil {
+	if err := d.host.canOwn(attr, uid, gid); err != nil {
 		return "", fmt.Errorf("write %s: %w", p, err)
 	}
 	uid, gid = d.ownerOrCaller(uid, gid)
 	d.setPending(p, &pendingFile{data: append([]byte(nil), data...), attr: attr, uid: uid, gid: gid})
 	d.record(FileChange{Path: p, Action: action, Before: before, After: data})
-	d.real.log("file %s: would %s (%d bytes, %s)", d.real.where(p), action, len(data), describeAttr(attr))
+	d.host.log("file %s: would %s (%d bytes, %s)", d.host.where(p), action, len(data), describeAttr(attr))
 	return action, nil
 }
 
 // ownerOrCaller is the owner a new file gets: the one asked for, or the
 // process's own.
 func (d *DryRun) ownerOrCaller(uid, gid int) (int, int) {
-	me := d.real.CurrentAccount()
+	me := d.host.CurrentAccount()
 	if uid < 0 {
 		uid = me.UID
 	}
@@ -210,7 +216,7 @@ func (d *DryRun) record(fc FileChange) {
 // writes left it, and records the missing parents it would create too.
 func (d *DryRun) EnsureDir(p string, attr Attr) (Action, error) {
 	host := d.HostPath(p)
-	uid, gid, err := d.real.resolveOwner(attr)
+	uid, gid, err := d.host.resolveOwner(attr)
 	if err != nil {
 		return "", fmt.Errorf("create folder %s: %w", host, err)
 	}
@@ -219,7 +225,7 @@ func (d *DryRun) EnsureDir(p string, attr Attr) (Action, error) {
 	if err != nil || action == Noop {
 		return action, err
 	}
-	if err := d.real.canOwn(attr, uid, gid); err != nil {
+	if err := d.host.canOwn(attr, uid, gid); err != nil {
 		return "", fmt.Errorf("create folder %s: %w", host, err)
 	}
 	if parent := filepath.Dir(p); action == Create && parent != p {
@@ -235,7 +241,7 @@ func (d *DryRun) EnsureDir(p string, attr Attr) (Action, error) {
 		uid, gid = keepOwner(attr, info, uid, gid)
 	}
 	d.setPending(p, &pendingFile{attr: attr, uid: uid, gid: gid, dir: true})
-	d.real.log("folder %s: would %s (%s)", d.real.where(p), action, describeAttr(attr))
+	d.host.log("folder %s: would %s (%s)", d.host.where(p), action, describeAttr(attr))
 	return action, nil
 }
 
@@ -255,25 +261,25 @@ func (d *DryRun) Remove(p string) (Action, error) {
 	}
 	d.setPending(p, &pendingFile{deleted: true})
 	d.record(FileChange{Path: p, Action: Delete})
-	d.real.log("file %s: would delete", d.real.where(p))
+	d.host.log("file %s: would delete", d.host.where(p))
 	return Delete, nil
 }
 
 // Lock is a no-op: a dry run writes nothing, so it needs no exclusion.
 func (d *DryRun) Lock(string) (func(), error) { return func() {}, nil }
 
-func (d *DryRun) LookupUser(name string) (Account, error) { return d.real.LookupUser(name) }
-func (d *DryRun) LookupGroup(name string) (int, error)    { return d.real.LookupGroup(name) }
-func (d *DryRun) CurrentAccount() Account                 { return d.real.CurrentAccount() }
+func (d *DryRun) LookupUser(name string) (Account, error) { return d.host.LookupUser(name) }
+func (d *DryRun) LookupGroup(name string) (int, error)    { return d.host.LookupGroup(name) }
+func (d *DryRun) CurrentAccount() Account                 { return d.host.CurrentAccount() }
 
 func (d *DryRun) Run(ctx context.Context, cmd Cmd) (Output, error) {
 	if cmd.ReadOnly {
-		return d.real.Run(ctx, cmd)
+		return d.host.Run(ctx, cmd)
 	}
 	d.mu.Lock()
 	d.ran = append(d.ran, cmd)
 	d.mu.Unlock()
-	d.real.log("run (skipped, dry run): %s", cmd)
+	d.host.log("run (skipped, dry run): %s", cmd)
 	return Output{}, nil
 }
 

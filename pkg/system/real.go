@@ -56,6 +56,8 @@ func (s *Real) SetLog(logf func(format string, args ...any)) {
 	}
 }
 
+func (s *Real) real() *Real { return s }
+
 // where is a target path as a log line shows it: with its host location
 // when that differs (under --root).
 func (s *Real) where(p string) string {

@@ -30,9 +30,8 @@ func Restore(sys System, changes []FileChange) error {
 }
 
 func restoreSnapshot(sys System, path string, s *Snapshot) error {
-	r, ok := sys.(*Real)
-	if !ok {
+	if sys.IsDryRun() {
 		return nil // a dry run changed nothing
 	}
-	return atomicWrite(r.HostPath(path), s.Data, s.Mode, s.UID, s.GID)
+	return atomicWrite(sys.HostPath(path), s.Data, s.Mode, s.UID, s.GID)
 }

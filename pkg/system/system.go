@@ -10,6 +10,7 @@ package system
 import (
 	"context"
 	"io/fs"
+	"net"
 	"time"
 )
 
@@ -54,6 +55,19 @@ type System interface {
 	Changes() []FileChange
 
 	Now() time.Time
+
+	// Hostname and Addrs are the target host's facts: its name and the
+	// addresses clients reach it on (none under a --root).
+	Hostname() (string, error)
+	Addrs() ([]net.IP, error)
+
+	// SetLog makes the System describe every write, folder, lock and
+	// command through logf (--verbose); never contents or environments.
+	SetLog(logf func(format string, args ...any))
+
+	// real is the Real a System reads through: the interface is sealed, so
+	// a DryRun can be made of any System (NewDryRun).
+	real() *Real
 }
 
 // Attr is the owner and mode a file or folder must have. Empty User or Group

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mosqprov/mosqprov/pkg/conf"
+	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/system"
 )
 
@@ -41,9 +43,8 @@ func (l Listener) Bound() string {
 	return net.JoinHostPort(host, strconv.Itoa(l.Port))
 }
 
-// listeners is what WaitUp and Status dial. The broker's configuration is
-// read by pkg/conf, which imports this package, so the reader is plugged
-// in by the caller (pkg/cli); without one only the unit's state is checked.
+// listeners is what WaitUp and Status dial; without a reader only the
+// unit's state is checked.
 func (s *Service) listeners(ctx context.Context) ([]Listener, error) {
 	if s.Listeners == nil {
 		return nil, nil
@@ -51,13 +52,36 @@ func (s *Service) listeners(ctx context.Context) ([]Listener, error) {
 	return s.Listeners(ctx)
 }
 
+// configuredListeners are the listeners the broker opens, read from its
+// whole configuration (mosquitto.conf and its include_dir files, through
+// pkg/conf): 2.0's default 127.0.0.1:1883 when none is declared.
+func (s *Service) configuredListeners(context.Context) ([]Listener, error) {
+	b, err := conf.ReadBroker(s.Sys, layout.MosquittoConf)
+	if err != nil {
+		return nil, err
+	}
+	var out []Listener
+	for _, l := range b.Bound() {
+		out = append(out, Listener{Port: l.Port, Bind: l.Bind})
+	}
+	return out, nil
+}
+
+// configuredLog is the last lines of the broker's log_dest files.
+func (s *Service) configuredLog() []string {
+	b, err := conf.ReadBroker(s.Sys, layout.MosquittoConf)
+	if err != nil {
+		return nil
+	}
+	return LogTail(s.Sys, b.LogFiles)
+}
+
 // LogLines is how many of a log file's last lines a failure shows.
 const LogLines = 10
 
 // LogTail is the last LogLines lines of each of the broker's log files
 // (its `log_dest file` targets, read by pkg/conf), each file introduced by
-// its name; a missing or empty file shows nothing. pkg/cli plugs it in as
-// Service.BrokerLog.
+// its name; a missing or empty file shows nothing.
 func LogTail(sys system.System, files []string) []string {
 	var out []string
 	for _, p := range files {

@@ -147,7 +147,7 @@ func service(f *fakeUnit, dryRun bool) *Service { return serviceOn(f, f, dryRun)
 func serviceOn(runner system.Runner, f *fakeUnit, dryRun bool) *Service {
 	var sys system.System = system.NewReal("/", system.WithRunner(runner))
 	if dryRun {
-		sys = system.NewDryRun(sys.(*system.Real))
+		sys = system.NewDryRun(sys)
 	}
 	s := New(sys)
 	s.Booted = func() bool { return true }
@@ -166,7 +166,7 @@ func TestSettle(t *testing.T) {
 		state     string // before the run
 		before    string // the config file before the run
 		write     string // what the run writes ("" writes nothing)
-		need      Need
+		need      system.Need
 		dryRun    bool
 		booted    bool
 		wantCalls []string
@@ -177,29 +177,29 @@ func TestSettle(t *testing.T) {
 		wantFile  string // the config file after Settle
 		wantState string
 	}{
-		{name: "nothing changed", state: "active", need: None, booted: true, wantNoErr: true, action: system.Noop, wantState: "active"},
-		{name: "no systemd", state: "active", need: Restart, booted: false, wantNoErr: true, action: system.Noop, wantState: "active"},
-		{name: "stopped broker is left stopped", state: "inactive", need: Restart, booted: true,
+		{name: "nothing changed", state: "active", need: system.NeedNothing, booted: true, wantNoErr: true, action: system.Noop, wantState: "active"},
+		{name: "no systemd", state: "active", need: system.NeedRestart, booted: false, wantNoErr: true, action: system.Noop, wantState: "active"},
+		{name: "stopped broker is left stopped", state: "inactive", need: system.NeedRestart, booted: true,
 			wantCalls: []string{"systemctl is-active mosquitto"}, wantNoErr: true, action: system.Noop, wantState: "inactive"},
-		{name: "reload", state: "active", need: Reload, booted: true, write: "good2",
+		{name: "reload", state: "active", need: system.NeedReload, booted: true, write: "good2",
 			wantCalls: []string{"systemctl is-active mosquitto", "systemctl reload mosquitto", "systemctl is-active mosquitto"},
 			wantNoErr: true, action: system.Reload, wantFile: "good2", wantState: "active"},
-		{name: "restart", state: "active", need: Restart, booted: true, write: "good2",
+		{name: "restart", state: "active", need: system.NeedRestart, booted: true, write: "good2",
 			wantCalls: []string{"systemctl is-active mosquitto", "systemctl restart mosquitto", "systemctl is-active mosquitto"},
 			wantNoErr: true, action: system.Restart, wantFile: "good2", wantState: "active"},
-		{name: "broken config is rolled back", state: "active", need: Restart, booted: true, write: "broken",
+		{name: "broken config is rolled back", state: "active", need: system.NeedRestart, booted: true, write: "broken",
 			wantCalls: []string{"systemctl is-active mosquitto", "systemctl restart mosquitto",
 				"journalctl --sync", "journalctl -u mosquitto -n 20 --no-pager",
 				"systemctl reset-failed mosquitto", "systemctl restart mosquitto", "systemctl is-active mosquitto"},
 			wantErr: errs.ErrRolledBack, wantFile: "good", wantState: "active"},
-		{name: "port not accepting is rolled back", state: "active", need: Restart, booted: true, write: "nolisten",
+		{name: "port not accepting is rolled back", state: "active", need: system.NeedRestart, booted: true, write: "nolisten",
 			wantErr: errs.ErrRolledBack, wantFile: "good", wantState: "active"},
-		{name: "rollback that can't help", state: "active", before: "broken", need: Restart, booted: true, write: "broken2",
+		{name: "rollback that can't help", state: "active", before: "broken", need: system.NeedRestart, booted: true, write: "broken2",
 			wantFile: "broken", wantState: "failed"},
-		{name: "dry run waits for nothing", state: "active", need: Restart, booted: true, dryRun: true, write: "broken",
+		{name: "dry run waits for nothing", state: "active", need: system.NeedRestart, booted: true, dryRun: true, write: "broken",
 			wantCalls: []string{"systemctl is-active mosquitto"}, wantNoErr: true, action: system.Restart, detail: "systemctl restart mosquitto",
 			wantFile: "good", wantState: "active"},
-		{name: "dry run reload prints its command", state: "active", need: Reload, booted: true, dryRun: true, write: "good2",
+		{name: "dry run reload prints its command", state: "active", need: system.NeedReload, booted: true, dryRun: true, write: "good2",
 			wantCalls: []string{"systemctl is-active mosquitto"}, wantNoErr: true, action: system.Reload, detail: "systemctl reload mosquitto",
 			wantFile: "good", wantState: "active"},
 	}
@@ -263,7 +263,7 @@ func TestSettleFailureWithoutChanges(t *testing.T) {
 	f := newFakeUnit(t, "active")
 	os.WriteFile(f.conf, []byte("broken"), 0o644)
 	s := service(f, false)
-	_, err := s.Settle(context.Background(), Restart)
+	_, err := s.Settle(context.Background(), system.NeedRestart)
 	if err == nil || errors.Is(err, errs.ErrRolledBack) {
 		t.Fatalf("Settle: %v, want a failure that is not a rollback", err)
 	}
@@ -304,7 +304,7 @@ func TestSettleRollbackSurvivesCancel(t *testing.T) {
 	if _, err := s.Sys.WriteFile(f.conf, []byte("good2"), system.Attr{Mode: 0o644}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := s.Settle(ctx, Restart)
+	_, err := s.Settle(ctx, system.NeedRestart)
 	if !errors.Is(err, errs.ErrRolledBack) || !strings.Contains(err.Error(), "context canceled") {
 		t.Fatalf("Settle: %v, want a rollback after the cancel", err)
 	}
@@ -329,7 +329,7 @@ func TestSettleRollbackRemovesCreatedFile(t *testing.T) {
 	if _, err := s.Sys.WriteFile(f.conf, []byte("broken"), system.Attr{Mode: 0o644}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Settle(context.Background(), Restart); !errors.Is(err, errs.ErrRolledBack) {
+	if _, err := s.Settle(context.Background(), system.NeedRestart); !errors.Is(err, errs.ErrRolledBack) {
 		t.Fatalf("Settle: %v, want ErrRolledBack", err)
 	}
 	if _, err := os.Stat(created); !os.IsNotExist(err) {

@@ -16,37 +16,6 @@ import (
 // Unit is the Debian package's service name.
 const Unit = "mosquitto"
 
-// Need is what a command's changes require of the running broker.
-type Need int
-
-const (
-	// None: nothing the broker reads changed.
-	None Need = iota
-	// Reload: the password file, ACL file or certificates changed; the
-	// broker re-reads them on SIGHUP (REFERENCE.md), no client is dropped.
-	Reload
-	// Restart: listeners or other configuration changed.
-	Restart
-)
-
-func (n Need) String() string {
-	switch n {
-	case Reload:
-		return "reload"
-	case Restart:
-		return "restart"
-	}
-	return "none"
-}
-
-// Max is the stronger of two needs: a restart also reloads.
-func (n Need) Max(o Need) Need {
-	if o > n {
-		return o
-	}
-	return n
-}
-
 // Booted reports whether the host runs systemd as PID 1, the way
 // sd_booted(3) tells: /run/systemd/system exists.
 func Booted() bool {
@@ -61,8 +30,8 @@ type Service struct {
 	// Booted replaces the systemd detection in tests.
 	Booted func() bool
 	// Listeners lists what must accept TCP connections once the broker is
-	// up, read from the broker's configuration (pkg/cli plugs in pkg/conf's
-	// reader). nil: only the unit's state is waited for.
+	// up: New reads them from the broker's configuration (pkg/conf's
+	// reader); tests replace it. nil: only the unit's state is waited for.
 	Listeners func(ctx context.Context) ([]Listener, error)
 	// UpTimeout bounds the wait for the unit to be active and listening
 	// after a start, restart or reload.
@@ -70,14 +39,17 @@ type Service struct {
 	// Poll is the pause between two checks while waiting.
 	Poll time.Duration
 	// BrokerLog returns the broker's own last log lines, shown after the
-	// journal on a failure (pkg/cli plugs in LogTail of the log_dest files
-	// pkg/conf reads). nil shows none.
+	// journal on a failure: New reads the LogTail of the log_dest files the
+	// broker's configuration names. nil shows none.
 	BrokerLog func() []string
 }
 
 // New returns the mosquitto service behind sys.
 func New(sys system.System) *Service {
-	return &Service{Sys: sys, Unit: Unit, Booted: Booted, UpTimeout: 30 * time.Second, Poll: 200 * time.Millisecond}
+	s := &Service{Sys: sys, Unit: Unit, Booted: Booted, UpTimeout: 30 * time.Second, Poll: 200 * time.Millisecond}
+	s.Listeners = s.configuredListeners
+	s.BrokerLog = s.configuredLog
+	return s
 }
 
 // Manageable says whether the service can be driven at all, and why not.
@@ -115,9 +87,9 @@ func (s *Service) IsActive(ctx context.Context) bool {
 // to add/remove listeners when reloading the config file" and keeps the old
 // sockets. Hence Reload for password/ACL/certificates, Restart for
 // listeners and any other configuration.
-func (s *Service) Settle(ctx context.Context, need Need) (system.Change, error) {
+func (s *Service) Settle(ctx context.Context, need system.Need) (system.Change, error) {
 	what := "service " + s.Unit
-	if need == None {
+	if need == system.NeedNothing {
 		return system.NewChange(what, "", system.Noop, "nothing it reads changed"), nil
 	}
 	if ok, why := s.Manageable(); !ok {
@@ -127,13 +99,13 @@ func (s *Service) Settle(ctx context.Context, need Need) (system.Change, error) 
 		return system.NewChange(what, "", system.Noop, "not running ("+state+"); it reads the new files when started"), nil
 	}
 	action := system.Reload
-	if need == Restart {
+	if need == system.NeedRestart {
 		action = system.Restart
 	}
 	op := need.String() + " " + s.Unit
 	var cmd system.Cmd
 	var err error
-	if need == Restart {
+	if need == system.NeedRestart {
 		cmd = s.systemctl("restart")
 		_, err = s.Sys.Run(ctx, cmd)
 	} else {
