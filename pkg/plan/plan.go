@@ -17,6 +17,7 @@ import (
 
 	"github.com/mosqprov/mosqprov/pkg/apt"
 	"github.com/mosqprov/mosqprov/pkg/errs"
+	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/spec"
 	"github.com/mosqprov/mosqprov/pkg/system"
 	"github.com/mosqprov/mosqprov/pkg/systemd"
@@ -176,8 +177,39 @@ func Converge(ctx context.Context, sys system.System, s *spec.Spec, o Options) (
 			return r, fmt.Errorf("%s: %w", step.name, err)
 		}
 	}
+	if d.installing && sys.IsDryRun() {
+		r.packageFolders()
+	}
 	r.NeedName = r.Need.String()
 	return r, nil
+}
+
+// packageDirs are the folders Debian's mosquitto package ships (each with a
+// README, checked in 2.0.11-1.2+deb12u1 and 2.0.21 of trixie).
+var packageDirs = map[string]bool{
+	layout.MosquittoDir:                      true,
+	layout.ConfDir:                           true,
+	layout.BrokerCertDir:                     true,
+	layout.MosquittoDir + "/ca_certificates": true,
+}
+
+// packageFolders turns a plan's creation of a folder the package's install
+// makes into a no-op: apply installs first, finds the folder there and
+// doesn't create it, so a plan that counted it would say one more than the
+// apply does.
+func (r *Result) packageFolders() {
+	for i := range r.Steps {
+		if r.Steps[i].Name == StepPackage {
+			continue
+		}
+		for j, c := range r.Steps[i].Changes {
+			if c.Action == system.Create && packageDirs[c.Path] {
+				r.Steps[i].Changes[j] = system.NewChange(c.What, c.Path, system.Noop, "made by the package's install")
+			}
+		}
+	}
+	r.Summary = Count(r.Changes())
+	r.Changed = r.Summary != (Summary{})
 }
 
 type step struct {

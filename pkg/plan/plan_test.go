@@ -567,3 +567,24 @@ func TestPlannedFingerprints(t *testing.T) {
 		t.Fatalf("copy of the existing CA: %v, want %s", got, pki.Fingerprint(ca))
 	}
 }
+
+// A plan that installs the package doesn't count the folders the package's
+// install makes (/etc/mosquitto/certs): apply finds them there and creates
+// nothing, and the two summaries must agree. (The whole path, on a real
+// Debian whose apt installs the package: TestApplyInRealSystemd.)
+func TestPlannedInstallLeavesPackageFolders(t *testing.T) {
+	r := &Result{}
+	r.add(StepPackage, []system.Change{system.NewChange("package mosquitto", "", system.Create, "")}, systemd.None, nil)
+	r.add(StepCA, []system.Change{system.NewChange("CA folder", "/etc/mosqprov/ca", system.Create, "")}, systemd.None, nil)
+	r.add(StepServer, []system.Change{
+		system.NewChange("broker certificate folder", layout.BrokerCertDir, system.Create, ""),
+		system.NewChange("server key", layout.ServerKey, system.Create, ""),
+	}, systemd.Restart, nil)
+	r.packageFolders()
+	if c := r.Steps[2].Changes[0]; c.Changed || c.Detail != "made by the package's install" {
+		t.Errorf("the plan creates the package's folder: %+v", c)
+	}
+	if want := (Summary{Create: 3}); r.Summary != want || !r.Changed {
+		t.Errorf("summary %s, want %s", r.Summary, want)
+	}
+}

@@ -52,6 +52,7 @@ acl:
 		Changes []struct {
 			What   string `json:"what"`
 			Action string `json:"action"`
+			Detail string `json:"detail"`
 		} `json:"changes"`
 		Error string `json:"error"`
 	}
@@ -93,7 +94,48 @@ acl:
 	// First apply on a bare Debian: install, CA, certificate, users, ACL,
 	// configuration, service.
 	writeSpec("", hash)
+	// The plan counts exactly the lines it shows, the broker's restart
+	// included (the package's install starts it on Debian's configuration),
+	// and the apply then does exactly that.
+	planOut, err := c.Exec(ctx, "mosqprov", "plan")
+	if err != nil {
+		t.Fatalf("plan: %v\n%s", err, planOut)
+	}
+	var shown Summary
+	for _, line := range strings.Split(planOut, "\n") {
+		switch {
+		case strings.HasPrefix(line, "+ "):
+			shown.Create++
+		case strings.HasPrefix(line, "~ "):
+			shown.Change++
+		case strings.HasPrefix(line, "- "):
+			shown.Remove++
+		}
+	}
+	if !strings.Contains(planOut, "\nPlan: "+shown.String()+".\n") || !strings.Contains(planOut, "~ service mosquitto: would restart") {
+		t.Fatalf("the plan shows %s:\n%s", shown, planOut)
+	}
 	r := apply(0)
+	var applied Summary
+	for _, ch := range r.Changes {
+		switch ch.Action {
+		case "noop":
+		case "create":
+			applied.Create++
+		case "delete":
+			applied.Remove++
+		default:
+			applied.Change++
+		}
+	}
+	if applied != shown {
+		t.Errorf("apply did %s; its plan showed %s:\n%+v", applied, shown, r.Changes)
+	}
+	// The restart says where the broker listens: mqtts on every interface.
+	restarted := r.Changes[len(r.Changes)-1]
+	if want := fmt.Sprintf("active, accepting on 127.0.0.1:%d *:%d (* is every interface)", mqttPort, tlsPort); restarted.Action != "restart" || restarted.Detail != want {
+		t.Errorf("the restart says %+v, want %q", restarted, want)
+	}
 	if !r.Changed || !did(r, "package mosquitto", "create") || !did(r, "broker configuration", "create") {
 		t.Fatalf("first apply: %+v", r)
 	}
