@@ -237,7 +237,9 @@ func (s *Spec) Position(path string) (Pos, bool) {
 func Load(sys system.System, path string) (*Spec, error) {
 	var data []byte
 	var err error
-	if path == "" {
+	if path == "" || path == sys.HostPath(layout.Spec) {
+		// The managed spec (commands pass it as its host path): read
+		// through sys, so inside --root and never through a symlink.
 		path = sys.HostPath(layout.Spec)
 		data, err = sys.ReadFile(layout.Spec)
 	} else {

@@ -29,7 +29,7 @@ func (e ErrNoSuchUser) Error() string {
 // image being built has its own accounts), and the host's otherwise.
 func (s *Real) LookupUser(name string) (Account, error) {
 	if s.root != "/" {
-		if data, err := os.ReadFile(s.HostPath("/etc/passwd")); err == nil {
+		if data, err := s.ReadFile("/etc/passwd"); err == nil {
 			f, ok := findEntry(data, name)
 			if !ok || len(f) < 4 {
 				return Account{}, ErrNoSuchUser{Name: name, Where: s.HostPath("/etc/passwd")}
@@ -53,7 +53,7 @@ func (s *Real) LookupUser(name string) (Account, error) {
 
 func (s *Real) LookupGroup(name string) (int, error) {
 	if s.root != "/" {
-		if data, err := os.ReadFile(s.HostPath("/etc/group")); err == nil {
+		if data, err := s.ReadFile("/etc/group"); err == nil {
 			f, ok := findEntry(data, name)
 			if !ok || len(f) < 3 {
 				return 0, ErrNoSuchUser{Name: name, Where: s.HostPath("/etc/group")}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -152,8 +151,7 @@ func (d *DryRun) isDir(p string) bool {
 	if pf := d.pendingAt(p); pf != nil {
 		return pf.dir && !pf.deleted
 	}
-	fi, err := os.Stat(d.HostPath(p))
-	return err == nil && fi.IsDir()
+	return d.host.isDir(p)
 }
 
 func (d *DryRun) WriteFile(p string, data []byte, attr Attr) (Action, error) {
@@ -163,6 +161,10 @@ func (d *DryRun) WriteFile(p string, data []byte, attr Attr) (Action, error) {
 	}
 	// The real write needs the folder; say so now, not at apply time.
 	if parent := filepath.Dir(p); !d.isDir(parent) {
+		var le *LinkError
+		if err := d.host.dirError(parent); errors.As(err, &le) {
+			return "", fmt.Errorf("write %s: %w", p, le)
+		}
 		return "", fmt.Errorf("write %s: %w", d.HostPath(p), &fs.PathError{Op: "open", Path: d.HostPath(parent), Err: fs.ErrNotExist})
 	}
 	var action Action
@@ -221,6 +223,9 @@ func (d *DryRun) EnsureDir(p string, attr Attr) (Action, error) {
 		return "", fmt.Errorf("create folder %s: %w", host, err)
 	}
 	info, err := d.Stat(p)
+	if err == nil && info.Symlink {
+		return "", fmt.Errorf("create folder %s: %w", p, d.host.linkErr(p))
+	}
 	action, err := dirAction(host, info, err, attr, uid, gid)
 	if err != nil || action == Noop {
 		return action, err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -13,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Real reads and writes the host (under its root) and runs commands for real.
@@ -24,6 +27,9 @@ type Real struct {
 	euid    int
 	mu      sync.Mutex
 	changes []FileChange
+
+	rootMu  sync.Mutex
+	rootDir *os.Root // s.root, opened on first use (fsops.go)
 }
 
 // Option configures a Real.
@@ -35,7 +41,9 @@ func WithRunner(r Runner) Option { return func(s *Real) { s.runner = r } }
 // WithClock replaces the clock.
 func WithClock(now func() time.Time) Option { return func(s *Real) { s.clock = now } }
 
-// NewReal returns a System on the host, with target paths under root.
+// NewReal returns a System on the host, with target paths under root. Every
+// absolute path resolves inside root, as chroot would see it, or is refused
+// (fsops.go); "" means "/" (the CLI refuses an empty --root before this).
 func NewReal(root string, opts ...Option) *Real {
 	if root == "" {
 		root = "/"
@@ -78,17 +86,12 @@ func (s *Real) HostPath(p string) string {
 	return filepath.Join(s.root, p)
 }
 
-func (s *Real) ReadFile(p string) ([]byte, error) { return os.ReadFile(s.HostPath(p)) }
+// ReadFile never follows a final symlink: a link is a *LinkError.
+func (s *Real) ReadFile(p string) ([]byte, error) { return s.readFile(p) }
 
-func (s *Real) ReadDir(p string) ([]fs.DirEntry, error) { return os.ReadDir(s.HostPath(p)) }
+func (s *Real) ReadDir(p string) ([]fs.DirEntry, error) { return s.readDir(p) }
 
-func (s *Real) Stat(p string) (FileInfo, error) {
-	fi, err := os.Lstat(s.HostPath(p))
-	if err != nil {
-		return FileInfo{}, err
-	}
-	return infoFrom(p, fi), nil
-}
+func (s *Real) Stat(p string) (FileInfo, error) { return s.stat(p) }
 
 func infoFrom(p string, fi fs.FileInfo) FileInfo {
 	info := FileInfo{
@@ -149,34 +152,59 @@ func (s *Real) resolveOwner(attr Attr) (uid, gid int, err error) {
 	return uid, gid, nil
 }
 
-// plan compares path with the desired state without writing anything.
+// plan compares path with the desired state without writing anything. A
+// symlink at path is refused, never replaced: replacing it would hand its
+// target's content to the file's new owner.
 func (s *Real) plan(p string, data []byte, attr Attr, uid, gid int) (Action, *Snapshot, error) {
 	host := s.HostPath(p)
-	fi, err := os.Lstat(host)
+	dir, name, err := s.openParent(p)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return Create, nil, nil
+		}
+		return "", nil, fmt.Errorf("write %s: %w", p, err)
+	}
+	defer dir.Close()
+	st, err := statAt(dir, name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Create, nil, nil
 	}
 	if err != nil {
 		return "", nil, fmt.Errorf("stat %s: %w", host, err)
 	}
-	if fi.IsDir() {
+	info := infoFromStat(p, &st)
+	if info.IsDir {
 		return "", nil, fmt.Errorf("write %s: is a folder", host)
 	}
-	info := infoFrom(p, fi)
-	var old []byte
-	if !info.Symlink {
-		old, err = os.ReadFile(host)
-		if err != nil {
-			return "", nil, fmt.Errorf("read %s: %w", host, err)
-		}
+	if info.Symlink {
+		return "", nil, fmt.Errorf("write %s: %w", p, s.linkAt(p, dir, name))
+	}
+	f, err := s.openFileAt(p, dir, name)
+	if err != nil {
+		return "", nil, fmt.Errorf("write %s: %w", p, err)
+	}
+	old, err := io.ReadAll(f)
+	f.Close()
+	if err != nil {
+		return "", nil, fmt.Errorf("read %s: %w", host, err)
 	}
 	before := &Snapshot{Data: old, Mode: info.Mode, UID: info.UID, GID: info.GID}
-	same := !info.Symlink && bytes.Equal(old, data) && info.Mode == attr.Mode.Perm() &&
+	same := bytes.Equal(old, data) && info.Mode == attr.Mode.Perm() &&
 		(uid < 0 || uid == info.UID) && (gid < 0 || gid == info.GID)
 	if same {
 		return Noop, before, nil
 	}
 	return Update, before, nil
+}
+
+// write puts data at p atomically, in the folder opened inside the root.
+func (s *Real) write(p string, data []byte, mode fs.FileMode, uid, gid int) error {
+	dir, name, err := s.openParent(p)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", s.HostPath(p), err)
+	}
+	defer dir.Close()
+	return atomicWriteAt(dir, name, s.HostPath(p), data, mode, uid, gid)
 }
 
 func (s *Real) WriteFile(p string, data []byte, attr Attr) (Action, error) {
@@ -194,7 +222,7 @@ func (s *Real) WriteFile(p string, data []byte, attr Attr) (Action, error) {
 	if err := s.canOwn(attr, uid, gid); err != nil {
 		return "", fmt.Errorf("write %s: %w", p, err)
 	}
-	if err := atomicWrite(s.HostPath(p), data, attr.Mode.Perm(), uid, gid); err != nil {
+	if err := s.write(p, data, attr.Mode.Perm(), uid, gid); err != nil {
 		return "", err
 	}
 	s.record(FileChange{Path: p, Action: action, Before: before, After: data})
@@ -247,6 +275,10 @@ func (s *Real) EnsureDir(p string, attr Attr) (Action, error) {
 		return "", fmt.Errorf("create folder %s: %w", host, err)
 	}
 	info, err := s.Stat(p)
+	if err == nil && info.Symlink {
+		// A managed folder is not followed through a link either.
+		return "", fmt.Errorf("create folder %s: %w", p, s.linkErr(p))
+	}
 	action, err := dirAction(host, info, err, attr, uid, gid)
 	if err != nil || action == Noop {
 		if err == nil {
@@ -259,22 +291,89 @@ func (s *Real) EnsureDir(p string, attr Attr) (Action, error) {
 	}
 	if action == Create {
 		if parent := filepath.Dir(p); parent != p {
-			if _, err := os.Stat(s.HostPath(parent)); errors.Is(err, fs.ErrNotExist) {
+			if _, err := s.Stat(parent); errors.Is(err, fs.ErrNotExist) {
 				if _, err := s.EnsureDir(parent, Attr{Mode: 0o755}); err != nil {
 					return "", err
 				}
 			}
 		}
 		// Mkdir with 0700 first so the folder is never wider than asked, then fix.
-		if err := os.Mkdir(host, 0o700); err != nil {
+		if err := s.mkdir(p); err != nil {
 			return "", fmt.Errorf("create folder %s: %w", host, err)
 		}
 	}
-	if err := setAttr(host, attr.Mode.Perm(), uid, gid); err != nil {
+	if err := s.setDirAttr(p, attr.Mode.Perm(), uid, gid); err != nil {
 		return "", err
 	}
 	s.log("folder %s: %s (%s)", s.where(p), action, describeAttr(attr))
 	return action, nil
+}
+
+// linkErr is the *LinkError for the symlink at p.
+func (s *Real) linkErr(p string) error {
+	dir, name, err := s.openParent(p)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return s.linkAt(p, dir, name)
+}
+
+// isRootDir reports whether p is the --root folder itself, which belongs
+// to the caller (it is the flag's argument) and is reached directly.
+func (s *Real) isRootDir(p string) bool { return s.root != "/" && filepath.Clean(p) == "/" }
+
+func (s *Real) mkdir(p string) error {
+	if s.isRootDir(p) {
+		return os.Mkdir(s.root, 0o700)
+	}
+	dir, name, err := s.openParent(p)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	if err := unix.Mkdirat(int(dir.Fd()), name, 0o700); err != nil {
+		return err
+	}
+	return dir.Sync()
+}
+
+// setDirAttr sets folder p's owner and mode through a descriptor opened
+// without following a link.
+func (s *Real) setDirAttr(p string, mode fs.FileMode, uid, gid int) error {
+	host := s.HostPath(p)
+	var f *os.File
+	if s.isRootDir(p) {
+		var err error
+		if f, err = os.Open(s.root); err != nil {
+			return fmt.Errorf("chmod %s: %w", host, err)
+		}
+	} else {
+		dir, name, err := s.openParent(p)
+		if err != nil {
+			return fmt.Errorf("chmod %s: %w", host, err)
+		}
+		fd, err := unix.Openat(int(dir.Fd()), name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		dir.Close()
+		if err != nil {
+			return fmt.Errorf("chmod %s: %w", host, err)
+		}
+		f = os.NewFile(uintptr(fd), host)
+	}
+	defer f.Close()
+	// Narrow first, then hand over: never a moment with a wider mode for the new owner.
+	if err := f.Chmod(mode & 0o700); err != nil {
+		return fmt.Errorf("chmod %s: %w", host, err)
+	}
+	if uid >= 0 || gid >= 0 {
+		if err := f.Chown(uid, gid); err != nil {
+			return fmt.Errorf("chown %s: %w", host, err)
+		}
+	}
+	if err := f.Chmod(mode); err != nil {
+		return fmt.Errorf("chmod %s: %w", host, err)
+	}
+	return nil
 }
 
 // dirAction is what EnsureDir must do, given what Stat said about the
@@ -293,37 +392,39 @@ func dirAction(host string, info FileInfo, statErr error, attr Attr, uid, gid in
 	return Update, nil
 }
 
-func setAttr(host string, mode fs.FileMode, uid, gid int) error {
-	// Narrow first, then hand over: never a moment with a wider mode for the new owner.
-	if err := os.Chmod(host, mode&0o700); err != nil {
-		return fmt.Errorf("chmod %s: %w", host, err)
-	}
-	if uid >= 0 || gid >= 0 {
-		if err := os.Lchown(host, uid, gid); err != nil {
-			return fmt.Errorf("chown %s: %w", host, err)
-		}
-	}
-	if err := os.Chmod(host, mode); err != nil {
-		return fmt.Errorf("chmod %s: %w", host, err)
-	}
-	return nil
-}
-
 func (s *Real) Remove(p string) (Action, error) {
 	host := s.HostPath(p)
-	fi, err := os.Lstat(host)
+	dir, name, err := s.openParent(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Noop, nil
 	}
 	if err != nil {
 		return "", fmt.Errorf("remove %s: %w", host, err)
 	}
-	info := infoFrom(p, fi)
-	data, _ := os.ReadFile(host)
-	if err := os.Remove(host); err != nil {
+	defer dir.Close()
+	st, err := statAt(dir, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Noop, nil
+	}
+	if err != nil {
 		return "", fmt.Errorf("remove %s: %w", host, err)
 	}
-	if err := syncDir(filepath.Dir(host)); err != nil {
+	info := infoFromStat(p, &st)
+	switch {
+	case info.Symlink:
+		return "", fmt.Errorf("remove %s: %w", p, s.linkAt(p, dir, name))
+	case info.IsDir:
+		return "", fmt.Errorf("remove %s: is a folder", host)
+	}
+	var data []byte
+	if f, err := s.openFileAt(p, dir, name); err == nil {
+		data, _ = io.ReadAll(f)
+		f.Close()
+	}
+	if err := unix.Unlinkat(int(dir.Fd()), name, 0); err != nil {
+		return "", fmt.Errorf("remove %s: %w", host, err)
+	}
+	if err := dir.Sync(); err != nil {
 		return "", fmt.Errorf("remove %s: %w", host, err)
 	}
 	s.record(FileChange{Path: p, Action: Delete, Before: &Snapshot{Data: data, Mode: info.Mode, UID: info.UID, GID: info.GID}})
@@ -331,13 +432,14 @@ func (s *Real) Remove(p string) (Action, error) {
 	return Delete, nil
 }
 
+// Lock flocks the folder holding p, opened as every other access is.
 func (s *Real) Lock(p string) (func(), error) {
-	dir := filepath.Dir(s.HostPath(p))
-	d, err := os.Open(dir)
+	d, _, err := s.openParent(p)
 	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", dir, err)
+		return nil, fmt.Errorf("lock %s: %w", filepath.Dir(s.HostPath(p)), err)
 	}
-	s.log("lock %s", dir)
+	dir := d.Name()
+	s.log("lock %s", filepath.Dir(s.HostPath(p)))
 	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("lock %s: %w", dir, err)

@@ -33,5 +33,5 @@ func restoreSnapshot(sys System, path string, s *Snapshot) error {
 	if sys.IsDryRun() {
 		return nil // a dry run changed nothing
 	}
-	return atomicWrite(sys.HostPath(path), s.Data, s.Mode, s.UID, s.GID)
+	return sys.real().write(path, s.Data, s.Mode, s.UID, s.GID)
 }
