@@ -21,6 +21,9 @@ type ClientOptions struct {
 	// OutDir replaces Paths.ClientDir/Name. Files there belong to the caller
 	// rather than root, and an existing folder keeps its owner and mode.
 	OutDir string
+	// Out, when set, is the System OutDir is written through: the caller's
+	// own files are not under --root (system.OnHost). Default: sys.
+	Out system.System
 	// KeyType empty keeps an existing certificate's type (rsa-2048 if new).
 	KeyType     pki.KeyType
 	Days        int
@@ -73,6 +76,8 @@ func EnsureClient(sys system.System, o ClientOptions) (Result, error) {
 	owned := dir == ""
 	if owned {
 		dir = path.Join(o.Paths.ClientDir, o.Name)
+	} else if o.Out != nil {
+		sys = o.Out // the CA was read under --root; the files are the caller's
 	}
 	f := ClientFilesIn(dir, o.Name)
 	if err := clientDirs(&res, sys, f, owned, o.Paths); err != nil {

@@ -85,6 +85,11 @@ func (a *App) init(command string) error {
 		return flagErrorf("--output: %q is not text or json", a.Globals.Output)
 	}
 	a.begin(command)
+	// An unset variable in a script (--root "$IMAGE") must not silently
+	// mean the live host.
+	if a.Globals.Root == "" {
+		return flagErrorf("--root: the folder is empty; give the folder to resolve system paths under, or leave --root out for /")
+	}
 	// cobra's completion commands print a shell script, which json can't
 	// carry usefully; refusing keeps stdout one object.
 	if a.JSON() && (command == "completion" || strings.HasPrefix(command, "completion ")) {

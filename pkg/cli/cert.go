@@ -265,7 +265,8 @@ func runCertClient(ctx context.Context, o *certClientOptions) error {
 		}
 	}
 	res, err := certs.EnsureClient(o.Sys, certs.ClientOptions{
-		Paths: o.Paths.paths(), Name: o.Name, OutDir: o.OutDir, KeyType: kt, Days: o.Days,
+		// --out is the caller's own folder: a path on this machine, not under --root.
+		Paths: o.Paths.paths(), Name: o.Name, OutDir: o.OutDir, Out: system.OnHost(o.Sys), KeyType: kt, Days: o.Days,
 		RenewBefore: o.RenewBefore, P12: o.P12, Password: password,
 	})
 	return o.Converged(ctx, res, err)
@@ -419,14 +420,17 @@ func runCertExport(_ context.Context, o *certExportOptions) error {
 		return err
 	}
 	if o.Out != "" {
+		// --out is the caller's own file, as -f is: a path on this machine,
+		// never under --root.
+		out := system.OnHost(o.Sys)
 		// A missing folder is a mistake in the flag (exit 3), not a failed
 		// write; the file itself is created.
 		if dir := path.Dir(o.Out); dir != "." {
-			if _, err := o.Sys.Stat(dir); err != nil {
+			if _, err := out.Stat(dir); err != nil {
 				return errs.Invalid("--out", "can't write %s: the folder %s does not exist", o.Out, dir)
 			}
 		}
-		act, err := o.Sys.WriteFile(o.Out, e.Data, system.Attr{Mode: 0o644})
+		act, err := out.WriteFile(o.Out, e.Data, system.Attr{Mode: 0o644})
 		if err != nil {
 			return err
 		}
