@@ -1,0 +1,223 @@
+package plan
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/mosqprov/mosqprov/pkg/layout"
+)
+
+// Durability a test can see (issue 11 §7): the crash tests kill the
+// process, which the page cache survives; a power cut does not. What keeps
+// a power cut after a rename from leaving an empty ca.key or password file
+// is the order of the system calls themselves: the data written to the
+// temp file, the temp file fsynced, the rename, then the folder fsynced
+// (so the rename itself is on disk before the next step). This test runs
+// the real binary under strace and checks that order for every managed
+// file, so losing either fsync fails it.
+
+// syscallEvent is one system call of the traced process, where it started.
+type syscallEvent struct {
+	name string
+	// fdPath is the first argument's file, as strace -y shows it.
+	fdPath string
+	// from and to are a rename's paths, resolved against their folders.
+	from, to string
+	count    int // a write's byte count
+}
+
+var (
+	straceLine = regexp.MustCompile(`^(?:\d+\s+)?(\w+)\((.*)$`)
+	fdArg      = regexp.MustCompile(`^(-?\d+|AT_FDCWD)(?:<([^>]*)>)?$`)
+)
+
+// parseStrace reads an `strace -f -y` log into the calls, in the order
+// they started (a Go program is multi-threaded: a call another thread
+// interrupts is logged "<unfinished ...>" with its arguments first).
+func parseStrace(t *testing.T, file string) []syscallEvent {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var events []syscallEvent
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		m := straceLine.FindStringSubmatch(strings.TrimSuffix(sc.Text(), " <unfinished ...>"))
+		if m == nil {
+			continue // "<... resumed>", signals, exits
+		}
+		name, args := m[1], splitArgs(m[2])
+		e := syscallEvent{name: name}
+		if len(args) > 0 {
+			if fm := fdArg.FindStringSubmatch(args[0]); fm != nil {
+				e.fdPath = fm[2]
+			}
+		}
+		switch name {
+		case "write", "pwrite64":
+			if len(args) >= 3 {
+				e.count, _ = strconv.Atoi(strings.Fields(args[2])[0])
+			}
+		case "rename":
+			if len(args) >= 2 {
+				e.from, e.to = unquote(args[0]), unquote(args[1])
+			}
+		case "renameat", "renameat2":
+			if len(args) >= 4 {
+				e.from, e.to = atPath(args[0], args[1]), atPath(args[2], args[3])
+			}
+		}
+		events = append(events, e)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return events
+}
+
+// splitArgs splits strace's argument list at top-level commas (not inside
+// quotes, brackets or <fd paths>).
+func splitArgs(s string) []string {
+	var out []string
+	depth, quoted, start := 0, false, 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case quoted && c == '\\':
+			i++
+		case c == '"':
+			quoted = !quoted
+		case quoted:
+		case c == '[' || c == '{' || c == '<' || c == '(':
+			depth++
+		case c == ']' || c == '}' || c == '>' || c == ')':
+			if depth == 0 { // the call's own closing parenthesis
+				return append(out, strings.TrimSpace(s[start:i]))
+			}
+			depth--
+		case c == ',' && depth == 0:
+			out = append(out, strings.TrimSpace(s[start:i]))
+			start = i + 1
+		}
+	}
+	return append(out, strings.TrimSpace(s[start:]))
+}
+
+func unquote(s string) string {
+	if u, err := strconv.Unquote(s); err == nil {
+		return u
+	}
+	return strings.Trim(s, `"`)
+}
+
+// atPath is a *at call's path: name alone when absolute or relative to
+// the working folder, else joined to the folder fd shows.
+func atPath(fd, name string) string {
+	name = unquote(name)
+	m := fdArg.FindStringSubmatch(fd)
+	if filepath.IsAbs(name) || m == nil || m[1] == "AT_FDCWD" || m[2] == "" {
+		return name
+	}
+	return filepath.Join(m[2], name)
+}
+
+// checkDurableWrite checks, in events, the last write of target: bytes
+// written to a temp file, that temp file fsynced after its last write and
+// before the rename over target, and target's folder fsynced after the
+// rename and before the next rename (so before the command moves on).
+func checkDurableWrite(t *testing.T, events []syscallEvent, target string) {
+	t.Helper()
+	ren := -1
+	for i, e := range events {
+		if e.to == target {
+			ren = i
+		}
+	}
+	if ren < 0 {
+		t.Errorf("%s: no rename over it in the trace", target)
+		return
+	}
+	tmp := events[ren].from
+	if filepath.Dir(tmp) != filepath.Dir(target) || !strings.HasPrefix(filepath.Base(tmp), "."+filepath.Base(target)+".tmp-") {
+		t.Errorf("%s: renamed from %s, not a temp file beside it", target, tmp)
+	}
+	lastWrite, synced := -1, false
+	written := 0
+	for i := 0; i < ren; i++ {
+		e := events[i]
+		if e.fdPath != tmp {
+			continue
+		}
+		switch e.name {
+		case "write", "pwrite64":
+			lastWrite, synced = i, false
+			written += e.count
+		case "fsync", "fdatasync":
+			if lastWrite >= 0 {
+				synced = true
+			}
+		}
+	}
+	switch {
+	case lastWrite < 0 || written == 0:
+		t.Errorf("%s: no data written to its temp file %s before the rename", target, tmp)
+	case !synced:
+		t.Errorf("%s: its temp file %s was not fsynced between the last write and the rename: a power cut could leave it empty", target, tmp)
+	}
+	dirSynced := false
+	for _, e := range events[ren+1:] {
+		if e.from != "" {
+			break // the next rename
+		}
+		if (e.name == "fsync" || e.name == "fdatasync") && e.fdPath == filepath.Dir(target) {
+			dirSynced = true
+			break
+		}
+	}
+	if !dirSynced {
+		t.Errorf("%s: its folder was not fsynced after the rename (before the next one): a power cut could undo the rename", target)
+	}
+}
+
+// TestAtomicWriteSyscalls runs a first apply (every managed file created)
+// and one that changes the password file (an update) under strace, and
+// checks the order of the system calls for every managed file.
+func TestAtomicWriteSyscalls(t *testing.T) {
+	if _, err := exec.LookPath("strace"); err != nil {
+		t.Fatal("strace not found: install it with `apt-get install -y strace`")
+	}
+	bin := buildBinary(t)
+	_, env := loadExample(t, 0)
+	spec := filepath.Join(env.dir, "broker.yaml")
+	root := newRoot(t)
+	resolved, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(label, password string) []syscallEvent {
+		trace := filepath.Join(t.TempDir(), "trace")
+		cmd := exec.Command("strace", "-f", "-y", "-qq", "-s", "0", "-o", trace,
+			"-e", "trace=write,pwrite64,fsync,fdatasync,rename,renameat,renameat2",
+			bin, "apply", "--yes", "--root", root, "-f", spec)
+		cmd.Env = append(os.Environ(), "MQTT_BLINDS_PASSWORD="+password)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", label, err, out)
+		}
+		return parseStrace(t, trace)
+	}
+	events := run("first apply", env.blinds)
+	for _, p := range managed {
+		checkDurableWrite(t, events, filepath.Join(resolved, p))
+	}
+	events = run("password change", env.blinds+"-changed")
+	checkDurableWrite(t, events, filepath.Join(resolved, layout.PasswordFile))
+}
