@@ -574,12 +574,12 @@ func TestPlannedFingerprints(t *testing.T) {
 // Debian whose apt installs the package: TestApplyInRealSystemd.)
 func TestPlannedInstallLeavesPackageFolders(t *testing.T) {
 	r := &Result{}
-	r.add(StepPackage, []system.Change{system.NewChange("package mosquitto", "", system.Create, "")}, systemd.None, nil)
-	r.add(StepCA, []system.Change{system.NewChange("CA folder", "/etc/mosqprov/ca", system.Create, "")}, systemd.None, nil)
-	r.add(StepServer, []system.Change{
+	r.add(StepPackage, system.Result{Changes: []system.Change{system.NewChange("package mosquitto", "", system.Create, "")}})
+	r.add(StepCA, system.Result{Changes: []system.Change{system.NewChange("CA folder", "/etc/mosqprov/ca", system.Create, "")}})
+	r.add(StepServer, system.Result{Changes: []system.Change{
 		system.NewChange("broker certificate folder", layout.BrokerCertDir, system.Create, ""),
 		system.NewChange("server key", layout.ServerKey, system.Create, ""),
-	}, systemd.Restart, nil)
+	}, Need: system.NeedRestart})
 	r.packageFolders()
 	if c := r.Steps[2].Changes[0]; c.Changed || c.Detail != "made by the package's install" {
 		t.Errorf("the plan creates the package's folder: %+v", c)
