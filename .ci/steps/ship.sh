@@ -72,6 +72,8 @@ else
     [ "$got" = "$want" ] || fail "the $t .deb is for $got, not $want"
   done
   (cd dist && sha256sum --quiet -c checksums.txt) || fail "checksums.txt does not match dist/"
+  # The before hook built the Ansible collection the release publishes.
+  ls gen/ansible/mosqprov-mosquitto-*.tar.gz >/dev/null || fail "no Ansible collection tarball in gen/ansible"
   tar -tzf dist/mosqprov_*_linux_armv6.tar.gz >"$work/archive.txt"
   for f in mosqprov README.md LICENSE completions/mosqprov.bash completions/_mosqprov \
     completions/mosqprov.fish man/mosqprov.1.gz; do

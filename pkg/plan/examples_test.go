@@ -40,7 +40,7 @@ func TestAnsibleExample(t *testing.T) {
 		cmd := exec.Command(playbook, "-i", "localhost,", "-c", "local", "../../examples/ansible/playbook.yml",
 			"-e", "mosqprov_bin="+bin, "-e", "mosqprov_root="+root, "-e", "mosqprov_spec_src="+specCopy,
 			"-e", "mosqprov_bot_secret="+secret, "-e", "mqtt_blinds_password="+env.blinds, "-e", "mqtt_bot_password="+env.bot)
-		cmd.Env = append(os.Environ(), "ANSIBLE_NOCOLOR=1", "ANSIBLE_HOST_KEY_CHECKING=0", "ANSIBLE_LOCAL_TEMP="+t.TempDir(), "ANSIBLE_REMOTE_TEMP="+t.TempDir())
+		cmd.Env = append(os.Environ(), "ANSIBLE_COLLECTIONS_PATH=../../ansible", "ANSIBLE_NOCOLOR=1", "ANSIBLE_HOST_KEY_CHECKING=0", "ANSIBLE_LOCAL_TEMP="+t.TempDir(), "ANSIBLE_REMOTE_TEMP="+t.TempDir())
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("ansible-playbook: %v\n%s", err, out)
