@@ -74,7 +74,7 @@ if command -v ansible-playbook >/dev/null; then
   cp /etc/passwd /etc/group "$aroot/etc/"
   sed "s|$work/bot|$work/abot|" "$spec" >"$work/broker-ansible.yaml"
   play() {
-    ANSIBLE_NOCOLOR=1 ANSIBLE_LOCAL_TEMP=$work/ansible-tmp ANSIBLE_REMOTE_TEMP=$work/ansible-tmp \
+    ANSIBLE_COLLECTIONS_PATH=$PWD/ansible ANSIBLE_NOCOLOR=1 ANSIBLE_LOCAL_TEMP=$work/ansible-tmp ANSIBLE_REMOTE_TEMP=$work/ansible-tmp \
       ansible-playbook -i localhost, -c local examples/ansible/playbook.yml \
       -e "mosqprov_bin=$bin" -e "mosqprov_root=$aroot" -e "mosqprov_spec_src=$work/broker-ansible.yaml" \
       -e "mosqprov_bot_secret=$work/abot" -e "mqtt_blinds_password=$MQTT_BLINDS_PASSWORD" -e "mqtt_bot_password=bot-secret"
