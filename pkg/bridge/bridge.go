@@ -241,7 +241,7 @@ func (b Bridge) Validate() error {
 			return errs.Invalid("tls.version", "needs TLS: give tls.ca_file or tls.system_ca")
 		}
 		if !b.Loopback() && !b.InsecurePlainTCP {
-			return errs.Invalid("tls", "bridge %s would connect to another machine over plain TCP; give tls.ca_file or tls.system_ca, or insecure_plain_tcp: true to accept sending its password and messages in clear", b.Name)
+			return errs.Invalid("tls", "bridge %s would reach another machine over plain TCP: give a CA file or the system CA store for TLS, or opt in to sending its password and messages in clear (insecure_plain_tcp, --insecure-plain-tcp)", b.Name)
 		}
 	}
 	if len(b.CA) > 0 && b.SystemCA {

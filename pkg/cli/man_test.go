@@ -374,7 +374,7 @@ func TestREADMEHasAnExampleOfEveryCommand(t *testing.T) {
 // "a|b" alternatives are taken as their first.
 func exampleArgs(line string) [][]string {
 	var calls [][]string
-	fields := strings.Fields(line)
+	fields := shellFields(line)
 	for i, f := range fields {
 		if !strings.HasSuffix(f, "(mosqprov") && !(commandPosition(fields[:i]) &&
 			(f == "mosqprov" || strings.HasSuffix(f, "/mosqprov"))) {
@@ -394,6 +394,39 @@ func exampleArgs(line string) [][]string {
 		calls = append(calls, args)
 	}
 	return calls
+}
+
+// shellFields splits line at blanks outside quotes, as a shell does, and
+// keeps the quotes (exampleArgs trims them): --topic 'a/# out 1' is one word.
+func shellFields(line string) []string {
+	var out []string
+	var cur strings.Builder
+	in, quote := false, rune(0)
+	for _, r := range line {
+		switch {
+		case quote != 0:
+			cur.WriteRune(r)
+			if r == quote {
+				quote = 0
+			}
+		case r == '\'' || r == '"':
+			quote, in = r, true
+			cur.WriteRune(r)
+		case r == ' ' || r == '\t':
+			if in {
+				out = append(out, cur.String())
+				cur.Reset()
+				in = false
+			}
+		default:
+			in = true
+			cur.WriteRune(r)
+		}
+	}
+	if in {
+		out = append(out, cur.String())
+	}
+	return out
 }
 
 // commandPosition says whether the word after before is one the shell (or

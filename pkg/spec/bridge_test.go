@@ -46,7 +46,7 @@ func TestBadBridges(t *testing.T) {
 		{"newline in pattern", `"cmd/#"`, `"cmd\nconnection evil"`, `bridges[0].topics[1].pattern: "cmd\nconnection evil" contains a control character`},
 		{"wildcard prefix", "remote_prefix: pi1/}", "remote_prefix: pi1/+/}", `bridges[0].topics[0].remote_prefix: "pi1/+/" contains a wildcard`},
 		{"qos", "qos: 1", "qos: 3", "b.yaml:6:50: bridges[0].topics[0].qos: 3 is not 0, 1 or 2"},
-		{"plain TCP", "    tls: {system_ca: true}\n", "", "bridges[0].tls: bridge cloud would connect to another machine over plain TCP"},
+		{"plain TCP", "    tls: {system_ca: true}\n", "", "bridges[0].tls: bridge cloud would reach another machine over plain TCP"},
 		{"both password sources", "password_env: CLOUD_PASSWORD", "password_env: CLOUD_PASSWORD\n    password_file: /run/x", `b.yaml:3:5: bridges[0]: bridge "cloud": give one of password_env or password_file`},
 		{"password without user", "    username: pi1\n", "", "bridges[0].password: a remote password needs a username"},
 		{"protocol as a number", `protocol: "5"`, "protocol: 5", "b.yaml:11:15: bridges[0].protocol: want a string, got integer \"5\" (quote it)"},
