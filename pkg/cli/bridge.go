@@ -14,7 +14,7 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/bridge"
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/plan"
-	"github.com/mosqprov/mosqprov/pkg/systemd"
+	"github.com/mosqprov/mosqprov/pkg/system"
 )
 
 // BridgePasswordEnv is the environment variable a bridge's remote password
@@ -204,7 +204,6 @@ func readBridgeFile(flag, path string) ([]byte, error) {
 	return data, nil
 }
 
-
 func (o *bridgeOptions) build() (bridge.Bridge, error) {
 	b := bridge.Bridge{
 		Name: o.name, Addresses: o.addresses, SystemCA: o.systemCA, TLSVersion: o.tlsVersion,
@@ -335,9 +334,6 @@ func (o *bridgeOptions) edit(ctx context.Context, what string, change func([]bri
 	if err != nil {
 		return bridgeFlagError(err)
 	}
-	for _, w := range res.Warnings {
-		o.Warn("%s", w)
-	}
 	if len(res.Changes) == 0 {
 		detail := what
 		if note != "" {
@@ -353,9 +349,8 @@ func (o *bridgeOptions) edit(ctx context.Context, what string, change func([]bri
 			}
 		}
 	}
-	o.Add(res.Changes...)
-	o.Need(res.Need)
-	if o.noRestart && res.Need != systemd.None {
+	o.Take(res)
+	if o.noRestart && res.Need != system.NeedNothing {
 		o.Infof("not restarting the broker (--no-restart): it reads bridges only when it starts")
 		return nil
 	}
