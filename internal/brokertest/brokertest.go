@@ -89,7 +89,30 @@ type Broker struct {
 	Log  string
 	cmd  *exec.Cmd
 	done chan error
+	out  lockedBuffer
 }
+
+// lockedBuffer is the broker's stdout and stderr, readable while it runs.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Output is what the broker wrote to stdout and stderr so far (its log,
+// with `log_dest stderr`).
+func (b *Broker) Output() string { return b.out.String() }
 
 // Start writes conf to a file in dir (with a log_dest file line appended
 // so failures can be read) and runs mosquitto on it, waiting until every port
@@ -147,9 +170,9 @@ func StartFile(t testing.TB, conf, log string, ports ...int) *Broker {
 // run starts the broker on b.Conf and waits until every port accepts TCP
 // connections; it stops the broker when it doesn't.
 func (b *Broker) run(bin string, ports []int) error {
-	var out bytes.Buffer
+	out := &b.out
 	b.cmd = exec.Command(bin, "-c", b.Conf)
-	b.cmd.Stdout, b.cmd.Stderr = &out, &out
+	b.cmd.Stdout, b.cmd.Stderr = out, out
 	if err := b.cmd.Start(); err != nil {
 		return err
 	}

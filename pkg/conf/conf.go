@@ -66,6 +66,9 @@ type Listener struct {
 	MutualTLS bool `json:"mutual_tls,omitempty"`
 	// TLSVersion is the minimum TLS version (TLS listeners only; default tlsv1.2).
 	TLSVersion string `json:"tls_version,omitempty"`
+	// MaxConnections limits the listener's clients (0: not written, the
+	// broker's unlimited).
+	MaxConnections int `json:"max_connections,omitempty"`
 }
 
 // TLS reports whether the listener speaks TLS.
@@ -142,7 +145,12 @@ type Config struct {
 	Listeners []Listener `json:"listeners"`
 	// Standalone, when set, renders a complete file instead of a conf.d drop-in.
 	Standalone *Standalone `json:"standalone,omitempty"`
+	// Tunables are broker-wide settings (broker.yaml's `broker:`).
+	Tunables Tunables `json:"tunables,omitzero"`
 }
+
+// TunableLines are the configuration lines of c.Tunables.
+func (c Config) TunableLines() []string { return c.Tunables.Lines() }
 
 // Default is the article's three listeners: plain MQTT on loopback only,
 // MQTT over TLS on 8883 and WebSockets over TLS on 9443, with the password
@@ -210,6 +218,9 @@ func (c Config) Validate() error {
 			}
 		}
 	}
+	if err := c.Tunables.Validate(); err != nil {
+		return err
+	}
 	seen := map[int]Type{}
 	plain := false
 	for _, l := range c.Listeners {
@@ -246,6 +257,11 @@ func (l Listener) Validate() error {
 	if l.Bind != "" {
 		if _, err := ParseBind(l.Bind); err != nil {
 			return errs.Invalid(field, "%v", err)
+		}
+	}
+	if l.MaxConnections != 0 {
+		if err := CheckRange(field+" max_connections", "max_connections", l.MaxConnections); err != nil {
+			return err
 		}
 	}
 	if !l.TLS() {

@@ -60,7 +60,10 @@ func lockDir(sys system.System, p string) (func(), error) {
 	return sys.Lock(p)
 }
 
-var reloadable = []string{"acl_file ", "password_file ", "allow_anonymous "}
+// reloadable are the lines a running broker re-reads on SIGHUP: the
+// authentication lines and the tunables measured to take effect on reload
+// (tunables.go).
+var reloadable = append([]string{"acl_file ", "password_file ", "allow_anonymous "}, reloadableTunables...)
 
 // NeedFor says what a running broker needs to pick up new in place of old.
 func NeedFor(old, new []byte) system.Need {
@@ -79,7 +82,8 @@ func NeedFor(old, new []byte) system.Need {
 func stripReloadable(data []byte) []byte {
 	var out []string
 	for _, line := range strings.Split(string(data), "\n") {
-		keep := true
+		// Blank lines and comments mean nothing to the broker.
+		keep := line != "" && !strings.HasPrefix(line, "#")
 		for _, p := range reloadable {
 			if strings.HasPrefix(line, p) {
 				keep = false

@@ -92,6 +92,7 @@ func confFor(s *spec.Spec, withPasswords bool) conf.Config {
 		CertFile:       layout.ServerCert,
 		KeyFile:        layout.ServerKey,
 		CAFile:         layout.BrokerCACert,
+		Tunables:       s.Broker.Tunables(),
 	}
 	if withPasswords {
 		cfg.PasswordFile = layout.PasswordFile

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/mosqprov/mosqprov/pkg/conf"
 )
 
 // The JSON Schema editors use (schema/broker.schema.json) must describe the
@@ -238,6 +240,18 @@ func TestSchemaRejects(t *testing.T) {
 		"acl: [{user: a, read: [\"a\\nuser root\"]}]",
 		"acl: [{user: a, pattern: true, read: [a]}]",
 		"service: {enable: 1}",
+		"broker: {persistance: true}",
+		"broker: {max_queued_messages: -1}",
+		"broker: {max_packet_size: 10}",
+		"broker: {memory_limit: 1000}",
+		"broker: {sys_interval: \"10\"}",
+		"broker: {persistent_client_expiration: 0d}",
+		"broker: {persistent_client_expiration: 2 days}",
+		"broker: {log_types: [errors]}",
+		"broker: {log_types: []}",
+		"broker: {log_dest: [file, file]}",
+		"broker: {log_dest: [stdout]}",
+		"listeners: [{type: mqtt, max_connections: 0}]",
 	}
 	for i, p := range validateAll(t, bad) {
 		if p == "" {
@@ -249,6 +263,26 @@ func TestSchemaRejects(t *testing.T) {
 		}
 		if err == nil {
 			t.Errorf("Go accepts %s", bad[i])
+		}
+	}
+}
+
+// The schema's ranges of integer settings are pkg/conf's.
+func TestSchemaRanges(t *testing.T) {
+	props := loadSchema(t)["properties"].(map[string]any)
+	nodes := map[string]any{}
+	for name, p := range props["broker"].(map[string]any)["properties"].(map[string]any) {
+		nodes[name] = p
+	}
+	nodes["max_connections"] = props["listeners"].(map[string]any)["items"].(map[string]any)["properties"].(map[string]any)["max_connections"]
+	for name, r := range conf.Ranges {
+		n, ok := nodes[name].(map[string]any)
+		if !ok {
+			t.Errorf("%s: not in the schema", name)
+			continue
+		}
+		if n["minimum"] != float64(r.Min) || n["maximum"] != float64(r.Max) {
+			t.Errorf("%s: schema %v..%v, pkg/conf %d..%d", name, n["minimum"], n["maximum"], r.Min, r.Max)
 		}
 	}
 }

@@ -44,6 +44,9 @@ type Spec struct {
 	Package    Package   `yaml:"package" json:"package"`
 	// Bridges connect this broker to others (cloud brokers, another Pi).
 	Bridges []Bridge `yaml:"bridges,omitempty" json:"bridges,omitempty"`
+	// Broker are broker-wide settings; each one left out keeps the broker's
+	// own default (Debian's mosquitto.conf's for persistence and log_dest).
+	Broker Broker `yaml:"broker,omitempty" json:"broker,omitzero"`
 
 	// pos maps a field path ("users[1].name") to where it stands in the file.
 	pos  map[string]Pos
@@ -80,6 +83,10 @@ type Listener struct {
 	Bind string `yaml:"bind,omitempty" json:"bind,omitempty"`
 	// MutualTLS requires a client certificate signed by the CA (TLS types only).
 	MutualTLS bool `yaml:"mutual_tls,omitempty" json:"mutual_tls,omitempty"`
+	// MaxConnections limits the listener's clients, 1..1000000 (default
+	// unlimited). Above what the unit's open-file limit allows, apply adds a
+	// systemd drop-in raising LimitNOFILE.
+	MaxConnections *int `yaml:"max_connections,omitempty" json:"max_connections,omitempty"`
 }
 
 // Listener types: pkg/conf's, as strings, so broker.yaml means what
@@ -156,6 +163,9 @@ func (p Package) Installed() bool { return p.Install == nil || *p.Install }
 // ConfListener is l in pkg/conf's terms, with the spec's TLS version.
 func (s *Spec) ConfListener(l Listener) conf.Listener {
 	cl := conf.Listener{Type: conf.Type(l.Type), Port: l.Port, Bind: l.Bind, MutualTLS: l.MutualTLS}
+	if l.MaxConnections != nil {
+		cl.MaxConnections = *l.MaxConnections
+	}
 	if l.TLS() {
 		cl.TLSVersion = s.TLS.MinVersion
 	}

@@ -74,7 +74,7 @@ const hash7 = "$7$101$74G1pCqSt4EPbk0k$l5MijUNV9xjqd00TZnXHrKfdQLEzw0r1/XtNYNjAt
 // culprit, and names the field.
 func TestBadSpecs(t *testing.T) {
 	for _, tc := range []struct{ name, yaml, want string }{
-		{"unknown top key", "hostname: a\nlistners: []\n", "b.yaml:2:1: listners: unknown field in broker.yaml (known: acl, allow_anonymous, bridges, hostname, ips, listeners, names, package, prune_users, service, tls, users)"},
+		{"unknown top key", "hostname: a\nlistners: []\n", "b.yaml:2:1: listners: unknown field in broker.yaml (known: acl, allow_anonymous, bridges, broker, hostname, ips, listeners, names, package, prune_users, service, tls, users)"},
 		{"unknown nested key", "hostname: a\ntls:\n  key_typ: rsa-2048\n", "b.yaml:3:3: tls.key_typ: unknown field in tls"},
 		{"unknown key in list item", "hostname: a\nusers:\n  - {name: x, pasword_env: X}\n", "b.yaml:3:15: users[0].pasword_env: unknown field in users[0]"},
 		{"port not a number", "hostname: a\nlisteners:\n  - type: mqtt\n    port: high\n", `b.yaml:4:11: listeners[0].port: want an integer, got string "high"`},
@@ -113,6 +113,17 @@ func TestBadSpecs(t *testing.T) {
 		{"acl no topics", "listeners: [{type: mqtt}]\nacl:\n  - {user: a}\n", "b.yaml:3:5: acl[0]: no topics"},
 		{"empty", "\n", "b.yaml:1:1: spec: the file is empty"},
 		{"no listeners", "listeners: []\n", "b.yaml:1:12: listeners: at least one listener is needed"},
+		{"unknown broker key", "broker:\n  persistance: true\nlisteners: [{type: mqtt}]\n", "b.yaml:2:3: broker.persistance: unknown field in broker (known: autosave_interval, log_dest, log_types, max_inflight_messages, max_packet_size, max_queued_messages, memory_limit, persistence, persistent_client_expiration, sys_interval)"},
+		{"broker out of range", "broker:\n  max_queued_messages: -1\nlisteners: [{type: mqtt}]\n", "b.yaml:2:24: broker.max_queued_messages: -1 is out of range (0 to 1000000)"},
+		{"broker memory too small", "broker: {memory_limit: 1000}\nlisteners: [{type: mqtt}]\n", "b.yaml:1:24: broker.memory_limit: 1000 is out of range (1048576 to 2147483647)"},
+		{"broker not a number", "broker:\n  sys_interval: \"10\"\nlisteners: [{type: mqtt}]\n", `b.yaml:2:17: broker.sys_interval: want an integer, got string "10"`},
+		{"broker not a bool", "broker:\n  persistence: on\nlisteners: [{type: mqtt}]\n", `b.yaml:2:16: broker.persistence: want true or false, got string "on"`},
+		{"broker bad duration", "broker:\n  persistent_client_expiration: 2 weeks\nlisteners: [{type: mqtt}]\n", `b.yaml:2:33: broker.persistent_client_expiration: "2 weeks" is not a duration like 14d`},
+		{"broker newline in duration", "broker:\n  persistent_client_expiration: \"1d\\nlistener 1\"\nlisteners: [{type: mqtt}]\n", `broker.persistent_client_expiration: "1d\nlistener 1" is not a duration`},
+		{"broker bad log type", "broker:\n  log_types: [error, verbose]\nlisteners: [{type: mqtt}]\n", `b.yaml:2:22: broker.log_types[1]: "verbose" is not one of error, warning`},
+		{"broker log dest twice", "broker:\n  log_dest: [syslog, syslog]\nlisteners: [{type: mqtt}]\n", `b.yaml:2:22: broker.log_dest[1]: "syslog" is listed twice`},
+		{"broker empty log dest", "broker:\n  log_dest: []\nlisteners: [{type: mqtt}]\n", `b.yaml:2:13: broker.log_dest: empty list`},
+		{"max_connections zero", "listeners:\n  - {type: mqtt, max_connections: 0}\n", "b.yaml:2:35: listeners[0].max_connections: 0 is out of range (1 to 1000000)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := Parse("b.yaml", []byte(tc.yaml))

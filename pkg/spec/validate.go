@@ -34,7 +34,7 @@ var ListenerTypes = func() []string {
 // place in the file when the spec was loaded from one.
 func (s *Spec) Validate() error {
 	for _, check := range []func() (string, error){
-		s.validateNames, s.validateTLS, s.validateListeners, s.validateUsers, s.validateACL, s.validateBridges,
+		s.validateNames, s.validateTLS, s.validateListeners, s.validateUsers, s.validateACL, s.validateBridges, s.validateBroker,
 	} {
 		if path, err := check(); err != nil {
 			return s.At(path, err)
@@ -106,6 +106,11 @@ func (s *Spec) validateListeners() (string, error) {
 		if l.Bind != "" {
 			if _, err := conf.ParseBind(l.Bind); err != nil {
 				return f + ".bind", errs.Invalid(f+".bind", "%v", err)
+			}
+		}
+		if l.MaxConnections != nil {
+			if err := conf.CheckRange(f+".max_connections", "max_connections", *l.MaxConnections); err != nil {
+				return f + ".max_connections", err
 			}
 		}
 		if l.TLS() && s.Hostname == "" {

@@ -242,12 +242,15 @@ names: [pi]
 ips: [192.168.1.40]
 tls: {key_type: ecdsa-p256}
 listeners:
-  - {type: mqtts, port: 18883}
+  - {type: mqtts, port: 18883, max_connections: 300}
   - {type: ws, port: 8081, bind: 127.0.0.1}
 users:
   - {name: bot, password_env: BOT_PASSWORD}
 acl:
   - {user: bot, read: ["home/#"]}
+broker:
+  max_queued_messages: 5000
+  log_dest: [syslog]
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -286,9 +289,18 @@ acl:
 		t.Errorf("%+v", s)
 	}
 	// Kept listeners keep their ports and binds; the new one gets defaults.
-	want := []spec.Listener{{Type: "mqtt", Port: 1883, Bind: "127.0.0.1"}, {Type: "mqtts", Port: 18883}, {Type: "ws", Port: 8081, Bind: "127.0.0.1"}}
+	maxConn := 300
+	want := []spec.Listener{{Type: "mqtt", Port: 1883, Bind: "127.0.0.1"}, {Type: "mqtts", Port: 18883, MaxConnections: &maxConn}, {Type: "ws", Port: 8081, Bind: "127.0.0.1"}}
 	if diff := cmp.Diff(want, s.Listeners); diff != "" {
 		t.Errorf("listeners (-want +got):\n%s", diff)
+	}
+	// broker: settings are asked about nowhere and kept as they were.
+	if diff := cmp.Diff(start.Broker, s.Broker); diff != "" || s.Broker.MaxQueuedMessages == nil {
+		t.Errorf("broker: settings not kept (-start +got):\n%s", diff)
+	}
+	out, err := spec.Marshal(s)
+	if err != nil || !strings.Contains(string(out), "broker:\n  max_queued_messages: 5000\n  log_dest:\n    - syslog\n") || !strings.Contains(string(out), "max_connections: 300") {
+		t.Errorf("broker.yaml the wizard writes lost the settings:\n%s", out)
 	}
 	if len(s.Users) != 1 || s.Users[0].PasswordEnv != "BOT_PASSWORD" || len(s.ACL) != 1 {
 		t.Errorf("users %+v acl %+v", s.Users, s.ACL)
