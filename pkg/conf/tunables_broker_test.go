@@ -13,7 +13,6 @@ import (
 	"github.com/mosqprov/mosqprov/internal/brokertest"
 	"github.com/mosqprov/mosqprov/pkg/conf"
 	"github.com/mosqprov/mosqprov/pkg/system"
-	"github.com/mosqprov/mosqprov/pkg/systemd"
 )
 
 // debian is Debian's own /etc/mosquitto/mosquitto.conf (pid_file,
@@ -65,15 +64,15 @@ func newDebian(t *testing.T) *debian {
 
 // write renders the drop-in: anonymous plain MQTT on loopback with tun and
 // max_connections maxConn (0: none), and returns what the broker needs.
-func (d *debian) write(t *testing.T, tun conf.Tunables, maxConn int) systemd.Need {
+func (d *debian) write(t *testing.T, tun conf.Tunables, maxConn int) system.Need {
 	t.Helper()
 	cfg := conf.Config{AllowAnonymous: true, Tunables: tun,
 		Listeners: []conf.Listener{{Type: conf.MQTT, Port: d.port, Bind: "127.0.0.1", MaxConnections: maxConn}}}
-	_, need, err := conf.Write(system.NewReal("/"), d.dropIn, cfg)
+	res, err := conf.Write(system.NewReal("/"), d.dropIn, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return need
+	return res.Need
 }
 
 func (d *debian) start(t *testing.T) *brokertest.Broker {
@@ -235,7 +234,7 @@ func TestTunablesTakeEffect(t *testing.T) {
 				time.Sleep(300 * time.Millisecond)
 				reloaded := e.observe(t, d, b)
 				t.Logf("%s: on SIGHUP %v; conf.Write says %s", e.name, reloaded, need)
-				if reloaded != (need == systemd.Reload) {
+				if reloaded != (need == system.NeedReload) {
 					t.Fatalf("%s: SIGHUP takes effect: %v, but conf.Write says %s", e.name, reloaded, need)
 				}
 			})
