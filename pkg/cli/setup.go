@@ -4,15 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"regexp"
-	"slices"
+	"strings"
 
 	"github.com/AlecAivazis/survey/v2/terminal"
 	"github.com/spf13/cobra"
 
-	"github.com/mosqprov/mosqprov/pkg/doctor"
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/plan"
@@ -27,21 +25,29 @@ type setupOptions struct {
 	Prompter wizard.Prompter
 	// Host gives the defaults; nil means this machine.
 	Host wizard.Host
+	// Pager shows the full plan when the person asks for it; nil means
+	// $PAGER or less on a terminal, else the plain text on stdout.
+	Pager func(text string) error
+	// Width is the terminal's width in columns; 0 asks the terminal.
+	Width int
 }
 
 func newSetupCmd(a *App) *cobra.Command {
 	o := &setupOptions{App: a}
 	return &cobra.Command{
 		Use:   "setup",
-		Short: "Answer a few questions, see the broker.yaml and the plan, and apply",
+		Short: "Answer a few questions, see the plan, and apply",
 		Long: `setup asks, with defaults detected from this machine (and from
 ` + layout.Spec + ` when it exists): the host name and other names clients use,
 the IP addresses for the certificate, the listeners (each with its security
 note), the key type, the first users and their passwords (hidden, asked twice;
 only a hash is stored), and whether to limit users to their own topics.
 
-It then shows the resulting broker.yaml and the plan, and on "yes" writes
-` + layout.Spec + ` and applies it, exactly as ` + "`mosqprov apply`" + ` would.
+It then shows the plan, one line per step with its summary line, sized for an
+80x24 screen; "p" shows the resulting broker.yaml and every change in full
+(through $PAGER or less). On "y" it writes ` + layout.Spec + ` and applies it,
+exactly as ` + "`mosqprov apply`" + ` would, and names the addresses clients use, the CA
+certificate and a mosquitto_sub line for the user just added.
 Ctrl-C or "no" at any point changes nothing. It needs a terminal; for scripts,
 write broker.yaml and run ` + "`mosqprov apply -f broker.yaml --yes`" + `.`,
 		Example: `  sudo mosqprov setup
@@ -64,6 +70,7 @@ func runSetup(ctx context.Context, o *setupOptions) error {
 	if host == nil {
 		host = a.Sys
 	}
+	fmt.Fprint(a.IO.Out, setupIntro)
 	start, current, err := loadStartSpec(a)
 	if err != nil {
 		return err
@@ -76,7 +83,6 @@ func runSetup(ctx context.Context, o *setupOptions) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(a.IO.Out, "\n%s (password hashes shortened here):\n\n%s\n", layout.Spec, shortenHashes(data))
 
 	// The plan starts with broker.yaml, which setup writes before it
 	// applies: its lines and its summary are then the apply's.
@@ -89,28 +95,33 @@ func runSetup(ctx context.Context, o *setupOptions) error {
 	}
 	if !planned.Changed {
 		// Asking "write and apply?" would offer to do nothing.
-		fmt.Fprintln(a.IO.Out, "Nothing to do: broker.yaml and the broker already match these answers.")
+		fmt.Fprintln(a.IO.Out, "\nNothing to do: broker.yaml and the broker already match these answers.")
 		return nil
 	}
 	// Until the person says yes the plan speaks in the conditional,
 	// exactly as `mosqprov plan` shows it.
 	saved := a.Globals.DryRun
 	a.Globals.DryRun = true
-	showPlan(a, planned, files)
-	a.Globals.DryRun = saved
-	fmt.Fprintln(a.IO.Out, planLine(a, planned))
+	full := fullPlan(a, data, planned, files)
+	var notes strings.Builder
+	showUnmanaged(a, planned) // warnings on stderr, the unmanaged users' note on stdout
 	if !brokerChanges(planned) {
-		fmt.Fprintln(a.IO.Out, "The broker already matches these answers; only broker.yaml changes.")
+		fmt.Fprintln(&notes, "The broker already matches these answers; only broker.yaml changes.")
 	}
 	if current != nil && !sameSpec {
-		fmt.Fprintf(a.IO.Out, "%s will be replaced by the text above (comments in it are not kept).\n", layout.Spec)
+		fmt.Fprintf(&notes, "%s will be replaced (comments in it are not kept).\n", layout.Spec)
 	}
 	if a.Sys.IsDryRun() {
+		// Nothing to ask: the whole plan, as `mosqprov plan` shows it.
+		fmt.Fprint(a.IO.Out, full+notes.String())
 		fmt.Fprintln(a.IO.Out, "Dry run: nothing was written.")
+		a.Globals.DryRun = saved
 		return nil
 	}
+	fmt.Fprint(a.IO.Out, shortPlan(planned, o.width(), planLine(a, planned))+notes.String())
+	a.Globals.DryRun = saved
 
-	ok, err := p.Confirm("Write "+layout.Spec+" and apply?", "No leaves every file as it is.", false)
+	ok, err := confirmSetup(p, func() error { return o.page(full) })
 	if err != nil {
 		return err
 	}
@@ -127,7 +138,7 @@ func runSetup(ctx context.Context, o *setupOptions) error {
 	if err := runApply(ctx, &applyOptions{App: a, Yes: true}); err != nil {
 		return err
 	}
-	printNextSteps(a.IO.Out, s)
+	printNextSteps(a.IO.Out, s, newUser(start, s))
 	return nil
 }
 
@@ -199,19 +210,4 @@ var hashLine = regexp.MustCompile(`(?m)^(\s+hash: )(\$\d+\$[^$\s]*\$)\S+$`)
 // nothing, and the plan masks it the same way.
 func shortenHashes(yaml []byte) []byte {
 	return hashLine.ReplaceAll(yaml, []byte("${1}${2}…"))
-}
-
-// printNextSteps says what a person does after the first setup: check the
-// broker as a client would, and give devices the CA.
-func printNextSteps(w io.Writer, s *spec.Spec) {
-	user := "NAME"
-	if len(s.Users) > 0 {
-		user = s.Users[0].Name
-	}
-	fmt.Fprintln(w, "\nNext:")
-	fmt.Fprintf(w, "  sudo mosqprov verify --user %s   # check every listener as a client would\n", doctor.ShellWord(user))
-	if slices.ContainsFunc(s.Listeners, spec.Listener.TLS) {
-		fmt.Fprintln(w, "  sudo mosqprov cert export > ca.crt   # the CA certificate devices need to trust the broker")
-	}
-	fmt.Fprintln(w, "  sudo mosqprov doctor   # when a device can't connect")
 }

@@ -25,6 +25,8 @@ import (
 type setupAnswers struct {
 	text      map[string]string
 	yes       map[string]bool
+	// fullPlan answers p (show the full plan) once before the last answer.
+	fullPlan  bool
 	interrupt string
 	asked     []string
 }
@@ -44,6 +46,19 @@ func (p *setupAnswers) Input(m, _, def string, validate func(string) error) (str
 	for k, v := range p.text {
 		if strings.Contains(m, k) {
 			return v, validate(v)
+		}
+	}
+	// setup's last question: "Write ... and apply? [y/N, p: full plan]".
+	for k, v := range p.yes {
+		if strings.Contains(m, k) {
+			if p.fullPlan {
+				p.fullPlan = false
+				return "p", validate("p")
+			}
+			if v {
+				return "y", nil
+			}
+			return "n", nil
 		}
 	}
 	return def, nil
@@ -138,7 +153,7 @@ func TestSetupNoOrCtrlCChangesNothing(t *testing.T) {
 
 func TestSetupYesWritesSpecAndApplies(t *testing.T) {
 	root := t.TempDir()
-	p := &setupAnswers{yes: map[string]bool{"Add a user": true, "Write": true}, text: map[string]string{"User name": "blinds"}}
+	p := &setupAnswers{yes: map[string]bool{"Add a user": true, "Write": true}, text: map[string]string{"User name": "blinds"}, fullPlan: true}
 	out, err := runSetupWith(t, root, p)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
@@ -200,7 +215,7 @@ func TestSetupYesWritesSpecAndApplies(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	for _, want := range []string{"~ server certificate: would update", "/etc/mosqprov/broker.yaml will be replaced by the text above", "~ spec: updated /etc/mosqprov/broker.yaml", "Apply complete"} {
+	for _, want := range []string{"  server certificate: ~ server key, ~ server certificate\n", "/etc/mosqprov/broker.yaml will be replaced (comments in it are not kept)", "~ spec: updated /etc/mosqprov/broker.yaml", "Apply complete"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("third run lacks %q:\n%s", want, out)
 		}
@@ -264,5 +279,52 @@ func TestSetupWithoutTerminal(t *testing.T) {
 	code, _, errOut := vdRun(t, t.TempDir(), "", nil, "setup")
 	if code != ExitUsage || !strings.Contains(errOut, "not a terminal") || !strings.Contains(errOut, "mosqprov apply -f broker.yaml --yes") {
 		t.Fatalf("exit %d: %s", code, errOut)
+	}
+}
+
+// After setup the next steps name what clients use: each listener's URL,
+// the CA file, the ESP32 caveat, and a mosquitto_sub line for the user
+// this run added (not the first user of broker.yaml).
+func TestSetupNextStepsNameTheNewUser(t *testing.T) {
+	root := t.TempDir()
+	if out, err := runSetupWith(t, root, &setupAnswers{yes: map[string]bool{"Add a user": true, "Write": true}, text: map[string]string{"User name": "blinds"}}); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	out, err := runSetupWith(t, root, &setupAnswers{yes: map[string]bool{"Add another user": true, "Write": true}, text: map[string]string{"User name": "alice"}})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	next := out[strings.Index(out, "Apply complete"):]
+	for _, want := range []string{
+		"Clients connect to:\n  mqtt://127.0.0.1:1883   (this machine only)\n  mqtts://testpi.local:8883\n",
+		"Their CA certificate: /etc/mosquitto/certs/ca.crt\n",
+		"ESP32: Arduino-ESP32 2.x (mbedTLS 2.28) matches names only",
+		"devices to testpi.local, not to an IP address; mbedTLS 3.x",
+		"Try alice (type its password, then Enter; Ctrl-C stops):\n  read -rs PW; mosquitto_sub -h testpi.local -p 8883 --cafile /etc/mosquitto/certs/ca.crt -u alice -P \"$PW\" -t '#' -v\n",
+		"sudo mosqprov verify --user alice ",
+	} {
+		if !strings.Contains(next, want) {
+			t.Errorf("next steps lack %q:\n%s", want, next)
+		}
+	}
+	if strings.Contains(next, "blinds") {
+		t.Errorf("next steps name the old user:\n%s", next)
+	}
+}
+
+// The mosquitto_sub line reads a topic the user may read, and plain-only
+// brokers get a line without TLS.
+func TestNextStepsTopicAndPlainListener(t *testing.T) {
+	s := &spec.Spec{Hostname: "pi.local", Listeners: []spec.Listener{{Type: spec.MQTT, Port: 1883}},
+		ACL: []spec.ACLRule{{User: "bot", Read: []string{"home/#"}}, {Pattern: true, ReadWrite: []string{"devices/%u/#"}}}}
+	var b bytes.Buffer
+	printNextSteps(&b, s, "cam")
+	for _, want := range []string{"  mqtt://pi.local:1883\n", "mosquitto_sub -h pi.local -p 1883 -u cam -P \"$PW\" -t 'devices/cam/#' -v"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("lacks %q:\n%s", want, b.String())
+		}
+	}
+	if strings.Contains(b.String(), "CA certificate") || strings.Contains(b.String(), "--cafile") {
+		t.Errorf("a broker without TLS gets CA advice:\n%s", b.String())
 	}
 }

@@ -54,7 +54,8 @@ func startTmux(t *testing.T, command string) *tmuxSession {
 	t.Helper()
 	s := &tmuxSession{t: t, socket: fmt.Sprintf("mosqprov-test-%d-%d", os.Getpid(), time.Now().UnixNano())}
 	// A private server (-L): the test never touches anyone else's tmux.
-	s.run("new-session", "-d", "-s", "w", "-x", "150", "-y", "60", command+"; echo EXIT=$?; sleep 300")
+	// 80x24: the SSH screen on a Pi the wizard's screens must fit in.
+	s.run("new-session", "-d", "-s", "w", "-x", "80", "-y", "24", command+"; echo EXIT=$?; sleep 300")
 	t.Cleanup(func() { exec.Command("tmux", "-L", s.socket, "kill-server").Run() })
 	return s
 }
@@ -72,6 +73,11 @@ func (s *tmuxSession) screen() string {
 	return s.run("capture-pane", "-p", "-t", "w", "-S", "-500")
 }
 
+// visible is what the terminal shows now: its 24 lines, no scrollback.
+func (s *tmuxSession) visible() string {
+	return s.run("capture-pane", "-p", "-t", "w")
+}
+
 // waitFor waits until the screen shows text, and returns the screen.
 func (s *tmuxSession) waitFor(text string) string {
 	s.t.Helper()
@@ -83,6 +89,18 @@ func (s *tmuxSession) waitFor(text string) string {
 		}
 		if time.Now().After(deadline) {
 			s.t.Fatalf("the screen never showed %q:\n%s", text, scr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitForCount waits until the screen and its scrollback show text n times.
+func (s *tmuxSession) waitForCount(text string, n int) {
+	s.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for strings.Count(s.screen(), text) < n {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("the screen never showed %q %d times:\n%s", text, n, s.screen())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -122,14 +140,30 @@ func TestSetupInRealTerminal(t *testing.T) {
 	root := setupImageRoot(t)
 	const password = "typed-in-tmux-42"
 
-	s := startTmux(t, bin+" --root "+root+" setup")
+	// The full plan goes through less when there is one (q comes back to
+	// the question), else straight to the terminal.
+	pager, quit := "cat", []string{}
+	if _, err := exec.LookPath("less"); err == nil {
+		pager, quit = "less -R", []string{"q"}
+	}
+	s := startTmux(t, "PAGER='"+pager+"' "+bin+" --root "+root+" setup")
+	// The first screen says what setup does, that nothing changes before
+	// the last answer, and how to leave, above the first question.
+	s.waitFor("Host name clients use")
+	first := s.visible()
+	for _, want := range []string{"Setup asks for names, addresses, listeners and users, then shows its plan.",
+		"Nothing changes before you answer y at the end; Ctrl-C quits at any time.\n? Host name clients use"} {
+		if !strings.Contains(first, want) {
+			t.Errorf("first screen lacks %q:\n%s", want, first)
+		}
+	}
 	s.answer("Host name clients use", "Enter")
 	s.answer("Other names for the broker", "Enter")
 	s.answer("IP addresses clients may connect to", "Enter")
 	s.answer("Other IP addresses", "Enter")
 	scr := s.waitFor("Listeners")
 	for _, note := range []string{"MQTT over TLS: encrypted and verified", "plain MQTT, on 127.0.0.1 only"} {
-		if !strings.Contains(scr, note) {
+		if !strings.Contains(strings.ReplaceAll(scr, "\n", ""), note) {
 			t.Errorf("listener notes missing %q:\n%s", note, scr)
 		}
 	}
@@ -141,12 +175,30 @@ func TestSetupInRealTerminal(t *testing.T) {
 	s.answer("Password for blinds (again)", password, "Enter")
 	s.answer("Add another user?", "n", "Enter")
 	s.answer("Limit each user to its own topics", "Enter")
-	scr = s.waitFor("Write /etc/mosqprov/broker.yaml and apply?")
-	for _, want := range []string{"hostname: tmuxpi.local", "- name: blinds", "hash: $7$1000$", "Plan: "} {
+	// The confirmation fits the 24 lines: the plan by step, its summary
+	// line and the question are all on the screen at once.
+	s.waitFor("Write /etc/mosqprov/broker.yaml and apply?")
+	scr = s.visible()
+	for _, want := range []string{"The plan (answer p to see broker.yaml and every change in full):", "  passwords: + password file (blinds added)",
+		"Plan: 12 to create, 0 to change, 0 to remove", "? Write /etc/mosqprov/broker.yaml and apply? [y/N, p: full plan]"} {
 		if !strings.Contains(scr, want) {
-			t.Errorf("screen lacks %q:\n%s", want, scr)
+			t.Errorf("the confirmation screen lacks %q:\n%s", want, scr)
 		}
 	}
+	// p shows broker.yaml and every diff; then the same question again.
+	s.answer("Write /etc/mosqprov/broker.yaml and apply?", "p", "Enter")
+	s.waitFor("hostname: tmuxpi.local")
+	if len(quit) > 0 {
+		s.run("send-keys", "-t", "w", "Space") // less: the next page
+	}
+	scr = s.waitFor("- name: blinds")
+	if !strings.Contains(scr, "hash: $7$1000$") {
+		t.Errorf("the full plan lacks the shortened hash:\n%s", scr)
+	}
+	for _, k := range quit {
+		s.run("send-keys", "-t", "w", k)
+	}
+	s.waitForCount("Write /etc/mosqprov/broker.yaml and apply?", 2)
 	s.answer("Write /etc/mosqprov/broker.yaml and apply?", "y", "Enter")
 	scr = s.waitFor("EXIT=")
 	if !strings.Contains(scr, "EXIT=0") || !strings.Contains(scr, "Apply complete") {
