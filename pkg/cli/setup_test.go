@@ -23,8 +23,8 @@ import (
 // setupAnswers is a Prompter that takes every default except the answers given
 // by question substring; interrupt makes one question return Ctrl-C.
 type setupAnswers struct {
-	text      map[string]string
-	yes       map[string]bool
+	text map[string]string
+	yes  map[string]bool
 	// fullPlan answers p (show the full plan) once before the last answer.
 	fullPlan  bool
 	interrupt string
