@@ -1,12 +1,17 @@
 package bridge
 
 import (
+	"crypto/rand"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mosqprov/mosqprov/internal/brokertest"
+	"github.com/mosqprov/mosqprov/pkg/passwd"
+	"github.com/mosqprov/mosqprov/pkg/pki"
 )
 
 // The rendered addresses are what the real broker takes: an IPv6 address
@@ -51,4 +56,88 @@ func TestAddressesRealBroker(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("no message through the bridge: %v %v", ok, err)
 	}
+}
+
+// Diagnose reads the causes from the real broker's log: bridges that fail
+// in each way the broker tells apart, and one that connects.
+func TestDiagnoseRealBroker(t *testing.T) {
+	brokertest.Require(t)
+	dir := brokertest.Dir(t)
+	now := time.Now()
+	ca, err := pki.NewCA(rand.Reader, now, pki.CARequest{CommonName: "hub CA", KeyType: pki.ECDSAP256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded, _ := pki.LoadCA(ca.CertPEM, ca.KeyPEM)
+	srv, err := pki.IssueServer(rand.Reader, now, loaded, pki.ServerRequest{Names: []string{"localhost"}, KeyType: pki.ECDSAP256, Days: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := pki.NewCA(rand.Reader, now, pki.CARequest{CommonName: "other CA", KeyType: pki.ECDSAP256})
+	h, err := passwd.New("good-password", passwd.PBKDF2, 101)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{"ca.crt": ca.CertPEM, "srv.crt": srv.CertPEM, "srv.key": srv.KeyPEM, "passwd": []byte("pi1:" + h.String() + "\n")}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hub, dead, local := brokertest.FreePort(t), brokertest.FreePort(t), brokertest.FreePort(t)
+	brokertest.Start(t, dir, fmt.Sprintf("listener %d\ncertfile %s/srv.crt\nkeyfile %s/srv.key\npassword_file %s/passwd\nallow_anonymous false\n", hub, dir, dir, dir), hub)
+
+	mk := func(name, addr string, caPEM []byte, pw string) Bridge {
+		return Bridge{Name: name, Addresses: []string{addr}, Topics: []Topic{{Pattern: "x/#", Direction: Out}}, CA: caPEM,
+			Username: "pi1", Password: pw, ClientID: name + ".pi", Source: SourceSpec, InsecurePlainTCP: caPEM == nil}
+	}
+	bridges := []Bridge{
+		mk("dns", fmt.Sprintf("no-such-host.invalid:%d", hub), ca.CertPEM, "good-password"),
+		mk("refused", fmt.Sprintf("localhost:%d", dead), nil, "good-password"),
+		mk("chain", fmt.Sprintf("localhost:%d", hub), other.CertPEM, "good-password"),
+		mk("name", fmt.Sprintf("127.0.0.1:%d", hub), ca.CertPEM, "good-password"),
+		mk("password", fmt.Sprintf("localhost:%d", hub), ca.CertPEM, "wrong-password"),
+		mk("good", fmt.Sprintf("localhost:%d", hub), ca.CertPEM, "good-password"),
+	}
+	data, err := Render(bridges)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The TLS files where the rendered file names them are this test's.
+	conf := string(data)
+	for _, b := range bridges {
+		if len(b.CA) > 0 {
+			p := filepath.Join(dir, b.Name+"-ca.crt")
+			os.WriteFile(p, b.CA, 0o644)
+			conf = strings.ReplaceAll(conf, Dir+"/"+b.Name+"-ca.crt", p)
+		}
+	}
+	// The broker's default log levels, as Debian's mosquitto.conf leaves them.
+	b := startDefaultLog(t, fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\n%s", local, conf), local)
+	want := map[string]Cause{"dns": CauseDNS, "refused": CauseRefused, "chain": CauseTLSChain, "name": CauseTLSName, "password": CauseCredentials}
+	var got map[string]Cause
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		got = map[string]Cause{}
+		for _, d := range Diagnose(bridges, strings.Split(b.ReadLog(), "\n")) {
+			got[d.Bridge] = d.Cause
+		}
+		if fmt.Sprint(got) == fmt.Sprint(want) {
+			return
+		}
+	}
+	t.Fatalf("diagnosed %v, want %v; log:\n%s", got, want, b.ReadLog())
+}
+
+// startDefaultLog runs the broker with a log file and no log_type line.
+func startDefaultLog(t *testing.T, conf string, port int) *brokertest.Broker {
+	t.Helper()
+	dir := brokertest.Dir(t)
+	log := filepath.Join(dir, "broker.log")
+	os.WriteFile(log, nil, 0o666)
+	os.Chmod(log, 0o666)
+	path := filepath.Join(dir, "broker.conf")
+	if err := os.WriteFile(path, []byte(conf+"\nlog_dest file "+log+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return brokertest.StartFile(t, path, log, port)
 }
