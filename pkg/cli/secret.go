@@ -22,11 +22,17 @@ func (a *App) ReadSecret(label string, fromStdin bool, envVar string, confirm bo
 		if err != nil && line == "" {
 			return "", errs.Invalid("--password-stdin", "nothing on standard input")
 		}
-		return strings.TrimRight(line, "\r\n"), nil
+		if line = strings.TrimRight(line, "\r\n"); line == "" {
+			return "", errs.Invalid("--password-stdin", "the first line of standard input is empty; put the %s on it, e.g. printf '%%s\\n' \"$PW\" | mosqprov ...", label)
+		}
+		return line, nil
 	}
 	if envVar != "" {
 		if v, ok := os.LookupEnv(envVar); ok {
 			a.Debugf("%s: from $%s", label, envVar)
+			if v == "" {
+				return "", errs.Invalid(envVar, "is set but empty; set it to the %s, or unset it to be asked on the terminal", label)
+			}
 			return v, nil
 		}
 	}
@@ -38,6 +44,9 @@ func (a *App) ReadSecret(label string, fromStdin bool, envVar string, confirm bo
 	fmt.Fprintln(a.IO.ErrOut)
 	if err != nil {
 		return "", fmt.Errorf("read %s: %w", label, err)
+	}
+	if first == "" {
+		return "", errs.Invalid(label, "nothing was typed; type it at the prompt (it is not shown), or Ctrl-C to stop")
 	}
 	if !confirm {
 		return first, nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -169,5 +170,42 @@ func TestUserFlags(t *testing.T) {
 		if err != nil || opts.Algo != tc.algo || opts.Iterations != tc.it {
 			t.Errorf("%v: %+v %v", tc.args, opts, err)
 		}
+	}
+}
+
+// An empty password says what is wrong and what to do, for each place a
+// password comes from, and changes nothing.
+func TestEmptyPasswordSaysWhatToDo(t *testing.T) {
+	for _, tc := range []struct {
+		name, stdin string
+		env         bool
+		args        []string
+		want        string
+	}{
+		{"stdin", "\n", false, []string{"user", "add", "alice", "--password-stdin"}, "mosqprov: --password-stdin: the first line of standard input is empty; put the password for alice on it, e.g. printf '%s\\n' \"$PW\" | mosqprov ...\n"},
+		{"environment", "", true, []string{"user", "add", "alice"}, "mosqprov: MOSQPROV_PASSWORD: is set but empty; set it to the password for alice, or unset it to be asked on the terminal\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			if tc.env {
+				t.Setenv(PasswordEnv, "")
+			}
+			var out, errOut bytes.Buffer
+			a := NewApp(&IOStreams{In: strings.NewReader(tc.stdin), Out: &out, ErrOut: &errOut})
+			code := Run(context.Background(), a, append([]string{"--root", root}, tc.args...))
+			if code != ExitUsage || errOut.String() != tc.want {
+				t.Errorf("exit %d, stderr %q; want %d, %q", code, errOut.String(), ExitUsage, tc.want)
+			}
+			if _, err := os.Stat(filepath.Join(root, "etc")); !os.IsNotExist(err) {
+				t.Error("an empty password wrote something")
+			}
+		})
+	}
+	// At the prompt: Enter alone.
+	var errOut bytes.Buffer
+	a := NewApp(&IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &errOut, InIsTerminal: true, ReadHidden: func() (string, error) { return "", nil }})
+	_, err := a.ReadSecret("password for alice", false, "", true)
+	if err == nil || err.Error() != "password for alice: nothing was typed; type it at the prompt (it is not shown), or Ctrl-C to stop" {
+		t.Errorf("prompt: %v", err)
 	}
 }

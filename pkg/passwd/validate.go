@@ -37,11 +37,15 @@ func ValidateName(name string) error {
 	return nil
 }
 
+// EmptyPassword is what is wrong with an empty password and what to do:
+// Mosquitto never logs a client in with one.
+const EmptyPassword = "empty; a user logs in with a password, so give it one that is not empty"
+
 // ValidatePassword checks a plaintext password without ever echoing it.
 func ValidatePassword(pw string) error {
 	switch {
 	case pw == "":
-		return errs.Invalid("password", "empty")
+		return errs.Invalid("password", "%s", EmptyPassword)
 	case strings.ContainsAny(pw, "\n\r"):
 		return errs.Invalid("password", "contains a line break")
 	case strings.ContainsRune(pw, 0):

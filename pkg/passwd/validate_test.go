@@ -43,7 +43,7 @@ func TestValidatePassword(t *testing.T) {
 		}
 	}
 	for pw, want := range map[string]string{
-		"":                         "empty",
+		"":                         "empty; a user logs in with a password, so give it one that is not empty",
 		"two\nlines":               "line break",
 		"cr\r":                     "line break",
 		"nul\x00":                  "NUL",

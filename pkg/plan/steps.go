@@ -55,6 +55,9 @@ func desire(s *spec.Spec, o Options) (*desired, error) {
 		}
 		if want.Hash == "" {
 			// The message names the source, never the value.
+			if want.Password == "" && u.PasswordEnv != "" {
+				return nil, s.At(field+".password_env", errs.Invalid(field+".password_env", "the environment variable %s (password of %q) is empty; set it to the password", u.PasswordEnv, u.Name))
+			}
 			if err := passwd.ValidatePassword(want.Password); err != nil {
 				return nil, s.At(field, errs.Invalid(field, "password of %q: %s", u.Name, problemOf(err)))
 			}

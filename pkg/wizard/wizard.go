@@ -379,6 +379,10 @@ func (w *wizard) password(user string) (string, error) {
 		if err != nil {
 			return "", err
 		}
+		if first == "" {
+			w.p.Say("Nothing was typed: %s needs a password to log in (it is not shown while you type).", user)
+			continue
+		}
 		if err := passwd.ValidatePassword(first); err != nil {
 			w.p.Say("%s", problem(err))
 			continue

@@ -158,6 +158,7 @@ func TestFreshSetup(t *testing.T) {
 		step{"Add a user?", true},
 		step{"User name", "bad:name"}, // rejected
 		step{"User name", "blinds"},
+		step{"Password for blinds", ""}, // Enter alone: said why, asked again
 		step{"Password for blinds", "first-try"},
 		step{"Password for blinds (again)", "typo"},
 		step{"Password for blinds", "s3cret-blinds"},
@@ -199,6 +200,9 @@ func TestFreshSetup(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(p.said, "\n"), "The two entries differ") {
 		t.Errorf("said %q", p.said)
+	}
+	if !strings.Contains(strings.Join(p.said, "\n"), "Nothing was typed: blinds needs a password to log in (it is not shown while you type).") {
+		t.Errorf("an empty password: said %q", p.said)
 	}
 	for _, o := range p.options["Listeners"] {
 		if o.Note == "" {
