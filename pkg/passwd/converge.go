@@ -292,11 +292,13 @@ func parallel(n int, fn func(i int)) {
 	var wg sync.WaitGroup
 	next := make(chan int)
 	for range workers {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			for i := range next {
 				fn(i)
 			}
-		})
+		}()
 	}
 	for i := range n {
 		next <- i

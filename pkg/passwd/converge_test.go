@@ -431,7 +431,9 @@ func TestConvergeNeverWider(t *testing.T) {
 	var mu sync.Mutex
 	var wide []string
 	seen := 0
-	wg.Go(func() {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
 		for {
 			select {
 			case <-stop:
@@ -450,7 +452,7 @@ func TestConvergeNeverWider(t *testing.T) {
 				}
 			}
 		}
-	})
+	}()
 	for i := range 30 {
 		mustConverge(t, sys, []Desired{{Name: fmt.Sprintf("u%d", i), Password: "x"}}, Options{Iterations: 1})
 	}
@@ -482,11 +484,13 @@ func TestConvergeConcurrentProcesses(t *testing.T) {
 	for i := range n {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestConvergeConcurrentProcesses$")
 		cmd.Env = append(os.Environ(), "PASSWD_HELPER_ROOT="+sys.Root(), fmt.Sprintf("PASSWD_HELPER_USER=user%02d", i))
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			if out, err := cmd.CombinedOutput(); err != nil {
 				errc <- fmt.Errorf("%v: %s", err, out)
 			}
-		})
+		}()
 	}
 	wg.Wait()
 	close(errc)

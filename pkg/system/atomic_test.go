@@ -316,14 +316,16 @@ func TestConcurrentWritersSurviveSweeps(t *testing.T) {
 	errc := make(chan error, 8*25)
 	var wg sync.WaitGroup
 	for w := range 8 {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			for i := range 25 {
 				data := []byte(fmt.Sprintf("writer %d write %d\n", w, i))
 				if _, err := s.WriteFile("/target", data, Attr{Mode: 0o600}); err != nil {
 					errc <- err
 				}
 			}
-		})
+		}()
 	}
 	wg.Wait()
 	close(errc)
