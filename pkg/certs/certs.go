@@ -31,6 +31,9 @@ type Paths struct {
 	ServerCert string
 	ServerKey  string
 	ClientDir  string
+	// CACRL is the CA's revocation list, BrokerCRL the broker's copy.
+	CACRL     string
+	BrokerCRL string
 }
 
 // DefaultPaths is the layout from pkg/layout.
@@ -40,6 +43,7 @@ func DefaultPaths() Paths {
 		BrokerDir: layout.BrokerCertDir, BrokerCA: layout.BrokerCACert,
 		ServerCert: layout.ServerCert, ServerKey: layout.ServerKey,
 		ClientDir: layout.ClientDir,
+		CACRL:     layout.CACRL, BrokerCRL: layout.BrokerCRL,
 	}
 }
 

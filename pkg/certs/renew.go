@@ -58,6 +58,7 @@ func Renew(sys system.System, o RenewOptions) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	revoked := revokedSet(sys, o.Paths, ca.Cert)
 	for _, name := range names {
 		f := ClientFilesIn(path.Join(o.Paths.ClientDir, name), name)
 		data, err := readOptional(sys, f.Cert)
@@ -70,6 +71,12 @@ func Renew(sys system.System, o RenewOptions) (Result, error) {
 		kt := pki.KeyType("")
 		if cert, err := pki.ParseCertificate(data); err == nil {
 			kt = makeable(pki.KeyTypeOf(cert.PublicKey))
+			if revoked[cert.SerialNumber.Text(16)] {
+				// A renewed certificate would have a new serial, not on the
+				// list: renewing would undo the revocation.
+				res.Add(system.NewChange("client "+name+" certificate", f.Cert, system.Noop, "revoked, not renewed"))
+				continue
+			}
 		}
 		r, err := EnsureClient(sys, ClientOptions{Paths: o.Paths, Name: name, KeyType: kt, RenewBefore: o.RenewBefore, Rand: o.Rand})
 		if err != nil {
@@ -77,6 +84,12 @@ func Renew(sys system.System, o RenewOptions) (Result, error) {
 		}
 		res.Merge(r)
 	}
+	// The CRL, when there is one, is re-signed well before its next update.
+	crl, err := EnsureCRL(sys, CRLOptions{Paths: o.Paths, Rand: o.Rand})
+	if err != nil {
+		return res, err
+	}
+	res.Merge(crl.Result)
 	return res, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -33,6 +34,11 @@ type Entry struct {
 	ChainOK    bool      `json:"chain_ok"`
 	KeyMatches bool      `json:"key_matches"`
 	FilesOK    bool      `json:"owner_mode_ok"`
+	// Revoked: a client certificate on the CA's revocation list (not a
+	// problem: someone revoked it on purpose).
+	Revoked bool `json:"revoked,omitempty"`
+	// CRL is set on the entry of kind crl.
+	CRL *CRLStatus `json:"crl,omitempty"`
 	// Problems is empty when all is well; each is one short sentence.
 	Problems []string `json:"problems,omitempty"`
 }
@@ -99,12 +105,26 @@ func Status(sys system.System, p Paths, warnDays int) ([]Entry, error) {
 	if err != nil {
 		return entries, err
 	}
+	var revoked map[string]bool
+	if caCert != nil {
+		revoked = revokedSet(sys, p, caCert)
+	}
+	bySerial := map[string]string{}
+	var clients []Entry
 	for _, name := range names {
 		f := ClientFilesIn(path.Join(p.ClientDir, name), name)
 		e := Entry{Kind: "client", Name: name, Path: f.Cert, KeyPath: f.Key}
 		cert := inspect(sys, &e, now, warnDays)
 		if !e.Present {
 			continue
+		}
+		if cert != nil {
+			serial := cert.SerialNumber.Text(16)
+			bySerial[serial] = name
+			if e.Revoked = revoked[serial]; e.Revoked {
+				// Revoked on purpose: its expiry no longer matters.
+				e.Problems = slices.DeleteFunc(e.Problems, func(p string) bool { return strings.HasPrefix(p, "expire") })
+			}
 		}
 		if caCert == nil {
 			e.problem("no CA to check the chain against")
@@ -114,9 +134,12 @@ func Status(sys system.System, p Paths, warnDays int) ([]Entry, error) {
 			e.ChainOK = true
 		}
 		e.FilesOK = checkFiles(sys, &e, fileWant{f.Dir, caDirAttr, true}, fileWant{f.Key, layout.RootOnly, false}, fileWant{f.Cert, publicAttr, false})
-		entries = append(entries, e)
+		clients = append(clients, e)
 	}
-	return entries, nil
+	if crl, ok := crlEntry(sys, p, caCert, bySerial, now, warnDays); ok {
+		entries = append(entries, crl)
+	}
+	return append(entries, clients...), nil
 }
 
 // inspect fills the certificate fields of e and checks its key. It returns

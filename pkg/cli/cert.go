@@ -40,7 +40,7 @@ of the CA certificate for devices.`,
 	f.StringVar(&pf.ClientDir, "clients-dir", d.ClientDir, "the `DIR` client certificates go to, one folder per client")
 	markTargetPath(f, "ca-dir", "certs-dir", "clients-dir")
 	cmd.AddCommand(newCertCACmd(a, pf), newCertServerCmd(a, pf), newCertClientCmd(a, pf), newCertStatusCmd(a, pf),
-		newCertRenewCmd(a, pf), newCertExportCmd(a, pf), newCertImportCmd(a, pf))
+		newCertRenewCmd(a, pf), newCertExportCmd(a, pf), newCertImportCmd(a, pf), newCertRevokeCmd(a, pf))
 	return cmd
 }
 
@@ -59,6 +59,7 @@ func (f *certPathFlags) paths() certs.Paths {
 		BrokerDir: f.BrokerDir, BrokerCA: path.Join(f.BrokerDir, "ca.crt"),
 		ServerCert: path.Join(f.BrokerDir, "server.crt"), ServerKey: path.Join(f.BrokerDir, "server.key"),
 		ClientDir: f.ClientDir,
+		CACRL:     path.Join(f.CADir, "crl.pem"), BrokerCRL: path.Join(f.BrokerDir, "crl.pem"),
 	}
 }
 
@@ -322,6 +323,12 @@ func printStatus(w io.Writer, entries []certs.Entry) {
 		verdict := "ok"
 		if len(e.Problems) > 0 {
 			verdict = "PROBLEM"
+		} else if e.Revoked {
+			verdict = "revoked"
+		}
+		if e.CRL != nil || e.Kind == "crl" {
+			printCRLStatus(w, e, verdict)
+			continue
 		}
 		fmt.Fprintf(w, "%s: %s\n", e.Label(), verdict)
 		fmt.Fprintf(w, "  file:      %s (key %s)\n", e.Path, e.KeyPath)

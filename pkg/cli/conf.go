@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mosqprov/mosqprov/pkg/acl"
+	"github.com/mosqprov/mosqprov/pkg/certs"
 	"github.com/mosqprov/mosqprov/pkg/conf"
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/layout"
@@ -253,6 +254,9 @@ func (o *confOptions) config() (conf.Config, error) {
 			cfg.ACLFile = o.aclFile
 		}
 	}
+	// Once something was revoked (`cert revoke`), the mutual-TLS listeners
+	// keep checking the revocation list.
+	cfg.CRLFile = certs.BrokerCRLFile(o.Sys, certs.DefaultPaths())
 	cfg = cfg.WithDefaults()
 	return cfg, cfg.Validate()
 }

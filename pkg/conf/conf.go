@@ -147,6 +147,10 @@ type Config struct {
 	Standalone *Standalone `json:"standalone,omitempty"`
 	// Tunables are broker-wide settings (broker.yaml's `broker:`).
 	Tunables Tunables `json:"tunables,omitzero"`
+	// CRLFile, when set, is the crlfile of every mutual-TLS listener: the
+	// CA's revocation list (`mosqprov cert revoke`). Left out until something
+	// is revoked, so no CRL can expire under a broker that never needed one.
+	CRLFile string `json:"crlfile,omitempty"`
 }
 
 // TunableLines are the configuration lines of c.Tunables.
@@ -202,6 +206,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := ValidatePath("--acl-file", c.ACLFile, true); err != nil {
+		return err
+	}
+	if err := ValidatePath("--crlfile", c.CRLFile, true); err != nil {
 		return err
 	}
 	if c.HasTLS() {
@@ -344,4 +351,12 @@ func printable(s string) string {
 		s = s[:80] + "..."
 	}
 	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// WebSocketsCRLWarning says that a mutual-TLS WebSockets listener doesn't
+// check the CRL: mosquitto 2.0 (2.0.11 and 2.0.21 seen here) checks crlfile
+// only on MQTT listeners, so a revoked certificate still connects over wss
+// (mosquitto issue 3042); 2.1.2 refuses it.
+func WebSocketsCRLWarning(l Listener) string {
+	return fmt.Sprintf("the %s listener on port %d does not check the revocation list (mosquitto issue 3042): mosquitto 2.0 lets a revoked client certificate connect there; use mqtts for devices that may need revoking, or mosquitto 2.1", l.Type, l.Port)
 }

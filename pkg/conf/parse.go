@@ -112,7 +112,7 @@ func Parse(data []byte) (Config, error) {
 			if len(d.args) == 2 {
 				cur.Bind = d.args[1]
 			}
-		case "protocol", "certfile", "keyfile", "cafile", "tls_version", "require_certificate", "use_identity_as_username":
+		case "protocol", "certfile", "keyfile", "cafile", "tls_version", "require_certificate", "use_identity_as_username", "crlfile":
 			if cur == nil {
 				return Config{}, bad(d, "outside a listener")
 			}
@@ -137,6 +137,8 @@ func Parse(data []byte) (Config, error) {
 				cur.TLSVersion = v
 			case "require_certificate":
 				cur.MutualTLS = v == "true"
+			case "crlfile":
+				cfg.CRLFile = v
 			}
 			if d.name == "certfile" {
 				if cur.Type == WS {

@@ -141,6 +141,7 @@ func (c *Checker) Run(ctx context.Context) Report {
 	c.checkPasswordFile()
 	c.checkListeners()
 	c.checkCertificate()
+	c.checkCRL()
 	c.checkDrift()
 	c.checkBridges()
 	c.checkService(ctx)

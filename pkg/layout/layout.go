@@ -67,3 +67,13 @@ func Exists(sys system.System, path string) bool {
 	_, err := sys.Stat(path)
 	return !errors.Is(err, fs.ErrNotExist)
 }
+
+// The CA's certificate revocation list (`mosqprov cert revoke`).
+const (
+	// CACRL is the CA's own copy: the record of what was revoked, which the
+	// broker's copy is rebuilt from.
+	CACRL = "/etc/mosqprov/ca/crl.pem"
+	// BrokerCRL is the copy the broker reads (crlfile of the mutual-TLS
+	// listeners): public, like ca.crt.
+	BrokerCRL = "/etc/mosquitto/certs/crl.pem"
+)

@@ -226,6 +226,7 @@ var steps = []step{
 	{StepPackage, packageStep},
 	{StepCA, caStep},
 	{StepServer, serverStep},
+	{StepCRL, crlStep},
 	{StepUsers, usersStep},
 	{StepACL, aclStep},
 	{StepConf, confStep},

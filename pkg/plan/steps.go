@@ -208,7 +208,9 @@ func aclStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired, o
 }
 
 func confStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired, o Options, r *Result) error {
-	res, err := conf.Write(sys, layout.DropIn, confFor(s, layout.Exists(sys, layout.PasswordFile)))
+	cfg := confFor(s, layout.Exists(sys, layout.PasswordFile))
+	cfg.CRLFile = certs.BrokerCRLFile(sys, certs.DefaultPaths())
+	res, err := conf.Write(sys, layout.DropIn, cfg)
 	if err != nil {
 		return err
 	}

@@ -48,6 +48,11 @@ type Spec struct {
 	// own default (Debian's mosquitto.conf's for persistence and log_dest).
 	Broker Broker `yaml:"broker,omitempty" json:"broker,omitzero"`
 
+	// Revoked are client certificates (names under /etc/mosqprov/clients)
+	// put on the CA's revocation list, which the mutual-TLS listeners check:
+	// what `mosqprov cert revoke NAME` does. Nothing is ever taken off it.
+	Revoked []string `yaml:"revoked,omitempty" json:"revoked,omitempty"`
+
 	// pos maps a field path ("users[1].name") to where it stands in the file.
 	pos  map[string]Pos
 	file string

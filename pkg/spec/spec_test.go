@@ -74,7 +74,7 @@ const hash7 = "$7$101$74G1pCqSt4EPbk0k$l5MijUNV9xjqd00TZnXHrKfdQLEzw0r1/XtNYNjAt
 // culprit, and names the field.
 func TestBadSpecs(t *testing.T) {
 	for _, tc := range []struct{ name, yaml, want string }{
-		{"unknown top key", "hostname: a\nlistners: []\n", "b.yaml:2:1: listners: unknown field in broker.yaml (known: acl, allow_anonymous, bridges, broker, hostname, ips, listeners, names, package, prune_users, service, tls, users)"},
+		{"unknown top key", "hostname: a\nlistners: []\n", "b.yaml:2:1: listners: unknown field in broker.yaml (known: acl, allow_anonymous, bridges, broker, hostname, ips, listeners, names, package, prune_users, revoked, service, tls, users)"},
 		{"unknown nested key", "hostname: a\ntls:\n  key_typ: rsa-2048\n", "b.yaml:3:3: tls.key_typ: unknown field in tls"},
 		{"unknown key in list item", "hostname: a\nusers:\n  - {name: x, pasword_env: X}\n", "b.yaml:3:15: users[0].pasword_env: unknown field in users[0]"},
 		{"port not a number", "hostname: a\nlisteners:\n  - type: mqtt\n    port: high\n", `b.yaml:4:11: listeners[0].port: want an integer, got string "high"`},

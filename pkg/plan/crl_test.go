@@ -1,0 +1,164 @@
+package plan
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/mosqprov/mosqprov/internal/brokertest"
+	"github.com/mosqprov/mosqprov/pkg/certs"
+	"github.com/mosqprov/mosqprov/pkg/layout"
+	"github.com/mosqprov/mosqprov/pkg/pki"
+	"github.com/mosqprov/mosqprov/pkg/spec"
+	"github.com/mosqprov/mosqprov/pkg/system"
+)
+
+// revokeSpec is a broker whose devices log in with client certificates on
+// mqtts and wss.
+func revokeSpec(t *testing.T, mqtts, wss int, revoked ...string) *spec.Spec {
+	t.Helper()
+	text := fmt.Sprintf(`hostname: localhost
+ips: [127.0.0.1]
+tls: {key_type: ecdsa-p256}
+listeners:
+  - {type: mqtts, port: %d, bind: 127.0.0.1, mutual_tls: true}
+  - {type: wss, port: %d, bind: 127.0.0.1, mutual_tls: true}
+package: {install: false}
+service: {enable: false}
+`, mqtts, wss)
+	if len(revoked) > 0 {
+		text += "revoked: [" + strings.Join(revoked, ", ") + "]\n"
+	}
+	s, err := spec.Parse("broker.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// wssWithCert connects over wss with a client certificate; nil when the
+// broker accepted it.
+func wssWithCert(root string, port int, name string) error {
+	dir := filepath.Join(root, layout.ClientDir, name)
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key"))
+	if err != nil {
+		return err
+	}
+	pem, err := os.ReadFile(filepath.Join(root, layout.BrokerCACert))
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	opts := mqtt.NewClientOptions().AddBroker(fmt.Sprintf("wss://localhost:%d/mqtt", port)).
+		SetClientID("wss-" + name).SetConnectTimeout(5 * time.Second).SetAutoReconnect(false).
+		SetTLSConfig(&tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	c := mqtt.NewClient(opts)
+	tok := c.Connect()
+	if !tok.WaitTimeout(10 * time.Second) {
+		return fmt.Errorf("timeout")
+	}
+	if tok.Error() != nil {
+		return tok.Error()
+	}
+	c.Disconnect(100)
+	return nil
+}
+
+// TestApplyRevokedRealBroker: `revoked:` in broker.yaml puts the device's
+// certificate on the CRL and crlfile on the mutual-TLS listeners; the real
+// broker then refuses that device on mqtts and still accepts the others,
+// plan warns about the wss listener (which doesn't check the CRL), and a
+// second apply changes nothing.
+func TestApplyRevokedRealBroker(t *testing.T) {
+	brokertest.Require(t)
+	if _, err := realSys("/").LookupUser(layout.BrokerUser); err != nil {
+		t.Fatalf("this test needs the %s user: apt-get install -y mosquitto", layout.BrokerUser)
+	}
+	root := newRoot(t)
+	ctx := context.Background()
+	mqtts, wss := brokertest.FreePort(t), brokertest.FreePort(t)
+
+	if _, err := Converge(ctx, realSys(root), revokeSpec(t, mqtts, wss), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"kitchen", "lost-phone"} {
+		if _, err := certs.EnsureClient(realSys(root), certs.ClientOptions{Paths: certs.DefaultPaths(), Name: n, KeyType: pki.ECDSAP256}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if data, _ := os.ReadFile(filepath.Join(root, layout.DropIn)); strings.Contains(string(data), "crlfile") {
+		t.Fatalf("crlfile before anything was revoked:\n%s", data)
+	}
+
+	s := revokeSpec(t, mqtts, wss, "lost-phone")
+	plan, err := Converge(ctx, system.NewDryRun(realSys(root)), s, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(plan.Warnings, "\n"), fmt.Sprintf("wss listener on port %d does not check the revocation list", wss)) {
+		t.Errorf("plan does not warn about the wss listener: %q", plan.Warnings)
+	}
+	res, err := Converge(ctx, realSys(root), s, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Need != system.NeedRestart {
+		t.Errorf("adding crlfile needs a restart, got %v", res.Need)
+	}
+	confData, err := os.ReadFile(filepath.Join(root, layout.DropIn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(confData), "crlfile "+layout.BrokerCRL); n != 2 {
+		t.Fatalf("want crlfile on both mutual-TLS listeners, got %d:\n%s", n, confData)
+	}
+	conf := strings.ReplaceAll(string(confData), " /etc/mosquitto/", " "+root+"/etc/mosquitto/")
+	b := brokertest.Start(t, root, conf, mqtts, wss)
+
+	cafile := filepath.Join(root, layout.BrokerCACert)
+	client := func(name string) brokertest.Client {
+		d := filepath.Join(root, layout.ClientDir, name)
+		return brokertest.Client{Host: "localhost", Port: mqtts, Extra: []string{"--cafile", cafile, "--cert", d + "/" + name + ".crt", "--key", d + "/" + name + ".key"}}
+	}
+	if err := client("kitchen").Publish("t", "1"); err != nil {
+		t.Fatalf("kitchen (not revoked) refused on mqtts: %v\n%s", err, b.ReadLog())
+	}
+	if err := client("lost-phone").Publish("t", "1"); err == nil {
+		t.Fatalf("lost-phone (revoked) accepted on mqtts\n%s", b.ReadLog())
+	}
+	if err := wssWithCert(root, wss, "kitchen"); err != nil {
+		t.Fatalf("kitchen refused on wss: %v\n%s", err, b.ReadLog())
+	}
+	if err := wssWithCert(root, wss, "lost-phone"); err == nil {
+		t.Logf("mosquitto issue 3042 seen: the revoked lost-phone still connects over wss")
+	} else {
+		t.Logf("the revoked lost-phone is refused over wss too: %v", err)
+	}
+
+	// A second apply changes nothing and writes nothing.
+	before := mtimes(t, root)
+	sys2 := realSys(root)
+	res2, err := Converge(ctx, sys2, s, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res2.Changed || len(sys2.Changes()) != 0 || res2.Need != system.NeedNothing {
+		t.Fatalf("second apply: changed=%v files=%v need=%v", res2.Changed, sys2.Changes(), res2.Need)
+	}
+	if after := mtimes(t, root); !maps.Equal(before, after) {
+		t.Fatalf("second apply touched files")
+	}
+}
