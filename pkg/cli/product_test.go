@@ -155,6 +155,8 @@ func TestJSONEveryCommand(t *testing.T) {
 		c(3, "cert renew", "cert", "renew", "--renew-before", "-1"),
 		c(0, "cert export", "cert", "export"),
 		c(3, "cert export", "cert", "export", "--format", "jpeg"),
+		c(0, "cert revoke", "cert", "revoke", "dev1"),
+		c(3, "cert revoke", "cert", "revoke", "nobody"),
 		// The server certificate made above, imported as if from elsewhere.
 		c(0, "cert import", "cert", "import", "--cert", filepath.Join(root, "etc/mosquitto/certs/server.crt"),
 			"--key", filepath.Join(root, "etc/mosquitto/certs/server.key")),
