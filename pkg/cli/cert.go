@@ -120,7 +120,7 @@ func runCertCA(ctx context.Context, o *certCAOptions) error {
 		if err != nil {
 			return fmt.Errorf("read hostname: %w", err)
 		}
-		name = "mosqprov CA " + host
+		name = pki.DefaultCAName(host)
 	}
 	res, err := certs.EnsureCA(o.Sys, certs.CAOptions{Paths: o.Paths.paths(), CommonName: name, KeyType: kt, Force: o.Force})
 	return o.Converged(ctx, res, err)

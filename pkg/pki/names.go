@@ -67,6 +67,26 @@ func normalizeName(name string) string {
 
 // ValidateCommonName checks a CA name: printable text, at most 64
 // characters (the X.520 upper bound for a common name).
+// DefaultCAName is the common name a CA gets when none is asked for:
+// "mosqprov CA" and the host it serves, so two brokers' CAs tell apart in a
+// phone's list of installed certificates. A name over the 64 characters a
+// common name holds (RFC 5280 ub-common-name) keeps the host's first label.
+func DefaultCAName(host string) string {
+	const prefix = "mosqprov CA"
+	host = strings.TrimSuffix(strings.TrimSpace(host), ".")
+	if host == "" {
+		return prefix
+	}
+	if name := prefix + " " + host; len(name) <= 64 {
+		return name
+	}
+	first, _, _ := strings.Cut(host, ".")
+	if name := prefix + " " + first; len(name) <= 64 {
+		return name
+	}
+	return prefix
+}
+
 func ValidateCommonName(field, cn string) error {
 	if strings.TrimSpace(cn) == "" {
 		return errs.Invalid(field, "empty name")

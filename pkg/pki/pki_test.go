@@ -401,3 +401,20 @@ func BenchmarkGenerateKey(b *testing.B) {
 		})
 	}
 }
+
+// The default CA name tells brokers apart and always fits a common name.
+func TestDefaultCAName(t *testing.T) {
+	long := strings.Repeat("a", 40) + "." + strings.Repeat("b", 40) + ".example"
+	for host, want := range map[string]string{
+		"pi.home.arpa":                 "mosqprov CA pi.home.arpa",
+		"kitchen.":                     "mosqprov CA kitchen",
+		"":                             "mosqprov CA",
+		long:                           "mosqprov CA " + strings.Repeat("a", 40),
+		strings.Repeat("c", 60) + ".x": "mosqprov CA",
+	} {
+		got := DefaultCAName(host)
+		if got != want || ValidateCommonName("ca", got) != nil {
+			t.Errorf("DefaultCAName(%q) = %q, want %q", host, got, want)
+		}
+	}
+}

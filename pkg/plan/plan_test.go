@@ -18,6 +18,7 @@ import (
 
 	"github.com/mosqprov/mosqprov/internal/brokertest"
 	"github.com/mosqprov/mosqprov/pkg/apt"
+	"github.com/mosqprov/mosqprov/pkg/certs"
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/pki"
@@ -586,5 +587,29 @@ func TestPlannedInstallLeavesPackageFolders(t *testing.T) {
 	}
 	if want := (Summary{Create: 3}); r.Summary != want || !r.Changed {
 		t.Errorf("summary %s, want %s", r.Summary, want)
+	}
+}
+
+// A CA made under the old default name ("mosqprov CA") is kept when the
+// spec leaves ca_name to the new default ("mosqprov CA HOSTNAME"): a changed
+// default never reissues a CA every device trusts.
+func TestDefaultCANameKeepsAnExistingCA(t *testing.T) {
+	s, env := loadExample(t, 0)
+	s.TLS.CAName = ""
+	s.SetDefaults()
+	if s.TLS.CAName != "mosqprov CA "+s.Hostname {
+		t.Fatalf("default CA name %q", s.TLS.CAName)
+	}
+	root := newRoot(t)
+	if _, err := certs.EnsureCA(realSys(root), certs.CAOptions{Paths: certs.DefaultPaths(), CommonName: "mosqprov CA", KeyType: pki.RSA2048}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(filepath.Join(root, layout.CACert))
+	if _, err := Converge(context.Background(), realSys(root), s, env.options()); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.ReadFile(filepath.Join(root, layout.CACert))
+	if string(after) != string(before) {
+		t.Fatal("apply reissued the CA because the default name changed")
 	}
 }

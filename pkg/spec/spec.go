@@ -71,7 +71,8 @@ type TLS struct {
 	RenewBeforeDays int `yaml:"renew_before_days" json:"renew_before_days"`
 	// MinVersion is mosquitto's tls_version: tlsv1.2 (default) or tlsv1.3.
 	MinVersion string `yaml:"min_version" json:"min_version"`
-	// CAName is the private CA's common name (default "mosqprov CA"). Only
+	// CAName is the private CA's common name (default "mosqprov CA
+	// HOSTNAME", pki.DefaultCAName). Only
 	// used when the CA is created; an existing CA is kept.
 	CAName string `yaml:"ca_name" json:"ca_name"`
 }
@@ -209,7 +210,10 @@ func (s *Spec) SetDefaults() {
 		s.TLS.MinVersion = conf.DefaultTLSVersion
 	}
 	if s.TLS.CAName == "" {
-		s.TLS.CAName = "mosqprov CA"
+		// Only a CA created from now on gets it: an existing CA is kept
+		// whatever its name (certs.EnsureCA), so no broker's CA is reissued
+		// because this default changed.
+		s.TLS.CAName = pki.DefaultCAName(s.Hostname)
 	}
 	if s.Listeners == nil {
 		s.Listeners = []Listener{{Type: MQTT, Bind: "127.0.0.1"}, {Type: MQTTS}}

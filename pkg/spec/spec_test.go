@@ -34,7 +34,7 @@ func TestDefaultsFilled(t *testing.T) {
 	if d := cmp.Diff(want, s.Listeners); d != "" {
 		t.Fatal(d)
 	}
-	if s.TLS != (TLS{KeyType: "rsa-2048", ServerDays: 825, RenewBeforeDays: 30, MinVersion: "tlsv1.2", CAName: "mosqprov CA"}) {
+	if s.TLS != (TLS{KeyType: "rsa-2048", ServerDays: 825, RenewBeforeDays: 30, MinVersion: "tlsv1.2", CAName: "mosqprov CA pi.local"}) {
 		t.Fatalf("tls defaults %+v", s.TLS)
 	}
 	if err := s.Validate(); err != nil {

@@ -91,6 +91,11 @@ func (w *wizard) names() error {
 		return err
 	}
 	w.s.Hostname = strings.ToLower(strings.TrimSpace(host))
+	if w.fresh {
+		// The CA to be created is named after the broker (an existing
+		// broker.yaml keeps its ca_name, an existing CA its own name).
+		w.s.TLS.CAName = pki.DefaultCAName(w.s.Hostname)
+	}
 
 	extraDef := strings.Join(w.s.Names, ", ")
 	if w.fresh {

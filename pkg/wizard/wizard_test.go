@@ -179,6 +179,9 @@ func TestFreshSetup(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.done()
+	if s.TLS.CAName != "mosqprov CA raspberrypi.local" {
+		t.Errorf("a new broker's CA is named %q, not after the broker", s.TLS.CAName)
+	}
 
 	if got := p.defaults["Host name clients use to reach the broker"]; got != "raspberrypi.local" {
 		t.Errorf("host name default %v", got)
