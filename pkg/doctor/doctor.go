@@ -7,6 +7,7 @@ package doctor
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -59,6 +60,7 @@ const (
 	IDServiceUnchecked = "service-unchecked"
 	IDSpecMissing      = "spec-missing"
 	IDNoState          = "no-state"
+	IDSymlink          = "managed-symlink"
 )
 
 // Finding is one problem.
@@ -263,11 +265,41 @@ func (c *Checker) readableByBroker(fi system.FileInfo) bool {
 	return fi.Mode&0o004 != 0
 }
 
+// checkSymlinks names every managed file that is a symlink as one: its
+// mode is the link's (0777), not the file's, and mosqprov refuses to read
+// or write through it, as mosquitto 2.1 opens its password and ACL files
+// with O_NOFOLLOW.
+func (c *Checker) checkSymlinks() map[string]bool {
+	links := map[string]bool{}
+	paths := []string{layout.CAKey, layout.CACert, layout.BrokerCACert, layout.ServerCert, layout.DropIn, state.File}
+	for _, f := range c.secretFiles() {
+		paths = append(paths, f.path)
+	}
+	for _, p := range paths {
+		fi, err := c.Sys.Stat(p)
+		if err != nil || !fi.Symlink || links[p] {
+			continue
+		}
+		links[p] = true
+		target := "?"
+		var le *system.LinkError
+		if _, err := c.Sys.ReadFile(p); errors.As(err, &le) {
+			target = le.Target
+		}
+		c.add(Finding{ID: IDSymlink, Severity: Error, Subject: p,
+			Problem: fmt.Sprintf("%s is a symlink to %s, not a file", p, target),
+			Why:     "mosqprov never reads or writes the files it manages through a symlink, so apply and the user and cert commands refuse it; mosquitto 2.1 refuses a linked password or ACL file too, and whoever can change the link chooses what the broker reads",
+			Fix:     fmt.Sprintf("sudo cp --remove-destination \"$(readlink -f %s)\" %s   (then run doctor again)", p, p)})
+	}
+	return links
+}
+
 func (c *Checker) checkFiles() {
+	links := c.checkSymlinks()
 	// The CA key: the broker never needs it.
 	for _, p := range []string{layout.CAKey, layout.BrokerCertDir + "/ca.key", layout.MosquittoDir + "/ca_certificates/ca.key"} {
 		fi, err := c.Sys.Stat(p)
-		if err != nil {
+		if err != nil || links[p] {
 			continue
 		}
 		switch {
@@ -288,7 +320,7 @@ func (c *Checker) checkFiles() {
 	}
 	for _, f := range c.secretFiles() {
 		fi, err := c.Sys.Stat(f.path)
-		if err != nil {
+		if err != nil || links[f.path] {
 			continue
 		}
 		if !c.readableByBroker(fi) {

@@ -252,6 +252,16 @@ func TestFindings(t *testing.T) {
 			os.Chown(in.sys.HostPath(layout.ACLFile), 0, in.gid)
 			os.Chmod(in.sys.HostPath(layout.ACLFile), 0o640)
 		}, IDSecretOwner, Warning, "ACL file is not owned by mosquitto", ""},
+		{"password file replaced by a symlink (issue 11)", func(in *install, _ *Checker) {
+			host := in.sys.HostPath(layout.PasswordFile)
+			os.Rename(host, host+".real")
+			os.Symlink("passwd.real", host)
+		}, IDSymlink, Error, "/etc/mosquitto/passwd is a symlink to passwd.real, not a file", "cp --remove-destination"},
+		{"server key replaced by a symlink", func(in *install, _ *Checker) {
+			host := in.sys.HostPath(layout.ServerKey)
+			os.Remove(host)
+			os.Symlink("/etc/ssl/private/other.key", host)
+		}, IDSymlink, Error, "/etc/mosquitto/certs/server.key is a symlink to /etc/ssl/private/other.key", ""},
 		{"crypt(3) line", func(in *install, _ *Checker) {
 			in.appendTo(layout.PasswordFile, "bob:"+cryptHash(in.t)+"\n")
 		}, IDPasswdLine, Error, `line 2 (user "bob")`, ""},
@@ -337,6 +347,14 @@ func TestFindings(t *testing.T) {
 			r := in.run(func(c *Checker) { tc.break_(in, c) })
 			if f := wantFinding(t, r, tc.id, tc.sev, tc.problem); !strings.Contains(f.Fix, tc.fix) {
 				t.Fatalf("fix %q, want it to contain %q", f.Fix, tc.fix)
+			}
+			if tc.id == IDSymlink {
+				// A link is named as a link, not by the link's own mode.
+				for _, f := range r.Findings {
+					if strings.Contains(f.Problem, "0777") {
+						t.Errorf("a symlink reported by its mode: %+v", f)
+					}
+				}
 			}
 		})
 	}

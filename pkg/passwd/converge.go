@@ -108,6 +108,9 @@ func Converge(sys system.System, path string, want []Desired, opts Options) (Res
 			return res, err
 		}
 	}
+	if why := system.WritableByOthers(sys, filepath.Dir(path)); why != "" {
+		res.Warn("password file %s: %s", path, why)
+	}
 	unlock, err := sys.Lock(path)
 	if err != nil {
 		return res, err

@@ -323,3 +323,24 @@ func (s *Real) onHost() *Real {
 func sortEntries(entries []fs.DirEntry) {
 	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
 }
+
+// WritableByOthers says why folder dir lets a user other than root (and
+// other than the one running mosqprov) replace the files in it or plant a
+// link at their names, or "" when it doesn't: a secret written there is at
+// that user's mercy (issue 11 §2, the password file --file).
+func WritableByOthers(sys System, dir string) string {
+	fi, err := sys.Stat(dir)
+	if err != nil || !fi.IsDir {
+		return ""
+	}
+	me := sys.CurrentAccount()
+	switch {
+	case fi.UID != 0 && fi.UID != me.UID:
+		return fmt.Sprintf("its folder %s belongs to uid %d (mode %04o), who can replace the file or put a link in its place; keep it in a folder only root can write", dir, fi.UID, fi.Mode)
+	case fi.Mode&0o002 != 0:
+		return fmt.Sprintf("its folder %s is writable by every user (mode %04o), who can replace the file or put a link in its place; keep it in a folder only root can write", dir, fi.Mode)
+	case fi.Mode&0o020 != 0 && fi.GID != 0 && fi.GID != me.GID:
+		return fmt.Sprintf("its folder %s is writable by group gid %d (mode %04o), whose members can replace the file or put a link in its place; keep it in a folder only root can write", dir, fi.GID, fi.Mode)
+	}
+	return ""
+}
