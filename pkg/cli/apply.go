@@ -76,7 +76,7 @@ func runApply(ctx context.Context, o *applyOptions) error {
 			return err
 		}
 	}
-	res, err := plan.Converge(ctx, a.Sys, s, plan.Options{Service: a.Service})
+	res, err := plan.Converge(ctx, a.Sys, s, plan.Options{Service: a.Service, Progress: a.stepProgress()})
 	if res != nil {
 		addApplied(a, res.Changes())
 	}

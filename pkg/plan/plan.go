@@ -36,6 +36,10 @@ type Options struct {
 	Service *systemd.Service
 	// Installer installs the package on the same System (default apt.NewInstaller(sys)).
 	Installer *apt.Installer
+	// Progress, when set, is told each step as it starts and calls the
+	// function it returns when the step ends: a terminal shows what a long
+	// step (an RSA key on a Pi, an apt install) is doing.
+	Progress func(step string) (done func())
 }
 
 // Step names, in the order they run.
@@ -173,7 +177,13 @@ func Converge(ctx context.Context, sys system.System, s *spec.Spec, o Options) (
 		if err := ctx.Err(); err != nil {
 			return r, err
 		}
-		if err := step.run(ctx, sys, s, d, o, r); err != nil {
+		done := func() {}
+		if o.Progress != nil {
+			done = o.Progress(step.name)
+		}
+		err := step.run(ctx, sys, s, d, o, r)
+		done()
+		if err != nil {
 			return r, fmt.Errorf("%s: %w", step.name, err)
 		}
 	}

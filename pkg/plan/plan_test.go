@@ -613,3 +613,25 @@ func TestDefaultCANameKeepsAnExistingCA(t *testing.T) {
 		t.Fatal("apply reissued the CA because the default name changed")
 	}
 }
+
+// Progress hears of every step as it starts and ends, in order, so a
+// terminal can say which one is busy.
+func TestConvergeReportsProgress(t *testing.T) {
+	s, env := loadExample(t, 0)
+	o := env.options()
+	var heard []string
+	o.Progress = func(step string) func() {
+		heard = append(heard, step)
+		return func() { heard = append(heard, "/"+step) }
+	}
+	if _, err := Converge(context.Background(), system.NewDryRun(realSys(newRoot(t))), s, o); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, st := range steps {
+		want = append(want, st.name, "/"+st.name)
+	}
+	if strings.Join(heard, " ") != strings.Join(want, " ") {
+		t.Errorf("heard %q, want %q", heard, want)
+	}
+}

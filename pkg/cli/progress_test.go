@@ -1,0 +1,81 @@
+package cli
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A slow step turns a frame with what it does and the seconds spent, and
+// its end erases the line; a step faster than the delay shows nothing.
+func TestSpin(t *testing.T) {
+	var b bytes.Buffer
+	stop := spin(&b, "CA: making its key", 0, 5*time.Millisecond)
+	time.Sleep(40 * time.Millisecond)
+	stop()
+	out := b.String()
+	if !strings.HasPrefix(out, "\r\033[K⠋ CA: making its key… 0s\r\033[K⠙ ") || !strings.HasSuffix(out, "s\r\033[K") {
+		t.Errorf("spinner wrote %q", out)
+	}
+	b.Reset()
+	spin(&b, "fast", time.Hour, time.Millisecond)()
+	if b.Len() != 0 {
+		t.Errorf("a fast step wrote %q", b.String())
+	}
+}
+
+// Only a terminal gets the spinner: not a pipe or file, not -o json.
+func TestStepProgressOnlyOnATerminal(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, tc := range []struct {
+		errOut any
+		output string
+	}{{&bytes.Buffer{}, "text"}, {f, "text"}, {f, "json"}} {
+		a := NewApp(&IOStreams{ErrOut: tc.errOut.(interface{ Write([]byte) (int, error) })})
+		a.Globals.Output = tc.output
+		if a.stepProgress() != nil {
+			t.Errorf("%T, %s: a spinner without a terminal", tc.errOut, tc.output)
+		}
+	}
+}
+
+// In a real terminal (tmux), a slow apply shows which step is busy while
+// it runs (RSA-4096 keys: seconds), and the line is gone when it is done.
+func TestApplyShowsSlowStepsInRealTerminal(t *testing.T) {
+	requireTmux(t)
+	bin := setupBinary(t)
+	root := t.TempDir()
+	spec := filepath.Join(t.TempDir(), "broker.yaml")
+	os.WriteFile(spec, []byte("hostname: pi.home.arpa\ntls: {key_type: rsa-4096}\nlisteners: [{type: mqtts}]\nusers:\n  - {name: blinds, hash: \"$7$101$74G1pCqSt4EPbk0k$l5MijUNV9xjqd00TZnXHrKfdQLEzw0r1/XtNYNjAtCSyFhoAf7c0oIpZunEjhWIbesnOMGnfc7atQzv+bWZ7qA==\"}\n"), 0o644)
+	s := startTmux(t, fmt.Sprintf("%s --root %s apply -f %s --yes", bin, root, spec))
+	saw := false
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		scr := s.visible()
+		if strings.Contains(scr, "making its key (RSA takes seconds on a Pi)…") {
+			saw = true
+		}
+		if strings.Contains(scr, "EXIT=") {
+			break
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+	scr := s.waitFor("EXIT=")
+	if !strings.Contains(scr, "EXIT=0") || !strings.Contains(scr, "Apply complete") {
+		t.Fatalf("apply failed:\n%s", scr)
+	}
+	if !saw {
+		t.Errorf("no step was shown while the keys were made:\n%s", scr)
+	}
+	if strings.Contains(scr, "making its key") {
+		t.Errorf("the progress line stayed on the screen:\n%s", scr)
+	}
+}
