@@ -33,6 +33,8 @@ type verifyOptions struct {
 	AllowAnonymous bool
 	Cert           string
 	Key            string
+	// spec is broker.yaml when the listeners came from it.
+	spec *spec.Spec
 }
 
 func newVerifyCmd(a *App) *cobra.Command {
@@ -76,8 +78,9 @@ Exit code 1 when any listener fails.`,
 
 // verifyResult is the json result of verify.
 type verifyResult struct {
-	OK        bool           `json:"ok"`
-	Listeners []probe.Result `json:"listeners"`
+	OK        bool                 `json:"ok"`
+	Listeners []probe.Result       `json:"listeners"`
+	Bridges   []probe.BridgeResult `json:"bridges,omitempty"`
 }
 
 func runVerify(ctx context.Context, o *verifyOptions) error {
@@ -147,7 +150,14 @@ func runVerify(ctx context.Context, o *verifyOptions) error {
 	for _, r := range results {
 		res.OK = res.OK && r.OK
 	}
-	o.Result(res, func(w io.Writer) { printVerify(w, results, o.Globals.Verbose) })
+	res.Bridges = o.verifyBridges(ctx, plan, opts)
+	for _, r := range res.Bridges {
+		res.OK = res.OK && r.OK
+	}
+	o.Result(res, func(w io.Writer) {
+		printVerify(w, results, o.Globals.Verbose)
+		printVerifyBridges(w, res.Bridges, o.Globals.Verbose)
+	})
 	if !res.OK {
 		return errs.ErrCheckFailed
 	}
@@ -185,6 +195,7 @@ func (o *verifyOptions) plan() (probe.Plan, error) {
 		if o.AllowAnonymous {
 			return p, errs.Invalid("--allow-anonymous", "only with --listener; the spec says allow_anonymous")
 		}
+		o.spec = s
 		p = probe.FromSpec(s, o.Host)
 		if o.User != "" {
 			// After setup limited each user to its own topics, the

@@ -15,6 +15,7 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/bridge"
 	"github.com/mosqprov/mosqprov/pkg/certs"
 	"github.com/mosqprov/mosqprov/pkg/layout"
+	"github.com/mosqprov/mosqprov/pkg/probe"
 	"github.com/mosqprov/mosqprov/pkg/spec"
 	"github.com/mosqprov/mosqprov/pkg/system"
 )
@@ -325,6 +326,15 @@ func TestBridgeBetweenTwoBrokers(t *testing.T) {
 		t.Fatal("after a reload the bridge no longer forwards")
 	}
 
+	// verify's bridge check: connected, and a message through it.
+	checkVerify(t, a, "connected", true)
+
+	// With the hub down, the broker says so and verify fails.
+	h.broker.Stop()
+	bridgeState(t, local, stateTopic, "0")
+	checkVerify(t, a, "not connected", false)
+	h.broker = brokertest.Start(t, h.root, rootedConf(t, h.root, layout.DropIn), h.tls, h.mutual)
+
 	// A second apply changes nothing and writes nothing.
 	before := mtimes(t, a.root)
 	sys2 := realSys(a.root)
@@ -360,6 +370,7 @@ func TestBridgeBetweenTwoBrokers(t *testing.T) {
 	a.start(t)
 	bridgeState(t, local, stateTopic, "1")
 	checkFlows(t, "client certificate")
+	checkVerify(t, a, "connected", true)
 
 	// The bridge removed from the spec is gone after apply, with its files.
 	s = a.spec(t, "")
@@ -404,4 +415,26 @@ func mosquittoUID(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return acct.UID
+}
+
+// checkVerify runs verify's bridge check (pkg/probe) against A as its
+// user, with the bridge as A's bridges file has it.
+func checkVerify(t *testing.T, a *pi, state string, ok bool) {
+	t.Helper()
+	bridges, err := bridge.Read(realSys(a.root))
+	if err != nil || len(bridges) != 1 {
+		t.Fatalf("bridges file: %v %v", bridges, err)
+	}
+	r := probe.ProbeBridge(context.Background(), bridges[0], probe.BridgeOptions{
+		Local:   probe.Target{Name: "mqtt", Scheme: probe.MQTT, Host: "127.0.0.1", Port: a.port},
+		Options: probe.Options{User: "local", Password: a.pw, Timeout: 5 * time.Second},
+	})
+	if r.State != state || r.OK != ok {
+		t.Fatalf("verify: state %q ok %v, want %q %v: %+v", r.State, r.OK, state, ok, r.Checks)
+	}
+	if ok {
+		if len(r.Checks) != 2 || r.Checks[1].Name != probe.CheckBridgeTrip || r.Checks[1].Status != probe.OK {
+			t.Fatalf("verify sent no message through the bridge: %+v", r.Checks)
+		}
+	}
 }

@@ -1,0 +1,97 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/mosqprov/mosqprov/pkg/bridge"
+	"github.com/mosqprov/mosqprov/pkg/probe"
+)
+
+// verifyBridges checks the bridges of the broker on this machine (from its
+// bridges file): each one's state and, with --user, a message through it.
+// Bridges are not checked from another machine (--host) or with --listener.
+func (o *verifyOptions) verifyBridges(ctx context.Context, plan probe.Plan, opts probe.Options) []probe.BridgeResult {
+	if o.Host != "" || len(o.Listeners) > 0 {
+		return nil
+	}
+	bridges, err := bridge.Read(o.Sys)
+	if err != nil {
+		o.Warn("bridges not checked: %v", err)
+		return nil
+	}
+	if len(bridges) == 0 {
+		return nil
+	}
+	local := -1
+	for i, t := range plan.Targets {
+		if plan.LoopbackOnly[i] || plan.MutualTLS[i] && opts.ClientCert == nil || t.Scheme.WebSocket() {
+			continue
+		}
+		local = i
+		break
+	}
+	var out []probe.BridgeResult
+	for _, b := range bridges {
+		if local < 0 {
+			r := probe.BridgeResult{Name: b.Name, ClientID: b.ClientID, State: "not checked", OK: true}
+			r.Checks = append(r.Checks, probe.Check{Name: probe.CheckBridgeState, Status: probe.Skip, Detail: "no MQTT listener to read its state on"})
+			out = append(out, r)
+			continue
+		}
+		bo := probe.BridgeOptions{Local: plan.Targets[local], Options: opts}
+		if o.spec != nil {
+			s, user := o.spec, opts.User
+			bo.Allowed = func(topic string, write bool) bool { return probe.ACLAllows(s, user, topic, write) }
+		}
+		out = append(out, probe.ProbeBridge(ctx, b, bo))
+	}
+	return out
+}
+
+func printVerifyBridges(w io.Writer, results []probe.BridgeResult, verbose bool) {
+	if len(results) == 0 {
+		return
+	}
+	width := 0
+	for _, r := range results {
+		width = max(width, len(r.Name))
+	}
+	failed, connected := 0, 0
+	for _, r := range results {
+		mark := "ok  "
+		if !r.OK {
+			mark = "FAIL"
+			failed++
+		}
+		if r.State == "connected" {
+			connected++
+		}
+		var parts []string
+		for _, c := range r.Checks {
+			switch {
+			case c.Status == probe.Fail && !r.OK && r.Reason == c.Name+": "+c.Detail:
+				parts = append(parts, r.Reason)
+			case c.Name == probe.CheckBridgeState && c.Status == probe.OK:
+				parts = append(parts, "connected")
+			case c.Name == probe.CheckBridgeTrip && c.Status == probe.OK:
+				parts = append(parts, "message through it ok")
+			case c.Status == probe.Skip || c.Status == probe.Warn:
+				parts = append(parts, c.Name+" not checked: "+c.Detail)
+			}
+		}
+		fmt.Fprintf(w, "%s bridge %-*s %s\n", mark, width, r.Name, strings.Join(parts, ", "))
+		if verbose {
+			for _, c := range r.Checks {
+				fmt.Fprintf(w, "     %-4s %s: %s\n", c.Status, c.Name, c.Detail)
+			}
+		}
+	}
+	noun := "bridges"
+	if len(results) == 1 {
+		noun = "bridge"
+	}
+	fmt.Fprintf(w, "%d %s: %d connected, %d failed\n", len(results), noun, connected, failed)
+}
