@@ -500,7 +500,10 @@ func runCertImport(ctx context.Context, o *certImportOptions) error {
 		if path == "" {
 			return nil, nil
 		}
-		data, err := os.ReadFile(path)
+		data, err := system.ReadInputFile(field, path, system.MaxPEM)
+		if errs.IsInput(err) {
+			return nil, err
+		}
 		if err != nil {
 			return nil, errs.Invalid(field, "can't read %s: %v", path, unwrapPathErr(err))
 		}

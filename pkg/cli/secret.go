@@ -1,10 +1,9 @@
 package cli
 
 import (
-	"bufio"
 	"fmt"
+	"github.com/mosqprov/mosqprov/pkg/system"
 	"os"
-	"strings"
 
 	"github.com/mosqprov/mosqprov/pkg/errs"
 )
@@ -18,11 +17,14 @@ const PasswordEnv = "MOSQPROV_PASSWORD"
 func (a *App) ReadSecret(label string, fromStdin bool, envVar string, confirm bool) (string, error) {
 	if fromStdin {
 		a.Debugf("%s: from the first line of stdin (--password-stdin)", label)
-		line, err := bufio.NewReader(a.IO.In).ReadString('\n')
-		if err != nil && line == "" {
+		line, ok, err := system.ReadLine("--password-stdin", a.IO.In, system.MaxSecret)
+		if err != nil {
+			return "", err
+		}
+		if !ok {
 			return "", errs.Invalid("--password-stdin", "nothing on standard input")
 		}
-		if line = strings.TrimRight(line, "\r\n"); line == "" {
+		if line == "" {
 			return "", errs.Invalid("--password-stdin", "the first line of standard input is empty; put the %s on it, e.g. printf '%%s\\n' \"$PW\" | mosqprov ...", label)
 		}
 		return line, nil

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"slices"
 	"text/tabwriter"
 
@@ -384,11 +383,14 @@ func runUserImport(ctx context.Context, o *userOptions, src string, opts passwd.
 	name := src
 	if src == "-" {
 		name = "stdin"
-		data, err = io.ReadAll(o.IO.In)
+		data, err = system.ReadInput("FILE", name, o.IO.In, system.MaxImport)
 	} else {
 		// The import list is the caller's own file, not a path on the
 		// target system, so it is read as given, not under --root.
-		data, err = os.ReadFile(src)
+		data, err = system.ReadInputFile("FILE", src, system.MaxImport)
+	}
+	if errs.IsInput(err) {
+		return err
 	}
 	if err != nil {
 		// The file the user named is bad input (exit 3), like cert import's.

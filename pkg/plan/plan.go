@@ -9,6 +9,7 @@ package plan
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -163,7 +164,9 @@ func Converge(ctx context.Context, sys system.System, s *spec.Spec, o Options) (
 		o.LookupEnv = os.LookupEnv
 	}
 	if o.ReadFile == nil {
-		o.ReadFile = os.ReadFile
+		o.ReadFile = func(path string) ([]byte, error) {
+			return system.ReadInputFile("password_file", path, system.MaxSecret)
+		}
 	}
 	d, err := desire(s, o)
 	if err != nil {
@@ -251,6 +254,10 @@ func secretFromFile(o Options, s *spec.Spec, field, path string) (string, error)
 		path = filepath.Join(filepath.Dir(s.File()), path)
 	}
 	data, err := o.ReadFile(path)
+	var ie *errs.InputError
+	if errors.As(err, &ie) {
+		return "", s.At(field, errs.Invalid(field, "%s", ie.Problem))
+	}
 	if err != nil {
 		return "", s.At(field, errs.Invalid(field, "can't read %s: %v", path, unwrapPath(err)))
 	}

@@ -1,7 +1,10 @@
 package spec
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"sort"
 	"strconv"
@@ -18,8 +21,21 @@ import (
 // validation errors point into the file as well.
 func decodeStrict(name string, data []byte, s *Spec) error {
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return &Error{File: name, Pos: Pos{1, 1}, Err: errs.Invalid("spec", "the file is empty")}
+		}
 		return syntaxError(name, err)
+	}
+	// A second document ("---" and more) would be silently ignored by a
+	// decoder that reads the first: refuse the file rather than half-read it.
+	var second yaml.Node
+	if err := dec.Decode(&second); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return syntaxError(name, err)
+		}
+		return &Error{File: name, Pos: Pos{second.Line, second.Column}, Err: errs.Invalid("spec", "a second YAML document; broker.yaml holds exactly one (remove the \"---\" and what follows)")}
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode {
@@ -28,7 +44,7 @@ func decodeStrict(name string, data []byte, s *Spec) error {
 		}
 		root = root.Content[0]
 	}
-	d := &decoder{file: name, pos: s.pos}
+	d := &decoder{file: name, pos: s.pos, set: s.set, left: MaxValues}
 	return d.decode(root, reflect.ValueOf(s).Elem(), "")
 }
 
@@ -54,6 +70,54 @@ func syntaxError(name string, err error) error {
 type decoder struct {
 	file string
 	pos  map[string]Pos
+	set  map[string]bool
+	// left is how many more values the file may expand to; aliases is
+	// whether any "*name" was followed.
+	left    int
+	aliases bool
+}
+
+// Limits of one spec, far above any broker's real use (docs/reference.md,
+// "Limits"), so a mistaken or hostile file fails in milliseconds with one
+// line instead of taking minutes and gigabytes.
+const (
+	// MaxValues bounds the values a file expands to, YAML aliases
+	// followed: a 62 KB file with one anchored 1000-topic list referenced
+	// 2000 times is two million topics.
+	MaxValues = 100_000
+	// MaxNames bounds names and ips (Let's Encrypt's limit of names on one
+	// certificate; clients handle certificates with more poorly).
+	MaxNames = 100
+	// MaxUsers bounds the users of one spec; a larger fleet goes through
+	// `mosqprov user import` and stays unmanaged by the spec.
+	MaxUsers = 1000
+	// MaxRules bounds the ACL rules of one spec.
+	MaxRules = 1000
+	// MaxTopics bounds the topics of one ACL rule (read, write, readwrite
+	// and deny together).
+	MaxTopics = 1000
+	// MaxListeners bounds the listeners.
+	MaxListeners = 100
+)
+
+// listCaps is the longest list each list field may hold.
+var listCaps = map[string]int{
+	"names": MaxNames, "ips": MaxNames, "users": MaxUsers, "acl": MaxRules, "listeners": MaxListeners,
+	"acl[].read": MaxTopics, "acl[].write": MaxTopics, "acl[].readwrite": MaxTopics, "acl[].deny": MaxTopics,
+}
+
+// listCap is the cap of the list at path ("acl[3].read" -> "acl[].read").
+func listCap(path string) int {
+	var b strings.Builder
+	for i := 0; i < len(path); i++ {
+		b.WriteByte(path[i])
+		if path[i] == '[' {
+			for i+1 < len(path) && path[i+1] != ']' {
+				i++
+			}
+		}
+	}
+	return listCaps[b.String()]
 }
 
 func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) error {
@@ -67,12 +131,23 @@ func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) error {
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) error {
 	for n.Kind == yaml.AliasNode {
 		n = n.Alias
+		d.aliases = true
+	}
+	if d.left--; d.left < 0 {
+		why := ""
+		if d.aliases {
+			why = " (YAML aliases repeat what they point at)"
+		}
+		return d.fail(n, path, "the file expands to more than %d values%s; refusing it", MaxValues, why)
 	}
 	if path != "" {
 		d.pos[path] = Pos{n.Line, n.Column}
 	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return nil // "key:" with nothing after it leaves the default
+	}
+	if path != "" {
+		d.set[path] = true
 	}
 	switch v.Kind() {
 	case reflect.Pointer:
@@ -87,6 +162,9 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) error {
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			return d.fail(n, path, "want a list, got %s", describe(n))
+		}
+		if max := listCap(path); max > 0 && len(n.Content) > max {
+			return d.fail(n, path, "%d items; at most %d are allowed (docs/reference.md, Limits)", len(n.Content), max)
 		}
 		out := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, item := range n.Content {

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 
 	"go.yaml.in/yaml/v3"
 
@@ -54,7 +53,10 @@ type Spec struct {
 	Revoked []string `yaml:"revoked,omitempty" json:"revoked,omitempty"`
 
 	// pos maps a field path ("users[1].name") to where it stands in the file.
-	pos  map[string]Pos
+	pos map[string]Pos
+	// set holds the field paths the file gives a value (not null), so a
+	// written 0 is validated as 0 instead of replaced by the default.
+	set  map[string]bool
 	file string
 }
 
@@ -200,10 +202,10 @@ func (s *Spec) SetDefaults() {
 	if s.TLS.KeyType == "" {
 		s.TLS.KeyType = string(pki.RSA2048)
 	}
-	if s.TLS.ServerDays == 0 {
+	if s.TLS.ServerDays == 0 && !s.set["tls.server_days"] {
 		s.TLS.ServerDays = pki.ServerDays
 	}
-	if s.TLS.RenewBeforeDays == 0 {
+	if s.TLS.RenewBeforeDays == 0 && !s.set["tls.renew_before_days"] {
 		s.TLS.RenewBeforeDays = 30
 	}
 	if s.TLS.MinVersion == "" {
@@ -220,7 +222,7 @@ func (s *Spec) SetDefaults() {
 	}
 	for i := range s.Listeners {
 		l := &s.Listeners[i]
-		if l.Port == 0 {
+		if l.Port == 0 && !s.set[fmt.Sprintf("listeners[%d].port", i)] {
 			l.Port = DefaultPort(l.Type)
 		}
 		if l.Type == MQTT && l.Bind == "" {
@@ -262,11 +264,14 @@ func Load(sys system.System, path string) (*Spec, error) {
 		path = sys.HostPath(layout.Spec)
 		data, err = sys.ReadFile(layout.Spec)
 	} else {
-		data, err = os.ReadFile(path)
+		data, err = system.ReadInputFile("spec", path, system.MaxSpec)
 	}
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, errs.Invalid("spec", "%s does not exist (write one, or run `mosqprov setup`)", path)
+		}
+		if errs.IsInput(err) {
+			return nil, err
 		}
 		return nil, fmt.Errorf("read spec %s: %w", path, err)
 	}
@@ -282,7 +287,7 @@ func Load(sys system.System, path string) (*Spec, error) {
 
 // Parse decodes data strictly and fills in defaults; it does not validate.
 func Parse(name string, data []byte) (*Spec, error) {
-	s := &Spec{file: name, pos: map[string]Pos{}}
+	s := &Spec{file: name, pos: map[string]Pos{}, set: map[string]bool{}}
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, &Error{File: name, Pos: Pos{1, 1}, Err: errs.Invalid("spec", "the file is empty")}
 	}

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -180,5 +181,85 @@ func TestLoadDefaultUnderRoot(t *testing.T) {
 	s, err := Load(sys, "")
 	if err != nil || s.Hostname != "pi.local" || s.File() != filepath.Join(root, "etc/mosqprov/broker.yaml") {
 		t.Fatalf("%v %+v", err, s)
+	}
+}
+
+// Hostile specs fail fast with one line naming the place and the limit:
+// an alias bomb, lists no broker needs, a second document, zeros written
+// where the default would have been valid.
+func TestHostileSpecs(t *testing.T) {
+	topics := "[" + strings.Repeat("t,", 999) + "t]"
+	// One anchored 1000-topic list referenced by every further rule, as in
+	// the 62 KB file that took 43 s and 1.4 GB before the values were capped.
+	var bomb strings.Builder
+	bomb.WriteString("listeners: [{type: mqtt}]\nacl:\n  - {user: u, read: &t " + topics + "}\n")
+	for i := 0; i < 999; i++ {
+		bomb.WriteString("  - {user: u, read: *t}\n")
+	}
+	list := func(n int, item string) string {
+		return "[" + strings.TrimSuffix(strings.Repeat(item+",", n), ",") + "]"
+	}
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"alias bomb", bomb.String(), "values (YAML aliases repeat what they point at); refusing it"},
+		{"port zero", "hostname: a\nlisteners:\n  - {type: mqtt, port: 0}\n", "b.yaml:3:24: listeners[0].port: 0 is not a port (1-65535)"},
+		{"server days zero", "tls: {server_days: 0}\nlisteners: [{type: mqtt}]\n", "b.yaml:1:20: tls.server_days: 0 is out of range (1 to 825 days)"},
+		{"second document", "listeners: [{type: mqtt}]\n---\nhostname: evil\n", "b.yaml:2:1: spec: a second YAML document"},
+		{"second empty document", "listeners: [{type: mqtt}]\n---\n", "spec: a second YAML document"},
+		{"too many names", "hostname: a\nnames: " + list(100, "b") + "\nlisteners: [{type: mqtt}]\n", "b.yaml:2:8: names: hostname, names and ips give 101 certificate names; at most 100"},
+		{"too many ips", "ips: " + list(101, "10.0.0.1") + "\nlisteners: [{type: mqtt}]\n", "b.yaml:1:6: ips: 101 items; at most 100 are allowed"},
+		{"too many users", "listeners: [{type: mqtt}]\nusers: " + list(1001, "{name: a, password_env: A}") + "\n", "b.yaml:2:8: users: 1001 items; at most 1000 are allowed"},
+		{"too many rules", "listeners: [{type: mqtt}]\nacl: " + list(1001, "{user: a, read: [t]}") + "\n", "b.yaml:2:6: acl: 1001 items; at most 1000 are allowed"},
+		{"too many topics in a list", "listeners: [{type: mqtt}]\nacl:\n  - {user: a, read: " + list(1001, "t") + "}\n", "b.yaml:3:21: acl[0].read: 1001 items; at most 1000"},
+		{"too many topics in a rule", "listeners: [{type: mqtt}]\nacl:\n  - {user: a, read: " + list(600, "t") + ", write: " + list(600, "t") + "}\n", "b.yaml:3:5: acl[0]: 1200 topics; at most 1000"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Parse("b.yaml", []byte(tc.yaml))
+			if err == nil {
+				err = s.Validate()
+			}
+			if err == nil {
+				t.Fatalf("no error for:\n%.300s", tc.yaml)
+			}
+			if !errs.IsInput(err) {
+				t.Errorf("%v is not an input error (exit 3)", err)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error is not one line: %q", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error\n  %s\nwant it to contain\n  %s", err, tc.want)
+			}
+		})
+	}
+}
+
+// A written 0 is kept where 0 is valid, not replaced by the default.
+func TestZeroKept(t *testing.T) {
+	s, err := Parse("b.yaml", []byte("tls: {renew_before_days: 0, server_days: ~}\nlisteners: [{type: mqtt, port: ~}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.TLS.RenewBeforeDays != 0 || s.TLS.ServerDays != 825 || s.Listeners[0].Port != 1883 {
+		t.Fatalf("renew_before_days %d, server_days %d, port %d", s.TLS.RenewBeforeDays, s.TLS.ServerDays, s.Listeners[0].Port)
+	}
+}
+
+// The spec is the caller's input: a folder, /dev/zero or a file over the
+// cap is one line and exit 3, read no further than the cap.
+func TestLoadHostileFiles(t *testing.T) {
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.yaml")
+	if err := os.WriteFile(big, []byte("hostname: a\n"+strings.Repeat("# padding\n", 30_000)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ path, want string }{
+		{dir, dir + " is a folder, not a file"},
+		{"/dev/zero", "spec: /dev/zero is larger than 256 KiB; refusing to read it"},
+		{big, big + " is larger than 256 KiB"},
+	} {
+		_, err := Load(system.NewReal(t.TempDir()), tc.path)
+		if !errs.IsInput(err) || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("Load(%s) = %v, want an input error containing %q", tc.path, err, tc.want)
+		}
 	}
 }

@@ -55,6 +55,13 @@ func (s *Spec) validateNames() (string, error) {
 			return f, err
 		}
 	}
+	sans := len(s.Names) + len(s.IPs)
+	if s.Hostname != "" {
+		sans++
+	}
+	if sans > MaxNames {
+		return "names", errs.Invalid("names", "hostname, names and ips give %d certificate names; at most %d are allowed (docs/reference.md, Limits)", sans, MaxNames)
+	}
 	for i, ip := range s.IPs {
 		f := fmt.Sprintf("ips[%d]", i)
 		if _, err := netip.ParseAddr(ip); err != nil || strings.Contains(ip, "%") {
@@ -139,6 +146,9 @@ func (s *Spec) validateListeners() (string, error) {
 }
 
 func (s *Spec) validateUsers() (string, error) {
+	if len(s.Users) > MaxUsers {
+		return "users", errs.Invalid("users", "%d items; at most %d are allowed (docs/reference.md, Limits)", len(s.Users), MaxUsers)
+	}
 	seen := map[string]int{}
 	for i, u := range s.Users {
 		f := fmt.Sprintf("users[%d]", i)
@@ -176,6 +186,9 @@ func (s *Spec) validateUsers() (string, error) {
 }
 
 func (s *Spec) validateACL() (string, error) {
+	if len(s.ACL) > MaxRules {
+		return "acl", errs.Invalid("acl", "%d items; at most %d are allowed (docs/reference.md, Limits)", len(s.ACL), MaxRules)
+	}
 	for i, r := range s.ACL {
 		f := fmt.Sprintf("acl[%d]", i)
 		whom := 0
@@ -209,6 +222,9 @@ func (s *Spec) validateACL() (string, error) {
 		}
 		if total == 0 {
 			return f, errs.Invalid(f, "no topics: give read, write, readwrite or deny")
+		}
+		if total > MaxTopics {
+			return f, errs.Invalid(f, "%d topics; at most %d are allowed in one rule (docs/reference.md, Limits)", total, MaxTopics)
 		}
 	}
 	return "", nil
