@@ -64,7 +64,7 @@ func TestInputCapped(t *testing.T) {
 		{[]string{"apply", "-f", "/dev/zero", "--yes"}, false, 0, "spec: /dev/zero is larger than 256 KiB"},
 		{[]string{"plan", "-f", tmp}, false, 0, "spec: " + tmp + " is a folder, not a file"},
 		{[]string{"apply", "-f", tmp, "--yes"}, false, 0, "spec: " + tmp + " is a folder, not a file"},
-		{[]string{"plan", "-f", zeroSecret}, false, 0, "users[0].password_file: /dev/zero is larger than 64 KiB"},
+		{[]string{"plan", "-f", zeroSecret}, false, 0, "users[0].password_file: /dev/zero is larger than 1 MiB"},
 	} {
 		name := strings.Join(tc.args, " ")
 		in := &endless{limit: 64 << 20}

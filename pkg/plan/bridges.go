@@ -114,6 +114,10 @@ func readInput(o Options, s *spec.Spec, field, path string) ([]byte, error) {
 		return nil, s.At(field, errs.Invalid(field, "%s is larger than %d bytes", path, bridge.MaxFile))
 	}
 	data, err := o.ReadFile(path)
+	var ie *errs.InputError
+	if errors.As(err, &ie) {
+		return nil, s.At(field, errs.Invalid(field, "%s", ie.Problem))
+	}
 	if err != nil {
 		return nil, s.At(field, errs.Invalid(field, "can't read %s: %v", path, unwrapPath(err)))
 	}

@@ -29,7 +29,8 @@ type Options struct {
 	// LookupEnv reads password_env variables (default os.LookupEnv).
 	LookupEnv func(string) (string, bool)
 	// ReadFile reads password_file files, which live on the machine running
-	// mosqprov, not under --root (default os.ReadFile).
+	// mosqprov, not under --root (default system.ReadInputFile, capped at
+	// system.MaxPEM).
 	ReadFile func(string) ([]byte, error)
 	// Rand is the randomness for keys and salts (default crypto/rand).
 	Rand io.Reader
@@ -165,7 +166,7 @@ func Converge(ctx context.Context, sys system.System, s *spec.Spec, o Options) (
 	}
 	if o.ReadFile == nil {
 		o.ReadFile = func(path string) ([]byte, error) {
-			return system.ReadInputFile("password_file", path, system.MaxSecret)
+			return system.ReadInputFile("file", path, system.MaxPEM)
 		}
 	}
 	d, err := desire(s, o)

@@ -149,6 +149,11 @@ func (s *Spec) validateBridges() (string, error) {
 }
 
 func (s *Spec) validateBridgeSpec(f string, b Bridge) error {
+	// 0 leaves mosquitto's default when unset, but a written 0 is a value
+	// out of range, not "unset".
+	if b.KeepAlive == 0 && s.set[f+".keepalive"] {
+		return errs.Invalid(f+".keepalive", "0 is not between 5 and 65535 seconds (mosquitto's minimum is 5)")
+	}
 	if err := b.Shape().Validate(); err != nil {
 		var ie *errs.InputError
 		if errors.As(err, &ie) {

@@ -98,12 +98,17 @@ const (
 	MaxTopics = 1000
 	// MaxListeners bounds the listeners.
 	MaxListeners = 100
+	// MaxBridges bounds the bridges, and MaxAddresses each bridge's
+	// failover addresses.
+	MaxBridges   = 100
+	MaxAddresses = 100
 )
 
 // listCaps is the longest list each list field may hold.
 var listCaps = map[string]int{
 	"names": MaxNames, "ips": MaxNames, "users": MaxUsers, "acl": MaxRules, "listeners": MaxListeners,
 	"acl[].read": MaxTopics, "acl[].write": MaxTopics, "acl[].readwrite": MaxTopics, "acl[].deny": MaxTopics,
+	"bridges": MaxBridges, "bridges[].addresses": MaxAddresses, "bridges[].topics": MaxTopics,
 }
 
 // listCap is the cap of the list at path ("acl[3].read" -> "acl[].read").

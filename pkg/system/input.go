@@ -24,20 +24,16 @@ const (
 	// about 200 KiB. The YAML parser holds about 100 bytes per value, and a
 	// file of "a," is a value every 2 bytes: 256 KiB keeps that near 30 MiB.
 	MaxSpec = 256 << 10
-	// MaxSecret is the largest password_file (its first line is the
-	// password; MQTT allows 65,535 bytes) and the longest line read from
-	// stdin for a password.
+	// MaxSecret is the longest line read from stdin for a password (MQTT
+	// allows 65,535 bytes).
 	MaxSecret = 64 << 10
 	// MaxImport is the largest `user import` list: 100,000 users of 160
 	// bytes each.
 	MaxImport = 16 << 20
 	// MaxPEM is the largest certificate, chain or key file `cert import`
-	// reads (a fullchain.pem is about 5 KiB).
+	// reads (a fullchain.pem is about 5 KiB), and the largest file
+	// broker.yaml names (password_file, a bridge's TLS files).
 	MaxPEM = 1 << 20
-	// MaxManaged is the largest file mosqprov reads back from the system it
-	// manages (password file, ACL file, certificates, a PKCS#12 bundle):
-	// a 100,000-user password file is about 20 MiB.
-	MaxManaged = 32 << 20
 )
 
 // ReadInputFile reads the caller's own file at path (not under --root): a
