@@ -78,7 +78,9 @@ func (r Rule) String() string {
 func (r Rule) Validate() error {
 	switch r.Kind {
 	case KindUser:
-		if err := ValidateUser(r.User); err != nil {
+		// What the file needs; new names also get ValidateUser's MQTT rules
+		// where they come in (the acl commands, broker.yaml).
+		if err := passwd.ValidateLineName(r.User); err != nil {
 			return err
 		}
 	case KindAnonymous, KindPattern:

@@ -11,6 +11,7 @@ import (
 	"text/template"
 
 	"github.com/mosqprov/mosqprov/pkg/errs"
+	"github.com/mosqprov/mosqprov/pkg/passwd"
 	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/system"
 	"github.com/mosqprov/mosqprov/templates"
@@ -46,7 +47,9 @@ func Parse(data []byte) (*File, error) {
 			continue
 		case "user":
 			name := strings.Trim(rest, " \t")
-			if err := ValidateUser(name); err != nil {
+			// A name already in the file is read whatever it holds, as long
+			// as it can stand in the file; new rules get ValidateUser.
+			if err := passwd.ValidateLineName(name); err != nil {
 				return nil, bad("%v", err)
 			}
 			user, haveUser = name, true

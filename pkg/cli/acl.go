@@ -13,6 +13,7 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/acl"
 	"github.com/mosqprov/mosqprov/pkg/conf"
 	"github.com/mosqprov/mosqprov/pkg/layout"
+	"github.com/mosqprov/mosqprov/pkg/safe"
 	"github.com/mosqprov/mosqprov/pkg/system"
 )
 
@@ -417,7 +418,7 @@ func runACLList(_ context.Context, o *aclOptions, user string) error {
 			if u == "" {
 				u = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Kind, u, r.Access, r.Topic)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Kind, safe.Escape(u), r.Access, safe.Escape(r.Topic))
 		}
 		tw.Flush()
 	})

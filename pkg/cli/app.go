@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/mosqprov/mosqprov/pkg/safe"
 	"github.com/mosqprov/mosqprov/pkg/system"
 	"github.com/mosqprov/mosqprov/pkg/systemd"
 )
@@ -128,7 +129,7 @@ func (a *App) Add(changes ...system.Change) {
 			a.report.Changed = true
 		}
 		if !a.JSON() {
-			fmt.Fprintln(a.IO.Out, formatChange(c, a.Globals.DryRun))
+			fmt.Fprintln(a.IO.Out, safe.Escape(formatChange(c, a.Globals.DryRun)))
 		}
 	}
 }
@@ -138,14 +139,14 @@ func (a *App) Warn(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	a.report.Warnings = append(a.report.Warnings, msg)
 	if !a.JSON() {
-		fmt.Fprintln(a.IO.ErrOut, "warning: "+msg)
+		fmt.Fprintln(a.IO.ErrOut, "warning: "+safe.Escape(msg))
 	}
 }
 
 // Infof prints progress for people; json output leaves it out.
 func (a *App) Infof(format string, args ...any) {
 	if !a.JSON() {
-		fmt.Fprintf(a.IO.ErrOut, format+"\n", args...)
+		fmt.Fprintln(a.IO.ErrOut, safe.EscapeText(fmt.Sprintf(format, args...)))
 	}
 }
 
@@ -153,7 +154,7 @@ func (a *App) Infof(format string, args ...any) {
 // too (stdout keeps the one json object).
 func (a *App) Debugf(format string, args ...any) {
 	if a.Globals.Verbose {
-		fmt.Fprintf(a.IO.ErrOut, format+"\n", args...)
+		fmt.Fprintln(a.IO.ErrOut, safe.EscapeText(fmt.Sprintf(format, args...)))
 	}
 }
 
@@ -165,7 +166,11 @@ func (a *App) Result(result any, text func(w io.Writer)) {
 		return
 	}
 	if text != nil {
-		text(a.IO.Out)
+		// Names from files (users, topics, certificate subjects) are
+		// printed escaped, so none can drive the terminal.
+		w := safe.NewWriter(a.IO.Out)
+		text(w)
+		w.Flush()
 	}
 }
 

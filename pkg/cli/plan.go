@@ -13,6 +13,7 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/plan"
+	"github.com/mosqprov/mosqprov/pkg/safe"
 	"github.com/mosqprov/mosqprov/pkg/spec"
 	"github.com/mosqprov/mosqprov/pkg/system"
 	"github.com/mosqprov/mosqprov/pkg/systemd"
@@ -218,7 +219,7 @@ func writePlan(w io.Writer, res *plan.Result, files []plan.FileDiff) {
 		if !c.Changed {
 			continue
 		}
-		fmt.Fprintln(w, formatChange(c, true))
+		fmt.Fprintln(w, safe.Escape(formatChange(c, true)))
 		if f, ok := diffs[c.Path]; ok && c.Path != "" {
 			printDiff(w, f)
 			delete(diffs, c.Path) // a file changed twice shows its diff once
@@ -236,17 +237,17 @@ func showUnmanaged(a *App, res *plan.Result) {
 		a.Warn("%s", w)
 	}
 	if len(res.Unmanaged) > 0 && !a.JSON() {
-		fmt.Fprintf(a.IO.Out, "  users in the password file but not in the spec, left alone: %s (prune_users: true removes them)\n", strings.Join(res.Unmanaged, ", "))
+		fmt.Fprintf(a.IO.Out, "  users in the password file but not in the spec, left alone: %s (prune_users: true removes them)\n", safe.Escape(strings.Join(res.Unmanaged, ", ")))
 	}
 }
 
 func printDiff(w io.Writer, f plan.FileDiff) {
 	if f.Note != "" && f.Diff == "" {
-		fmt.Fprintf(w, "    (%s)\n", f.Note)
+		fmt.Fprintf(w, "    (%s)\n", safe.Escape(f.Note))
 		return
 	}
 	for _, line := range strings.SplitAfter(strings.TrimRight(f.Diff, "\n"), "\n") {
-		fmt.Fprint(w, "    "+line)
+		fmt.Fprint(w, "    "+safe.EscapeText(line))
 	}
 	fmt.Fprintln(w)
 }

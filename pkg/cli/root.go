@@ -15,6 +15,7 @@ import (
 
 	"github.com/mosqprov/mosqprov/pkg/conf"
 	"github.com/mosqprov/mosqprov/pkg/errs"
+	"github.com/mosqprov/mosqprov/pkg/safe"
 )
 
 // Main runs mosqprov with args and returns the process exit code.
@@ -109,12 +110,12 @@ func (a *App) finish(err error) int {
 		return code
 	}
 	if err != nil && !silent(err) {
-		fmt.Fprintln(a.IO.ErrOut, "mosqprov: "+oneLine(err.Error()))
+		fmt.Fprintln(a.IO.ErrOut, "mosqprov: "+safe.Escape(oneLine(err.Error())))
 	}
 	if journal != nil && len(journal.JournalLines()) > 0 {
 		fmt.Fprintln(a.IO.ErrOut, "last journal lines (journalctl -u mosquitto -n 20 --no-pager):")
 		for _, line := range journal.JournalLines() {
-			fmt.Fprintln(a.IO.ErrOut, "  "+line)
+			fmt.Fprintln(a.IO.ErrOut, "  "+safe.Escape(line))
 		}
 	}
 	return code

@@ -14,6 +14,7 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/passwd"
+	"github.com/mosqprov/mosqprov/pkg/safe"
 	"github.com/mosqprov/mosqprov/pkg/system"
 )
 
@@ -280,7 +281,7 @@ func runUserList(_ context.Context, o *userOptions) error {
 			if u.Iterations > 0 {
 				it = fmt.Sprint(u.Iterations)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", u.Name, u.Hash, it)
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", safe.Escape(u.Name), u.Hash, it)
 		}
 		tw.Flush()
 	})
@@ -314,7 +315,8 @@ type userVerifyResult struct {
 }
 
 func runUserVerify(_ context.Context, o *userOptions, name string) error {
-	if err := passwd.ValidateName(name); err != nil {
+	// Any name the file can hold can be checked, even one add refuses.
+	if err := passwd.ValidateLineName(name); err != nil {
 		return err
 	}
 	f, _, err := o.readPasswordFile()

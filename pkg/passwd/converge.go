@@ -209,7 +209,8 @@ func checkInput(want []Desired, opts *Options) error {
 		}
 	}
 	for _, name := range opts.Remove {
-		if err := ValidateName(name); err != nil {
+		// A name already in the file can be removed whatever it holds.
+		if err := ValidateLineName(name); err != nil {
 			return err
 		}
 		if seen[name] {

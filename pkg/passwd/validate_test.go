@@ -25,6 +25,19 @@ func TestValidateName(t *testing.T) {
 		"\xff\xfe":                 "UTF-8",
 		"#admin":                   "comment",
 		strings.Repeat("a", 65536): "65536 bytes",
+		// MQTT 3.1.1 §1.5.3: no U+0000, no surrogates, no noncharacters.
+		"a\x00b":        "control",
+		"\xed\xa0\x80x": "UTF-8", // U+D800, a surrogate, as UTF-8 bytes
+		"bob\ufffe":     "the noncharacter U+FFFE",
+		"bob\uffff":     "the noncharacter U+FFFF",
+		"\ufdd0bob":     "the noncharacter U+FDD0",
+		"bob\U0010ffff": "the noncharacter U+10FFFF",
+		// Names that print as another.
+		"admin\u200b":   "U+200B, an invisible formatting character",
+		"\u202egnp.exe": "U+202E, an invisible formatting character",
+		"a\u2066b":      "U+2066",
+		"\ufeffbob":     "U+FEFF",
+		"a\u2028b":      "U+2028",
 	} {
 		err := ValidateName(name)
 		if err == nil || !errs.IsInput(err) || !strings.Contains(err.Error(), want) || !strings.HasPrefix(err.Error(), "username: ") {

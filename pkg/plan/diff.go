@@ -152,8 +152,11 @@ func describeCerts(b []byte, unknown map[string]bool) []byte {
 
 // maskPair hides the hash of every "user:hash" line of a password file,
 // keeping its scheme ($7$, $6$), so a diff still shows which users are
-// added, removed, or get a new hash, and never a hash. Comments and other
-// lines are kept.
+// added, removed, or get a new hash, and never a hash. Every other line
+// that could hold a secret is masked too: a commented-out user line
+// ("#bob:hunter2") keeps only what stands before its ':', and a line
+// without ':' that the broker skips (a password pasted on a line of its
+// own) is not shown at all. Blank lines and comments without ':' are kept.
 func maskPair(old, new []byte) ([]byte, []byte) {
 	oldHash := map[string]string{}
 	for _, e := range entries(old) {
@@ -163,7 +166,7 @@ func maskPair(old, new []byte) ([]byte, []byte) {
 		var out strings.Builder
 		for _, e := range entries(b) {
 			if !e.entry {
-				out.WriteString(e.line)
+				out.WriteString(maskOther(e.line, e.eol))
 				continue
 			}
 			label := "(hash masked)"
@@ -197,6 +200,21 @@ func entries(b []byte) []pwLine {
 		out = append(out, pl)
 	}
 	return out
+}
+
+// maskOther masks a password-file line the broker reads no user from.
+func maskOther(line, eol string) string {
+	body := strings.TrimSuffix(line, eol)
+	switch {
+	case strings.TrimSpace(body) == "":
+		return line
+	case strings.HasPrefix(strings.TrimSpace(body), "#"):
+		if before, _, ok := strings.Cut(body, ":"); ok {
+			return before + ":(masked)" + eol
+		}
+		return line
+	}
+	return "(line masked: the broker reads no user from it)" + eol
 }
 
 func scheme(hash string) string {

@@ -242,7 +242,11 @@ func (s *Real) readFile(p string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	return io.ReadAll(f)
+	data, err := io.ReadAll(io.LimitReader(f, MaxManaged+1))
+	if err == nil && len(data) > MaxManaged {
+		return nil, fmt.Errorf("%s is larger than %s; refusing to read it (docs/reference.md, Limits)", p, Size(MaxManaged))
+	}
+	return data, err
 }
 
 // stat is p's lstat, resolved as every other access is.

@@ -34,6 +34,10 @@ const (
 	// reads (a fullchain.pem is about 5 KiB), and the largest file
 	// broker.yaml names (password_file, a bridge's TLS files).
 	MaxPEM = 1 << 20
+	// MaxManaged is the largest file mosqprov reads back from the system it
+	// manages (password file, ACL file, configuration, certificates, a
+	// PKCS#12 bundle): a password file of 100,000 users is about 13 MiB.
+	MaxManaged = 16 << 20
 )
 
 // ReadInputFile reads the caller's own file at path (not under --root): a
