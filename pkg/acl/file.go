@@ -11,8 +11,8 @@ import (
 	"text/template"
 
 	"github.com/mosqprov/mosqprov/pkg/errs"
-	"github.com/mosqprov/mosqprov/pkg/passwd"
 	"github.com/mosqprov/mosqprov/pkg/layout"
+	"github.com/mosqprov/mosqprov/pkg/passwd"
 	"github.com/mosqprov/mosqprov/pkg/system"
 	"github.com/mosqprov/mosqprov/templates"
 )
