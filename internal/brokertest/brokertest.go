@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -215,6 +216,24 @@ func (b *Broker) Reload() error {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return b.cmd.Process.Signal(hangup)
+}
+
+// Shutdown ends the broker the way systemctl stop does (SIGTERM), so it
+// saves its persistence database first, and waits up to 10 s for it.
+func (b *Broker) Shutdown() error {
+	if b.cmd == nil || b.cmd.Process == nil {
+		return nil
+	}
+	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	select {
+	case <-b.done:
+		b.cmd = nil
+		return nil
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("mosquitto did not stop within 10 s of SIGTERM")
+	}
 }
 
 // Stop ends the broker.

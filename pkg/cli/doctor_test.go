@@ -108,7 +108,10 @@ func TestDoctorFixCommandsExist(t *testing.T) {
 	}
 	data = append(data, "eve:"+strings.TrimSpace(string(crypt))+"\ncarol:hunter2\n"+strings.SplitN(string(data), "\n", 2)[0]+"\n"...)
 	os.WriteFile(pw, data, 0o600)
-	os.WriteFile(host("etc/mosquitto/mosquitto.conf"), []byte("include_dir /etc/mosquitto/conf.d\n"), 0o644)
+	os.WriteFile(host("etc/mosquitto/mosquitto.conf"), []byte("persistence true\npersistence_location /var/lib/mosquitto/\ninclude_dir /etc/mosquitto/conf.d\n"), 0o644)
+	// A database a power cut zero-filled.
+	os.MkdirAll(host("var/lib/mosquitto"), 0o755)
+	os.WriteFile(host("var/lib/mosquitto/mosquitto.db"), make([]byte, 512), 0o600)
 	os.WriteFile(host("etc/mosquitto/conf.d/local.conf"), []byte("listener 1883\nlistener 8883\nlistener 8080 127.0.0.1\nprotocol websockets\n"), 0o644)
 
 	run := func(withSpec bool) []string {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mosqprov/mosqprov/pkg/doctor"
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/probe"
@@ -153,6 +154,13 @@ func runVerify(ctx context.Context, o *verifyOptions) error {
 	res.Bridges = o.verifyBridges(ctx, plan, opts)
 	for _, r := range res.Bridges {
 		res.OK = res.OK && r.OK
+	}
+	if !res.OK && o.Host == "" {
+		// A broker that is down on this machine may be refusing a
+		// database a power cut zero-filled (mosquitto issue 2639).
+		if warning := doctor.DatabaseWarning(o.Sys, layout.MosquittoConf); warning != "" {
+			o.Warn("%s", warning)
+		}
 	}
 	o.Result(res, func(w io.Writer) {
 		printVerify(w, results, o.Globals.Verbose)

@@ -192,7 +192,9 @@ type Broker struct {
 	// presence stops 2.0 from opening its default listener.
 	UnixSockets []string
 	// Settings are the global settings a clash can come from: password_file,
-	// acl_file, allow_anonymous, per_listener_settings.
+	// acl_file, allow_anonymous, per_listener_settings; and where the
+	// persistence database is (persistence, persistence_location,
+	// persistence_file), which doctor checks.
 	Settings []Setting
 	// LogFiles are the `log_dest file PATH` targets. Debian's mosquitto.conf
 	// logs there, so the reason a broker refused to start ("Address already
@@ -214,7 +216,8 @@ func (b *Broker) Bound() []Declared {
 	return b.Listeners
 }
 
-var watched = map[string]bool{"password_file": true, "acl_file": true, "allow_anonymous": true, "per_listener_settings": true}
+var watched = map[string]bool{"password_file": true, "acl_file": true, "allow_anonymous": true, "per_listener_settings": true,
+	"persistence": true, "persistence_location": true, "persistence_file": true}
 
 // ReadBroker reads mainConf and, as the broker does, every *.conf of each
 // include_dir it names (include_dir is honoured in the main file only).

@@ -146,6 +146,7 @@ func (c *Checker) Run(ctx context.Context) Report {
 	c.checkCRL()
 	c.checkDrift()
 	c.checkBridges()
+	c.checkDatabase()
 	c.checkService(ctx)
 	sort.SliceStable(c.r.Findings, func(i, j int) bool {
 		return rank(c.r.Findings[i].Severity) < rank(c.r.Findings[j].Severity)
