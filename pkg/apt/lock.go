@@ -39,7 +39,7 @@ func (h Holder) String() string {
 // (and works in a dry run).
 func ProbeLocks(sys system.System) (Holder, bool) {
 	for _, p := range LockFiles {
-		if h, held := probe(sys.HostPath(p)); held {
+		if h, held := probe(sys, p); held {
 			h.Path = p
 			return h, true
 		}
@@ -47,8 +47,9 @@ func ProbeLocks(sys system.System) (Holder, bool) {
 	return Holder{}, false
 }
 
-func probe(host string) (Holder, bool) {
-	f, err := os.Open(host)
+func probe(sys system.System, p string) (Holder, bool) {
+	// Opened inside --root and never through a link, as every system path.
+	f, err := system.OpenRead(sys, p)
 	if err != nil {
 		return Holder{}, false // no lock file: nobody holds it
 	}

@@ -104,6 +104,8 @@ func TestRootConfinesFolderLinks(t *testing.T) {
 				wantLink(t, sysName+" create", err, "/etc/mosquitto", target)
 				_, err = sys.ReadFile("/etc/mosquitto/passwd")
 				wantLink(t, sysName+" read", err, "/etc/mosquitto", target)
+				_, err = OpenRead(sys, "/etc/mosquitto/passwd")
+				wantLink(t, sysName+" open", err, "/etc/mosquitto", target)
 				_, err = sys.Stat("/etc/mosquitto/passwd")
 				wantLink(t, sysName+" stat", err, "/etc/mosquitto", target)
 				_, err = sys.ReadDir("/etc/mosquitto/certs")
@@ -170,6 +172,8 @@ func TestManagedFileLinksRefused(t *testing.T) {
 			wantLink(t, name+" write same bytes", err, p, secret)
 			_, err = s.ReadFile(p)
 			wantLink(t, name+" read", err, p, secret)
+			_, err = OpenRead(s, p)
+			wantLink(t, name+" open", err, p, secret)
 			_, err = s.EnsureDir(p, Attr{Mode: 0o700})
 			wantLink(t, name+" folder", err, p, secret)
 			if name == "real" {

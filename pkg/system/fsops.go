@@ -348,3 +348,17 @@ func WritableByOthers(sys System, dir string) string {
 	}
 	return ""
 }
+
+// OpenRead opens p on sys for reading as every read is opened: inside the
+// root, never through a final symlink, regular files only. It is for the
+// few callers that need the descriptor itself (apt's lock probe asks the
+// kernel about the file's fcntl locks). A dry run opens the real file.
+func OpenRead(sys System, p string) (*os.File, error) {
+	s := sys.real()
+	dir, name, err := s.openParent(p)
+	if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
+	return s.openFileAt(p, dir, name)
+}
