@@ -3,6 +3,7 @@ package system
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/user"
@@ -29,7 +30,13 @@ func (e ErrNoSuchUser) Error() string {
 // image being built has its own accounts), and the host's otherwise.
 func (s *Real) LookupUser(name string) (Account, error) {
 	if s.root != "/" {
-		if data, err := s.ReadFile("/etc/passwd"); err == nil {
+		data, err := s.ReadFile("/etc/passwd")
+		var le *LinkError
+		if errors.As(err, &le) {
+			// Not the host's accounts instead: the image's are a link away.
+			return Account{}, fmt.Errorf("look up %q: %w", name, err)
+		}
+		if err == nil {
 			f, ok := findEntry(data, name)
 			if !ok || len(f) < 4 {
 				return Account{}, ErrNoSuchUser{Name: name, Where: s.HostPath("/etc/passwd")}
@@ -53,7 +60,13 @@ func (s *Real) LookupUser(name string) (Account, error) {
 
 func (s *Real) LookupGroup(name string) (int, error) {
 	if s.root != "/" {
-		if data, err := s.ReadFile("/etc/group"); err == nil {
+		data, err := s.ReadFile("/etc/group")
+		var le *LinkError
+		if errors.As(err, &le) {
+			// Not the host's accounts instead: the image's are a link away.
+			return 0, fmt.Errorf("look up %q: %w", name, err)
+		}
+		if err == nil {
 			f, ok := findEntry(data, name)
 			if !ok || len(f) < 3 {
 				return 0, ErrNoSuchUser{Name: name, Where: s.HostPath("/etc/group")}

@@ -200,3 +200,18 @@ func TestReadRefusesSpecialFiles(t *testing.T) {
 		t.Fatalf("fifo: %v", err)
 	}
 }
+
+// TestLookupUnderRootRefusesLinks: an image whose /etc/passwd is a link
+// (to the host's) is not read through, nor silently replaced by the host's
+// accounts: owners would get the host's ids.
+func TestLookupUnderRootRefusesLinks(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	os.Symlink("/etc/passwd", filepath.Join(root, "etc/passwd"))
+	os.Symlink("/etc/group", filepath.Join(root, "etc/group"))
+	s := NewReal(root)
+	_, err := s.LookupUser("root")
+	wantLink(t, "user", err, "/etc/passwd", "/etc/passwd")
+	_, err = s.LookupGroup("root")
+	wantLink(t, "group", err, "/etc/group", "/etc/group")
+}
