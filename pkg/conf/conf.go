@@ -66,6 +66,8 @@ type Listener struct {
 	MutualTLS bool `json:"mutual_tls,omitempty"`
 	// TLSVersion is the minimum TLS version (TLS listeners only; default tlsv1.2).
 	TLSVersion string `json:"tls_version,omitempty"`
+	// Auth is who may log in here, when the configuration is PerListener.
+	Auth *ListenerAuth `json:"auth,omitempty"`
 	// MaxConnections limits the listener's clients (0: not written, the
 	// broker's unlimited).
 	MaxConnections int `json:"max_connections,omitempty"`
@@ -151,6 +153,15 @@ type Config struct {
 	// CA's revocation list (`mosqprov cert revoke`). Left out until something
 	// is revoked, so no CRL can expire under a broker that never needed one.
 	CRLFile string `json:"crlfile,omitempty"`
+	// PerListener writes authentication per listener (each Listener's
+	// Auth) in AuthForm's way; AllowAnonymous and PasswordFile are then
+	// unused, ACLFile applies on every listener. False keeps the global
+	// form (per_listener_settings false, the broker's default).
+	PerListener bool   `json:"per_listener,omitempty"`
+	AuthForm    string `json:"auth_form,omitempty"`
+	// PluginDir holds mosquitto_password_file.so and mosquitto_acl_file.so
+	// (AuthForm21): /usr/lib/<multiarch>/mosquitto on Debian.
+	PluginDir string `json:"plugin_dir,omitempty"`
 }
 
 // TunableLines are the configuration lines of c.Tunables.
@@ -209,6 +220,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := ValidatePath("--crlfile", c.CRLFile, true); err != nil {
+		return err
+	}
+	if err := c.validateAuth(); err != nil {
 		return err
 	}
 	if c.HasTLS() {

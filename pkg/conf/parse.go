@@ -52,6 +52,8 @@ func Parse(data []byte) (Config, error) {
 	}
 	var cfg Config
 	var cur *Listener
+	// The 2.1 form's password plugins: name -> password file.
+	plugin, pluginFiles := "", map[string]string{}
 	bad := func(d directive, why string) error {
 		return fmt.Errorf("line %d: %s %s: %s", d.line, d.name, strings.Join(d.args, " "), why)
 	}
@@ -78,7 +80,7 @@ func Parse(data []byte) (Config, error) {
 				}
 				cfg.Standalone.LogFile = d.args[1]
 			}
-		case "allow_anonymous":
+		case "allow_anonymous", "listener_allow_anonymous":
 			v, err := one(d)
 			if err != nil {
 				return Config{}, err
@@ -86,19 +88,66 @@ func Parse(data []byte) (Config, error) {
 			if v != "true" && v != "false" {
 				return Config{}, bad(d, "expected true or false")
 			}
-			cfg.AllowAnonymous = v == "true"
+			if cur == nil && d.name == "allow_anonymous" {
+				cfg.AllowAnonymous = v == "true"
+				break
+			}
+			if cur == nil {
+				return Config{}, bad(d, "outside a listener")
+			}
+			if d.name == "listener_allow_anonymous" {
+				cfg.PerListener, cfg.AuthForm = true, AuthForm21
+			}
+			listenerAuth(cur).AllowAnonymous = v == "true"
 		case "password_file":
 			v, err := one(d)
 			if err != nil {
 				return Config{}, err
 			}
-			cfg.PasswordFile = v
+			if cur != nil {
+				listenerAuth(cur).PasswordFile = v
+			} else {
+				cfg.PasswordFile = v
+			}
 		case "acl_file":
 			v, err := one(d)
 			if err != nil {
 				return Config{}, err
 			}
 			cfg.ACLFile = v
+		case "per_listener_settings":
+			v, err := one(d)
+			if err != nil {
+				return Config{}, err
+			}
+			cfg.PerListener, cfg.AuthForm = v == "true", AuthForm20
+		case "plugin_load":
+			if len(d.args) != 2 {
+				return Config{}, bad(d, "expected plugin_load NAME PATH")
+			}
+			plugin = d.args[0]
+			cfg.PluginDir = path.Dir(d.args[1])
+		case "plugin_opt_password_file", "plugin_opt_acl_file":
+			v, err := one(d)
+			if err != nil {
+				return Config{}, err
+			}
+			if d.name == "plugin_opt_acl_file" {
+				cfg.ACLFile = v
+			} else {
+				pluginFiles[plugin] = v
+			}
+		case "plugin_use":
+			v, err := one(d)
+			if err != nil {
+				return Config{}, err
+			}
+			if cur == nil {
+				return Config{}, bad(d, "outside a listener")
+			}
+			if f, ok := pluginFiles[v]; ok {
+				listenerAuth(cur).PasswordFile = f
+			}
 		case "listener":
 			if len(d.args) < 1 || len(d.args) > 2 {
 				return Config{}, bad(d, "expected listener PORT [BIND]")
@@ -157,6 +206,14 @@ func Parse(data []byte) (Config, error) {
 		return Config{}, err
 	}
 	return cfg, nil
+}
+
+// listenerAuth is l's per-listener authentication, made when missing.
+func listenerAuth(l *Listener) *ListenerAuth {
+	if l.Auth == nil {
+		l.Auth = &ListenerAuth{}
+	}
+	return l.Auth
 }
 
 // Declared is a listener found in the broker's configuration files.

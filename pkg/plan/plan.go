@@ -242,6 +242,7 @@ var steps = []step{
 	{StepServer, serverStep},
 	{StepCRL, crlStep},
 	{StepUsers, usersStep},
+	{StepListenerUsers, listenerUsersStep},
 	{StepACL, aclStep},
 	{StepConf, confStep},
 	{StepBridges, bridgesStep},

@@ -106,6 +106,7 @@ func confFor(s *spec.Spec, withPasswords bool) conf.Config {
 	for _, l := range s.Listeners {
 		cfg.Listeners = append(cfg.Listeners, s.ConfListener(l))
 	}
+	authPerListener(&cfg, s, withPasswords, conf.AuthForm20, "")
 	return cfg
 }
 
@@ -208,11 +209,22 @@ func aclStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired, o
 }
 
 func confStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired, o Options, r *Result) error {
-	cfg := confFor(s, layout.Exists(sys, layout.PasswordFile))
+	withPasswords := layout.Exists(sys, layout.PasswordFile)
+	cfg := confFor(s, withPasswords)
 	cfg.CRLFile = certs.BrokerCRLFile(sys, certs.DefaultPaths())
+	var warning string
+	if s.PerListenerAuth() {
+		// Each broker's own form: 2.1 deprecates 2.0's.
+		var form, dir string
+		form, dir, warning = authForm(ctx, sys, r)
+		authPerListener(&cfg, s, withPasswords, form, dir)
+	}
 	res, err := conf.Write(sys, layout.DropIn, cfg)
 	if err != nil {
 		return err
+	}
+	if warning != "" {
+		res.Warn("%s", warning)
 	}
 	r.add(StepConf, res)
 	return nil

@@ -95,6 +95,13 @@ type Listener struct {
 	// unlimited). Above what the unit's open-file limit allows, apply adds a
 	// systemd drop-in raising LimitNOFILE.
 	MaxConnections *int `yaml:"max_connections,omitempty" json:"max_connections,omitempty"`
+	// AllowAnonymous lets clients without a user name in on this listener
+	// only (default: the top-level allow_anonymous). Setting it, or Users,
+	// on any listener makes authentication per listener.
+	AllowAnonymous *bool `yaml:"allow_anonymous,omitempty" json:"allow_anonymous,omitempty"`
+	// Users are the only users who may log in with a password on this
+	// listener (default: every user of the password file).
+	Users []string `yaml:"users,omitempty" json:"users,omitempty"`
 }
 
 // Listener types: pkg/conf's, as strings, so broker.yaml means what

@@ -34,7 +34,7 @@ var ListenerTypes = func() []string {
 // place in the file when the spec was loaded from one.
 func (s *Spec) Validate() error {
 	for _, check := range []func() (string, error){
-		s.validateNames, s.validateTLS, s.validateListeners, s.validateUsers, s.validateACL, s.validateBridges, s.validateBroker, s.validateRevoked,
+		s.validateNames, s.validateTLS, s.validateListeners, s.validateUsers, s.validateACL, s.validateBridges, s.validateBroker, s.validateRevoked, s.validateListenerAuth,
 	} {
 		if path, err := check(); err != nil {
 			return s.At(path, err)
@@ -200,7 +200,7 @@ func (s *Spec) validateACL() (string, error) {
 		if whom != 1 {
 			return f, errs.Invalid(f, "say whom the rule is for with exactly one of user, pattern: true or anonymous: true")
 		}
-		if r.Anonymous && !s.AllowAnonymous {
+		if r.Anonymous && !s.AllowAnonymous && !s.AnyAnonymous() {
 			return f + ".anonymous", errs.Invalid(f+".anonymous", "a rule for anonymous clients needs allow_anonymous: true")
 		}
 		kind, user := r.whom()
