@@ -15,6 +15,7 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/certs"
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/pki"
+	"github.com/mosqprov/mosqprov/pkg/plan"
 	"github.com/mosqprov/mosqprov/pkg/system"
 )
 
@@ -122,7 +123,9 @@ func runCertCA(ctx context.Context, o *certCAOptions) error {
 		}
 		name = pki.DefaultCAName(host)
 	}
+	done := o.busy(plan.StepCA)
 	res, err := certs.EnsureCA(o.Sys, certs.CAOptions{Paths: o.Paths.paths(), CommonName: name, KeyType: kt, Force: o.Force})
+	done()
 	return o.Converged(ctx, res, err)
 }
 
@@ -193,9 +196,11 @@ func runCertServer(ctx context.Context, o *certServerOptions) error {
 		}
 		o.Debugf("default names: %s", strings.Join(append(append([]string{}, names...), ips...), " "))
 	}
+	done := o.busy(plan.StepServer)
 	res, err := certs.EnsureServer(o.Sys, certs.ServerOptions{
 		Paths: o.Paths.paths(), Names: names, IPs: ips, KeyType: kt, Days: o.Days, RenewBefore: o.RenewBefore,
 	})
+	done()
 	return o.Converged(ctx, res, err)
 }
 
@@ -387,7 +392,9 @@ whoever issued it. Safe to run daily from cron.`,
 }
 
 func runCertRenew(ctx context.Context, o *certRenewOptions) error {
+	done := o.busy(plan.StepServer)
 	res, err := certs.Renew(o.Sys, certs.RenewOptions{Paths: o.Paths.paths(), RenewBefore: o.RenewBefore})
+	done()
 	return o.Converged(ctx, res, err)
 }
 

@@ -46,6 +46,15 @@ func (a *App) stepProgress() func(step string) func() {
 	}
 }
 
+// busy shows step's spinner line (stepProgress) until the returned
+// function is called: the single-step commands that make keys use it.
+func (a *App) busy(step string) func() {
+	if p := a.stepProgress(); p != nil {
+		return p(step)
+	}
+	return func() {}
+}
+
 // spin shows what with a turning frame and the seconds spent, once delay
 // has passed, until the returned function is called; that erases the line,
 // so the report that follows starts on a clean one.

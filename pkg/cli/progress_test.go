@@ -56,11 +56,22 @@ func TestApplyShowsSlowStepsInRealTerminal(t *testing.T) {
 	spec := filepath.Join(t.TempDir(), "broker.yaml")
 	os.WriteFile(spec, []byte("hostname: pi.home.arpa\ntls: {key_type: rsa-4096}\nlisteners: [{type: mqtts}]\nusers:\n  - {name: blinds, hash: \"$7$101$74G1pCqSt4EPbk0k$l5MijUNV9xjqd00TZnXHrKfdQLEzw0r1/XtNYNjAtCSyFhoAf7c0oIpZunEjhWIbesnOMGnfc7atQzv+bWZ7qA==\"}\n"), 0o644)
 	s := startTmux(t, fmt.Sprintf("%s --root %s apply -f %s --yes", bin, root, spec))
+	s.sawWhileRunning(t, "making its key (RSA takes seconds on a Pi)…", "Apply complete")
+
+	// The single-step command that makes a key says so too.
+	s = startTmux(t, fmt.Sprintf("%s --root %s cert ca --force --key-type rsa-4096", bin, t.TempDir()))
+	s.sawWhileRunning(t, "CA: making its key (RSA takes seconds on a Pi)…", "+ CA key: created")
+}
+
+// sawWhileRunning polls the screen until the command ends and checks that
+// busy was on it meanwhile and is gone at the end, where want is.
+func (s *tmuxSession) sawWhileRunning(t *testing.T, busy, want string) {
+	t.Helper()
 	saw := false
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
 		scr := s.visible()
-		if strings.Contains(scr, "making its key (RSA takes seconds on a Pi)…") {
+		if strings.Contains(scr, busy) {
 			saw = true
 		}
 		if strings.Contains(scr, "EXIT=") {
@@ -69,13 +80,13 @@ func TestApplyShowsSlowStepsInRealTerminal(t *testing.T) {
 		time.Sleep(30 * time.Millisecond)
 	}
 	scr := s.waitFor("EXIT=")
-	if !strings.Contains(scr, "EXIT=0") || !strings.Contains(scr, "Apply complete") {
-		t.Fatalf("apply failed:\n%s", scr)
+	if !strings.Contains(scr, "EXIT=0") || !strings.Contains(scr, want) {
+		t.Fatalf("the command failed:\n%s", scr)
 	}
 	if !saw {
-		t.Errorf("no step was shown while the keys were made:\n%s", scr)
+		t.Errorf("%q was never shown while the keys were made:\n%s", busy, scr)
 	}
-	if strings.Contains(scr, "making its key") {
+	if strings.Contains(scr, busy) {
 		t.Errorf("the progress line stayed on the screen:\n%s", scr)
 	}
 }
