@@ -141,12 +141,9 @@ func (o *backupOptions) recipients() ([]age.Recipient, string, error) {
 		}
 		return list, fmt.Sprintf("%d age recipient(s)", len(list)), nil
 	}
-	pass, err := o.ReadSecret("backup passphrase", o.PassphraseStdin, PassphraseEnv, true)
+	pass, err := o.ReadSecretFrom("--passphrase-stdin", "backup passphrase", o.PassphraseStdin, PassphraseEnv, true)
 	if err != nil {
 		return nil, "", err
-	}
-	if pass == "" {
-		return nil, "", errs.Invalid("passphrase", "empty: a backup holds the CA key, so it needs a passphrase (a long random one: `openssl rand -base64 24`) or --recipient")
 	}
 	if len(pass) < 12 {
 		o.Warn("the passphrase is %d characters: anyone who gets the archive can try guesses offline; use 12 or more", len(pass))
@@ -240,7 +237,7 @@ func runRestore(ctx context.Context, o *restoreOptions, file string) error {
 		}
 		ids = parsed
 	} else {
-		pass, err := o.ReadSecret("backup passphrase", o.PassphraseStdin, PassphraseEnv, false)
+		pass, err := o.ReadSecretFrom("--passphrase-stdin", "backup passphrase", o.PassphraseStdin, PassphraseEnv, false)
 		if err != nil {
 			return err
 		}

@@ -15,17 +15,23 @@ const PasswordEnv = "MOSQPROV_PASSWORD"
 // of stdin when fromStdin, else from envVar when set, else from a hidden
 // prompt (asked twice when confirm) when stdin is a terminal.
 func (a *App) ReadSecret(label string, fromStdin bool, envVar string, confirm bool) (string, error) {
+	return a.ReadSecretFrom("--password-stdin", label, fromStdin, envVar, confirm)
+}
+
+// ReadSecretFrom is ReadSecret for a command whose stdin flag has another
+// name (backup's --passphrase-stdin), which its messages then name.
+func (a *App) ReadSecretFrom(stdinFlag, label string, fromStdin bool, envVar string, confirm bool) (string, error) {
 	if fromStdin {
-		a.Debugf("%s: from the first line of stdin (--password-stdin)", label)
-		line, ok, err := system.ReadLine("--password-stdin", a.IO.In, system.MaxSecret)
+		a.Debugf("%s: from the first line of stdin (%s)", label, stdinFlag)
+		line, ok, err := system.ReadLine(stdinFlag, a.IO.In, system.MaxSecret)
 		if err != nil {
 			return "", err
 		}
 		if !ok {
-			return "", errs.Invalid("--password-stdin", "nothing on standard input")
+			return "", errs.Invalid(stdinFlag, "nothing on standard input")
 		}
 		if line == "" {
-			return "", errs.Invalid("--password-stdin", "the first line of standard input is empty; put the %s on it, e.g. printf '%%s\\n' \"$PW\" | mosqprov ...", label)
+			return "", errs.Invalid(stdinFlag, "the first line of standard input is empty; put the %s on it, e.g. printf '%%s\\n' \"$PW\" | mosqprov ...", label)
 		}
 		return line, nil
 	}
@@ -39,7 +45,11 @@ func (a *App) ReadSecret(label string, fromStdin bool, envVar string, confirm bo
 		}
 	}
 	if !a.IO.InIsTerminal || a.IO.ReadHidden == nil {
-		return "", errs.Invalid(label, "no password given: stdin is not a terminal; use --password-stdin or set %s", envVar)
+		secret := "password"
+		if stdinFlag == "--passphrase-stdin" {
+			secret = "passphrase"
+		}
+		return "", errs.Invalid(label, "no %s given: stdin is not a terminal; use %s or set %s", secret, stdinFlag, envVar)
 	}
 	fmt.Fprintf(a.IO.ErrOut, "%s: ", label)
 	first, err := a.IO.ReadHidden()
