@@ -148,6 +148,11 @@ func Converge(sys system.System, path string, want []Desired, opts Options) (Res
 	if action.Changed() {
 		res.Needs(system.NeedReload)
 	}
+	// The listeners limited to some users (broker.yaml listeners[].users)
+	// follow the password file at once.
+	if err := refreshSubsets(sys, path, data, attr, &res); err != nil {
+		return res, err
+	}
 	return res, nil
 }
 

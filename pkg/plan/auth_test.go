@@ -9,10 +9,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mosqprov/mosqprov/internal/brokertest"
 	"github.com/mosqprov/mosqprov/pkg/apt"
 	"github.com/mosqprov/mosqprov/pkg/layout"
+	"github.com/mosqprov/mosqprov/pkg/passwd"
 	"github.com/mosqprov/mosqprov/pkg/spec"
 	"github.com/mosqprov/mosqprov/pkg/state"
 	"github.com/mosqprov/mosqprov/pkg/system"
@@ -142,6 +144,31 @@ service: {enable: false}
 	}
 
 	// A second apply changes nothing and writes nothing.
+	defer func() {
+		// `user passwd alice` (passwd.Converge) rewrites the listener's file
+		// too: after the reload the old password no longer opens it.
+		pres, err := passwd.Converge(realSys(root), layout.PasswordFile, []passwd.Desired{{Name: "alice", Password: "alice-new-secret"}}, passwd.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pres.Need != system.NeedReload || len(pres.Changes) != 2 {
+			t.Fatalf("user passwd: need %v, changes %+v", pres.Need, pres.Changes)
+		}
+		if err := b.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for try(lan, "alice", "alice-new-secret") != nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("mosquitto %s: the new password is refused on the limited listener after the reload\n%s", v, b.ReadLog())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if try(lan, "alice", "alice-secret") == nil {
+			t.Errorf("mosquitto %s: the old password still opens the limited listener", v)
+		}
+	}()
+
 	before := mtimes(t, root)
 	sys2 := realSys(root)
 	res2, err := Converge(ctx, sys2, s, o)
