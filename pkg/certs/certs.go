@@ -13,6 +13,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"slices"
 	"time"
 
 	"github.com/mosqprov/mosqprov/pkg/errs"
@@ -107,6 +108,21 @@ func newKeyType(kt pki.KeyType) pki.KeyType {
 		return pki.RSA2048
 	}
 	return kt
+}
+
+// keptKeyType is kt, or when kt is empty the key type of the certificate at
+// certPath, so a reissue without --key-type keeps an ecdsa-p256 key
+// ecdsa-p256 (as the README says); rsa-2048 when there is none.
+func keptKeyType(sys system.System, certPath string, kt pki.KeyType) pki.KeyType {
+	if kt != "" {
+		return kt
+	}
+	if data, err := readOptional(sys, certPath); err == nil && data != nil {
+		if c, err := pki.ParseCertificate(data); err == nil && slices.Contains(pki.KeyTypes, pki.KeyTypeOf(c.PublicKey)) {
+			return pki.KeyTypeOf(c.PublicKey)
+		}
+	}
+	return pki.RSA2048
 }
 
 func randOr(r io.Reader) io.Reader {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -698,4 +699,46 @@ func TestExportHelper(t *testing.T) {
 		t.Fatal(err)
 	}
 	fmt.Println("exported " + e.Subject)
+}
+
+// A reissue without a key type keeps the one on disk (README: "the type is
+// kept"), for server and client certificates alike: a new name on an
+// ecdsa-p256 server certificate does not turn its key into rsa-2048.
+func TestReissueKeepsKeyType(t *testing.T) {
+	sys, _ := newSys(t)
+	mustCA(t, sys)
+	mustServer(t, sys, ServerOptions{Names: []string{"pi.local"}, KeyType: pki.ECDSAP256})
+	if _, err := EnsureServer(sys, ServerOptions{Paths: DefaultPaths(), Names: []string{"pi.local", "mqtt.home.arpa"}}); err != nil {
+		t.Fatal(err)
+	}
+	data, err := sys.ReadFile(DefaultPaths().ServerCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := pki.ParseCertificate(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.DNSNames) != 2 || pki.KeyTypeOf(c.PublicKey) != pki.ECDSAP256 {
+		t.Fatalf("reissued with names %v and key %s, want the new name and ecdsa-p256", c.DNSNames, pki.KeyTypeOf(c.PublicKey))
+	}
+
+	if _, err := EnsureClient(sys, ClientOptions{Paths: DefaultPaths(), Name: "phone", KeyType: pki.ECDSAP384, Days: 10}); err != nil {
+		t.Fatal(err)
+	}
+	// 10 days left is inside the renewal window, so it is reissued.
+	res, err := EnsureClient(sys, ClientOptions{Paths: DefaultPaths(), Name: "phone", Days: 365, RenewBefore: 20})
+	if err != nil || !res.Changed() {
+		t.Fatalf("not reissued: %v %+v", err, res)
+	}
+	data, err = sys.ReadFile(ClientFilesIn(path.Join(DefaultPaths().ClientDir, "phone"), "phone").Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err = pki.ParseCertificate(data); err != nil {
+		t.Fatal(err)
+	}
+	if pki.KeyTypeOf(c.PublicKey) != pki.ECDSAP384 {
+		t.Fatalf("client reissued with %s, want ecdsa-p384", pki.KeyTypeOf(c.PublicKey))
+	}
 }

@@ -94,7 +94,7 @@ func EnsureClient(sys system.System, o ClientOptions) (Result, error) {
 	}
 	var issued *pki.Issued
 	if reason != "" {
-		if issued, err = pki.IssueClient(randOr(o.Rand), sys.Now(), ca, pki.ClientRequest{Name: o.Name, KeyType: newKeyType(o.KeyType), Days: o.Days}); err != nil {
+		if issued, err = pki.IssueClient(randOr(o.Rand), sys.Now(), ca, pki.ClientRequest{Name: o.Name, KeyType: keptKeyType(sys, f.Cert, o.KeyType), Days: o.Days}); err != nil {
 			return res, err
 		}
 	}

@@ -85,7 +85,7 @@ func EnsureServer(sys system.System, o ServerOptions) (Result, error) {
 	}
 	var issued *pki.Issued
 	if reason != "" {
-		issued, err = pki.IssueServer(randOr(o.Rand), sys.Now(), ca, pki.ServerRequest{Names: o.Names, IPs: o.IPs, KeyType: newKeyType(o.KeyType), Days: o.Days})
+		issued, err = pki.IssueServer(randOr(o.Rand), sys.Now(), ca, pki.ServerRequest{Names: o.Names, IPs: o.IPs, KeyType: keptKeyType(sys, o.Paths.ServerCert, o.KeyType), Days: o.Days})
 		if err != nil {
 			return res, err
 		}

@@ -145,6 +145,18 @@ const (
 // a few minutes must not see a certificate "not yet valid".
 const clockSkew = time.Hour
 
+// notBefore is when a certificate issued at now starts: backdated by
+// clockSkew, in whole seconds (what X.509 stores).
+func notBefore(now time.Time) time.Time { return now.UTC().Truncate(time.Second).Add(-clockSkew) }
+
+// validUntil is the NotAfter of a certificate of days issued at now: exactly
+// days × 24 hours after its NotBefore, so the span a client checks (Apple's
+// 825-day rule is on NotAfter − NotBefore) is the documented one, not one
+// backdated hour more.
+func validUntil(now time.Time, days int) time.Time {
+	return notBefore(now).Add(time.Duration(days) * 24 * time.Hour)
+}
+
 // CARequest describes a new CA.
 type CARequest struct {
 	CommonName string
@@ -176,7 +188,7 @@ func NewCA(rand io.Reader, now time.Time, req CARequest) (*Issued, error) {
 			return nil, err
 		}
 	}
-	tpl, err := baseTemplate(rand, now, now.AddDate(0, 0, CADays), key, req.CommonName)
+	tpl, err := baseTemplate(rand, now, validUntil(now, CADays), key, req.CommonName)
 	if err != nil {
 		return nil, err
 	}
@@ -317,7 +329,7 @@ func baseTemplate(rand io.Reader, now, notAfter time.Time, key crypto.Signer, cn
 	return &x509.Certificate{
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: cn},
-		NotBefore:             now.Add(-clockSkew),
+		NotBefore:             notBefore(now),
 		NotAfter:              notAfter,
 		BasicConstraintsValid: true,
 		SubjectKeyId:          skid,
@@ -325,7 +337,7 @@ func baseTemplate(rand io.Reader, now, notAfter time.Time, key crypto.Signer, cn
 }
 
 func leafTemplate(rand io.Reader, now time.Time, ca *CA, key crypto.Signer, cn string, days int) (*x509.Certificate, error) {
-	notAfter := now.AddDate(0, 0, days)
+	notAfter := validUntil(now, days)
 	// A leaf can't be trusted past its CA; saying so in the certificate keeps
 	// status and renewal honest about when it really stops working.
 	if notAfter.After(ca.Cert.NotAfter) {

@@ -51,8 +51,10 @@ func TestNewCA(t *testing.T) {
 	if c.Subject.CommonName != "mosqprov CA test" {
 		t.Fatalf("CN %q", c.Subject.CommonName)
 	}
-	if got := c.NotAfter.Sub(now); got != 3650*24*time.Hour {
-		t.Fatalf("lifetime %v", got)
+	// The span a client checks is NotAfter − NotBefore: exactly the
+	// documented days, the backdated hour included in it.
+	if got := c.NotAfter.Sub(c.NotBefore); got != 3650*24*time.Hour || !c.NotBefore.Before(now) {
+		t.Fatalf("lifetime %v from %v", got, c.NotBefore)
 	}
 	if c.SerialNumber.BitLen() < 100 || c.SerialNumber.BitLen() > 128 {
 		t.Fatalf("serial has %d bits", c.SerialNumber.BitLen())
@@ -149,8 +151,8 @@ func TestIssueServer(t *testing.T) {
 			if c.IsCA {
 				t.Error("leaf is a CA")
 			}
-			if got := c.NotAfter.Sub(now); got != 825*24*time.Hour {
-				t.Errorf("lifetime %v", got)
+			if got := c.NotAfter.Sub(c.NotBefore); got != 825*24*time.Hour || !c.NotBefore.Before(now) {
+				t.Errorf("lifetime %v from %v", got, c.NotBefore)
 			}
 			if err := Verify(c, pool(ca.Cert), nil, x509.ExtKeyUsageServerAuth, now); err != nil {
 				t.Error(err)
@@ -187,6 +189,9 @@ func TestIssueClient(t *testing.T) {
 	c, err := IssueClient(rand.Reader, now, ca, ClientRequest{Name: "blinds-esp32", KeyType: ECDSAP256, Days: 365})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if got := c.Cert.NotAfter.Sub(c.Cert.NotBefore); got != 365*24*time.Hour {
+		t.Fatalf("lifetime %v", got)
 	}
 	if c.Cert.Subject.CommonName != "blinds-esp32" || len(c.Cert.DNSNames) != 0 {
 		t.Fatalf("subject %v SANs %v", c.Cert.Subject, c.Cert.DNSNames)
