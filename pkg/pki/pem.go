@@ -199,13 +199,11 @@ func SANs(cert *x509.Certificate) []string {
 	return out
 }
 
-// DaysLeft is the number of days until cert expires, to the nearest day
-// (negative after): a certificate of 825 days issued a moment ago has 825
-// left, although its span starts an hour back (clockSkew).
+// DaysLeft is the number of whole days until cert expires (negative after).
 func DaysLeft(cert *x509.Certificate, now time.Time) int {
 	d := cert.NotAfter.Sub(now)
 	if d < 0 {
 		return -int((-d).Hours()/24) - 1
 	}
-	return int((d + 12*time.Hour).Hours() / 24)
+	return int(d.Hours() / 24)
 }
