@@ -165,6 +165,7 @@ idempotent: run it twice and the second run changes nothing and says so.`,
 		newSetupCmd,
 		newVerifyCmd,
 		newDoctorCmd,
+		newStatusCmd,
 		newManCmd,
 	} {
 		if c := build(a); c != nil {

@@ -24,6 +24,9 @@ const (
 	// conffile question.
 	DropIn       = "/etc/mosquitto/conf.d/mosqprov.conf"
 	PasswordFile = "/etc/mosquitto/passwd"
+	// LimitsDropIn raises the unit's open-file limit when the listeners'
+	// max_connections need it (pkg/systemd, limits.go).
+	LimitsDropIn = "/etc/systemd/system/mosquitto.service.d/mosqprov-limits.conf"
 	ACLFile      = "/etc/mosquitto/acl"
 
 	BrokerCertDir = "/etc/mosquitto/certs"

@@ -16,6 +16,7 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/pki"
 	"github.com/mosqprov/mosqprov/pkg/spec"
 	"github.com/mosqprov/mosqprov/pkg/state"
+	"github.com/mosqprov/mosqprov/pkg/status"
 	"github.com/mosqprov/mosqprov/pkg/system"
 	"github.com/mosqprov/mosqprov/pkg/systemd"
 )
@@ -66,6 +67,9 @@ func desire(s *spec.Spec, o Options) (*desired, error) {
 	}
 	for _, rule := range s.ACL {
 		d.acl = append(d.acl, rule.Rules()...)
+	}
+	if s.StatusReader {
+		d.acl = append(d.acl, status.Rules()...)
 	}
 	for _, l := range s.Listeners {
 		if l.TLS() {
@@ -337,7 +341,7 @@ func unsettled(sys system.System, paths []string) (system.Need, error) {
 // brokerNeed is what the running broker needs when p changes.
 func brokerNeed(p string) system.Need {
 	switch {
-	case p == layout.DropIn, p == bridge.File, strings.HasPrefix(p, bridge.Dir+"/"):
+	case p == layout.DropIn, p == layout.LimitsDropIn, p == bridge.File, strings.HasPrefix(p, bridge.Dir+"/"):
 		// The broker reads bridges, and their TLS files, when it starts.
 		return system.NeedRestart
 	case strings.HasPrefix(p, layout.MosquittoDir+"/"):

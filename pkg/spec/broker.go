@@ -2,6 +2,7 @@ package spec
 
 import (
 	"errors"
+	"strconv"
 
 	"github.com/mosqprov/mosqprov/pkg/conf"
 	"github.com/mosqprov/mosqprov/pkg/errs"
@@ -70,4 +71,23 @@ func (s *Spec) validateBroker() (string, error) {
 		return f, errs.Invalid(f, "%s", ie.Problem)
 	}
 	return "", err
+}
+
+// StatusUser is the name the status identity takes (pkg/status.User; a
+// constant here so pkg/spec needs no MQTT client).
+const StatusUser = "mosqprov-status"
+
+// validateStatusReader refuses status_reader without ACL rules (the
+// identity would not be confined) and a user of broker.yaml taking its name.
+func (s *Spec) validateStatusReader() (string, error) {
+	for i, u := range s.Users {
+		if u.Name == StatusUser {
+			f := "users[" + strconv.Itoa(i) + "].name"
+			return f, errs.Invalid(f, "%q is reserved for mosqprov status's own identity", u.Name)
+		}
+	}
+	if s.StatusReader && len(s.ACL) == 0 {
+		return "status_reader", errs.Invalid("status_reader", "needs acl rules: without an ACL file every user may publish and read every topic, the status identity included")
+	}
+	return "", nil
 }

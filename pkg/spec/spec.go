@@ -46,6 +46,11 @@ type Spec struct {
 	// Broker are broker-wide settings; each one left out keeps the broker's
 	// own default (Debian's mosquitto.conf's for persistence and log_dest).
 	Broker Broker `yaml:"broker,omitempty" json:"broker,omitzero"`
+	// StatusReader creates the identity `mosqprov status` reads $SYS as
+	// (user mosqprov-status, random password root-only, ACL: read $SYS/#
+	// only). Needs acl rules: without an ACL file every user may use every
+	// topic, that identity included. Default false.
+	StatusReader bool `yaml:"status_reader,omitempty" json:"status_reader,omitempty"`
 
 	// Revoked are client certificates (names under /etc/mosqprov/clients)
 	// put on the CA's revocation list, which the mutual-TLS listeners check:

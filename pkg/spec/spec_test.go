@@ -75,7 +75,7 @@ const hash7 = "$7$101$74G1pCqSt4EPbk0k$l5MijUNV9xjqd00TZnXHrKfdQLEzw0r1/XtNYNjAt
 // culprit, and names the field.
 func TestBadSpecs(t *testing.T) {
 	for _, tc := range []struct{ name, yaml, want string }{
-		{"unknown top key", "hostname: a\nlistners: []\n", "b.yaml:2:1: listners: unknown field in broker.yaml (known: acl, allow_anonymous, bridges, broker, hostname, ips, listeners, names, package, prune_users, revoked, service, tls, users)"},
+		{"unknown top key", "hostname: a\nlistners: []\n", "b.yaml:2:1: listners: unknown field in broker.yaml (known: acl, allow_anonymous, bridges, broker, hostname, ips, listeners, names, package, prune_users, revoked, service, status_reader, tls, users)"},
 		{"unknown nested key", "hostname: a\ntls:\n  key_typ: rsa-2048\n", "b.yaml:3:3: tls.key_typ: unknown field in tls"},
 		{"unknown key in list item", "hostname: a\nusers:\n  - {name: x, pasword_env: X}\n", "b.yaml:3:15: users[0].pasword_env: unknown field in users[0]"},
 		{"port not a number", "hostname: a\nlisteners:\n  - type: mqtt\n    port: high\n", `b.yaml:4:11: listeners[0].port: want an integer, got string "high"`},
@@ -124,6 +124,8 @@ func TestBadSpecs(t *testing.T) {
 		{"broker bad log type", "broker:\n  log_types: [error, verbose]\nlisteners: [{type: mqtt}]\n", `b.yaml:2:22: broker.log_types[1]: "verbose" is not one of error, warning`},
 		{"broker log dest twice", "broker:\n  log_dest: [syslog, syslog]\nlisteners: [{type: mqtt}]\n", `b.yaml:2:22: broker.log_dest[1]: "syslog" is listed twice`},
 		{"broker empty log dest", "broker:\n  log_dest: []\nlisteners: [{type: mqtt}]\n", `b.yaml:2:13: broker.log_dest: empty list`},
+		{"status reader without acl", "listeners: [{type: mqtt}]\nstatus_reader: true\n", "b.yaml:2:16: status_reader: needs acl rules"},
+		{"status user taken", "listeners: [{type: mqtt}]\nusers:\n  - {name: mosqprov-status, password_env: A}\n", `b.yaml:3:12: users[0].name: "mosqprov-status" is reserved`},
 		{"max_connections zero", "listeners:\n  - {type: mqtt, max_connections: 0}\n", "b.yaml:2:35: listeners[0].max_connections: 0 is out of range (1 to 1000000)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -34,7 +34,7 @@ var ListenerTypes = func() []string {
 // place in the file when the spec was loaded from one.
 func (s *Spec) Validate() error {
 	for _, check := range []func() (string, error){
-		s.validateNames, s.validateTLS, s.validateListeners, s.validateUsers, s.validateACL, s.validateBridges, s.validateBroker, s.validateRevoked, s.validateListenerAuth,
+		s.validateNames, s.validateTLS, s.validateListeners, s.validateUsers, s.validateACL, s.validateBridges, s.validateBroker, s.validateRevoked, s.validateListenerAuth, s.validateStatusReader,
 	} {
 		if path, err := check(); err != nil {
 			return s.At(path, err)
