@@ -195,6 +195,9 @@ func TestJSONEveryCommand(t *testing.T) {
 		c(0, "doctor", "doctor", "-f", spec),
 		c(3, "doctor", "doctor", "-f", filepath.Join(tmp, "missing.yaml")),
 		c(3, "setup", "setup"),
+		// No status identity here (the spec has no status_reader): exit 1.
+		c(1, "status", "status", "-f", spec),
+		c(3, "status", "status", "--watch"),
 		c(0, "man", "man", "--dir", filepath.Join(tmp, "man")),
 		c(3, "man", "man"),
 		c(3, "completion bash", "completion", "bash"),
