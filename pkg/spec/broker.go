@@ -86,6 +86,11 @@ func (s *Spec) validateStatusReader() (string, error) {
 			return f, errs.Invalid(f, "%q is reserved for mosqprov status's own identity", u.Name)
 		}
 	}
+	if s.StatusReader && s.PerListenerAuth() {
+		// Each listener then has its own password file, which the status
+		// identity is not in (yet).
+		return "status_reader", errs.Invalid("status_reader", "does not work with listeners[].users (per-listener authentication) yet")
+	}
 	if s.StatusReader && len(s.ACL) == 0 {
 		return "status_reader", errs.Invalid("status_reader", "needs acl rules: without an ACL file every user may publish and read every topic, the status identity included")
 	}
