@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -98,6 +99,16 @@ func TestDiagnoseRealBroker(t *testing.T) {
 		mk("name", fmt.Sprintf("127.0.0.1:%d", hub), ca.CertPEM, "good-password"),
 		mk("password", fmt.Sprintf("localhost:%d", hub), ca.CertPEM, "wrong-password"),
 		mk("good", fmt.Sprintf("localhost:%d", hub), ca.CertPEM, "good-password"),
+		mk("store", fmt.Sprintf("localhost:%d", hub), nil, "good-password"),
+	}
+	// "store" trusts the system's CA store (bridge_capath): here a folder
+	// holding the hub's CA, hashed as ca-certificates keeps /etc/ssl/certs.
+	bridges[6].SystemCA, bridges[6].InsecurePlainTCP = true, false
+	capath := filepath.Join(dir, "capath")
+	os.Mkdir(capath, 0o755)
+	os.WriteFile(filepath.Join(capath, "hub-ca.pem"), ca.CertPEM, 0o644)
+	if out, err := exec.Command("openssl", "rehash", capath).CombinedOutput(); err != nil {
+		t.Fatalf("openssl rehash: %v: %s", err, out)
 	}
 	data, err := Render(bridges)
 	if err != nil {
@@ -112,6 +123,7 @@ func TestDiagnoseRealBroker(t *testing.T) {
 			conf = strings.ReplaceAll(conf, Dir+"/"+b.Name+"-ca.crt", p)
 		}
 	}
+	conf = strings.ReplaceAll(conf, "bridge_capath "+SystemCAPath, "bridge_capath "+capath)
 	// The broker's default log levels, as Debian's mosquitto.conf leaves them.
 	b := startDefaultLog(t, fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\n%s", local, conf), local)
 	want := map[string]Cause{"dns": CauseDNS, "refused": CauseRefused, "chain": CauseTLSChain, "name": CauseTLSName, "password": CauseCredentials}
@@ -122,10 +134,23 @@ func TestDiagnoseRealBroker(t *testing.T) {
 			got[d.Bridge] = d.Cause
 		}
 		if fmt.Sprint(got) == fmt.Sprint(want) {
-			return
+			break
 		}
 	}
-	t.Fatalf("diagnosed %v, want %v; log:\n%s", got, want, b.ReadLog())
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("diagnosed %v, want %v; log:\n%s", got, want, b.ReadLog())
+	}
+	// The two that connect say so on $SYS.
+	for _, name := range []string{"good", "store"} {
+		topic := "$SYS/broker/connection/" + name + ".pi/state"
+		sub, err := brokertest.Client{Port: local}.Subscribe(topic, 1, 3*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lines, _ := sub.Wait(); len(lines) != 1 || lines[0] != topic+" 1" {
+			t.Errorf("bridge %s: %q, want connected", name, lines)
+		}
+	}
 }
 
 // startDefaultLog runs the broker with a log file and no log_type line.
