@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mosqprov/mosqprov/pkg/bridge"
 	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/state"
 	"github.com/mosqprov/mosqprov/pkg/system"
@@ -42,11 +43,11 @@ const (
 	manifestIn = "MANIFEST.json"
 )
 
-// trees are folders backed up whole; files are single files; stateful ones
+// trees are folders backed up whole (bridges' TLS files included); files are single files; stateful ones
 // come from state.json (every file the last apply wrote, whatever step wrote
 // it: bridges, CRLs and drop-ins included).
 var (
-	trees = []string{layout.StateDir, layout.BrokerCertDir}
+	trees = []string{layout.StateDir, layout.BrokerCertDir, bridge.Dir}
 	files = []string{layout.PasswordFile, layout.ACLFile, layout.DropIn}
 	// confGlobs are the files mosqprov owns in folders it shares with others.
 	confGlobs = map[string]string{

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mosqprov/mosqprov/internal/brokertest"
 	"github.com/mosqprov/mosqprov/pkg/backup"
+	"github.com/mosqprov/mosqprov/pkg/bridge"
 	"github.com/mosqprov/mosqprov/pkg/certs"
 	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/plan"
@@ -254,4 +255,41 @@ func TestCollectRefusesSymlinks(t *testing.T) {
 func sha(data []byte) string {
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])
+}
+
+// Everything a rebuild needs is in the archive, the bridges' TLS files and
+// mosqprov's other conf.d files included, and nothing of the broker's
+// own that mosqprov did not write.
+func TestCollectTakesEveryManagedFile(t *testing.T) {
+	root := newRoot(t)
+	s := sys(root)
+	files := map[string]string{
+		layout.Spec:         "hostname: x\n",
+		layout.CAKey:        "key",
+		layout.PasswordFile: "a:$7$101$x$y\n",
+		layout.DropIn:       "listener 1883\n",
+		"/etc/mosquitto/conf.d/mosqprov-bridges.conf": "connection hub\n",
+		bridge.Dir + "/hub/ca.crt":                    "ca",
+		"/etc/mosquitto/conf.d/local.conf":            "log_type all\n",
+		layout.MosquittoConf:                          "include_dir /etc/mosquitto/conf.d\n",
+	}
+	for p, data := range files {
+		if _, err := s.EnsureDir(filepath.Dir(p), system.Attr{Mode: 0o755}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.WriteFile(p, []byte(data), system.Attr{Mode: 0o600}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, err := backup.Collect(s, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range files {
+		_, in := a.Data[p]
+		want := p != "/etc/mosquitto/conf.d/local.conf" && p != layout.MosquittoConf
+		if in != want {
+			t.Errorf("%s in the archive: %v, want %v", p, in, want)
+		}
+	}
 }
