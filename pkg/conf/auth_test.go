@@ -51,6 +51,11 @@ func TestPerListenerAuthForms(t *testing.T) {
 					t.Errorf("%q in\n%s", n, data)
 				}
 			}
+			for _, f := range Warnings(cfg.WithDefaults()) {
+				if f.Check == "auth" {
+					t.Errorf("per-listener passwords taken for none: %s", f.Message)
+				}
+			}
 			back, err := Parse(data)
 			if err != nil {
 				t.Fatal(err)

@@ -235,7 +235,12 @@ func Warnings(cfg Config) []Finding {
 			out = append(out, Finding{SevWarning, "websockets-tls", fmt.Sprintf("wss listener on port %d: mosquitto 2.0.11 ignores tls_version on WebSockets listeners, so TLS 1.2 clients still connect (checked)", l.Port)})
 		}
 	}
-	if cfg.PasswordFile == "" && !cfg.AllowAnonymous && !mtls {
+	auth := cfg.PasswordFile != "" || cfg.AllowAnonymous
+	for _, l := range cfg.Listeners {
+		// Per listener, each says who may log in (PerListener).
+		auth = auth || l.Auth != nil && (l.Auth.PasswordFile != "" || l.Auth.AllowAnonymous)
+	}
+	if !auth && !mtls {
 		out = append(out, Finding{SevWarning, "auth", "no password_file, no anonymous access and no mutual TLS listener: no client can connect"})
 	}
 	return out
