@@ -97,6 +97,9 @@ func Converge(sys system.System, path string, want []Desired, opts Options) (Res
 	if fallback != "" {
 		res.Warn("%s", fallback)
 	}
+	if err := canGive(sys, path, attr); err != nil {
+		return res, err
+	}
 	if dir := filepath.Dir(path); !layout.Exists(sys, dir) {
 		if len(want) == 0 {
 			// Only removals, from a file that can't exist: nothing to do,
@@ -392,4 +395,19 @@ func edit(f *File, want []Desired, hashes []string, statuses []UserResult, opts 
 		users = append(users, UserResult{Name: n, Status: Unmanaged})
 	}
 	return out, users
+}
+
+// canGive refuses, before any folder is created, a run that could not give
+// the password file its owner: only root can hand a file to the broker's
+// user, so a non-root `user add` would otherwise make the folder and then
+// fail at the write.
+func canGive(sys system.System, path string, attr system.Attr) error {
+	me := sys.CurrentAccount()
+	if me.UID == 0 || attr.User == "" || attr.User == me.Name {
+		return nil
+	}
+	if a, err := sys.LookupUser(attr.User); err == nil && a.UID == me.UID {
+		return nil
+	}
+	return fmt.Errorf("password file %s: only root can give it to user %s, and this is %s; run mosqprov as root (sudo)", path, attr.User, me.Name)
 }
