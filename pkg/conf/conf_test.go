@@ -104,6 +104,42 @@ func TestParseRefusesHandEdits(t *testing.T) {
 	}
 }
 
+// TestParseRefusesBadStandaloneValues: pid_file and persistence_location
+// take exactly one value, as every other directive Parse reads back; a hand
+// edit that breaks one is refused, not read as an empty setting.
+func TestParseRefusesBadStandaloneValues(t *testing.T) {
+	cfg := conf.Default()
+	cfg.Standalone = conf.DebianStandalone()
+	good, err := conf.Render(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conf.Parse(good); err != nil {
+		t.Fatalf("the rendered file: %v", err)
+	}
+	for _, edit := range []struct{ old, new string }{
+		{"pid_file " + cfg.Standalone.PIDFile, "pid_file"},
+		{"pid_file " + cfg.Standalone.PIDFile, "pid_file /run/a.pid /run/b.pid"},
+		{"persistence_location " + cfg.Standalone.PersistenceDir, "persistence_location"},
+		{"persistence_location " + cfg.Standalone.PersistenceDir, "persistence_location /var/lib/a /var/lib/b"},
+	} {
+		bad := strings.Replace(string(good), edit.old, edit.new, 1)
+		if bad == string(good) {
+			t.Fatalf("%q not in the rendered file", edit.old)
+		}
+		got, err := conf.Parse([]byte(bad))
+		if err == nil {
+			t.Errorf("Parse accepted %q: %+v", edit.new, got.Standalone)
+			continue
+		}
+		// The error names the line and what is wrong with it, like every
+		// other value Parse refuses.
+		if want := edit.new + ": expected one value"; !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "line ") {
+			t.Errorf("%q: error %q, want the line and %q", edit.new, err, want)
+		}
+	}
+}
+
 func TestRenderLeavesOutACLFileWithoutRules(t *testing.T) {
 	got, err := conf.Render(conf.Default())
 	if err != nil {
