@@ -234,9 +234,16 @@ func checkInput(want []Desired, opts *Options) error {
 func resolve(f *File, want []Desired, opts Options) (hashes []string, statuses []UserResult) {
 	hashes = make([]string, len(want))
 	statuses = make([]UserResult, len(want))
-	count := map[string]int{}
-	for _, l := range f.Entries() {
-		count[l.Name]++
+	// How many lines each desired user has (only theirs: the file may hold
+	// thousands of others).
+	count := make(map[string]int, len(want))
+	for _, d := range want {
+		count[d.Name] = 0
+	}
+	for _, l := range f.Lines {
+		if n, ok := count[l.Name]; ok && l.Kind == Entry {
+			count[l.Name] = n + 1
+		}
 	}
 	work := func(i int) {
 		d := want[i]
@@ -332,11 +339,11 @@ func edit(f *File, want []Desired, hashes []string, statuses []UserResult, opts 
 	for _, n := range opts.Remove {
 		remove[n] = true
 	}
-	out := &File{}
-	placed := map[string]bool{}
+	out := &File{Lines: make([]Line, 0, len(f.Lines)+len(want))}
+	placed := make(map[string]bool, len(want))
 	removed := map[string]bool{}
 	var unmanaged []string
-	seen := map[string]bool{}
+	seen := make(map[string]bool, len(f.Lines))
 	for _, l := range f.Lines {
 		if l.Kind != Entry {
 			out.Lines = append(out.Lines, l)

@@ -107,7 +107,17 @@ func strtok(s string) (token, rest string, ok bool) {
 }
 
 // trimC trims what C's isspace() matches, as the broker's misc__trimblanks does.
-func trimC(s string) string { return strings.Trim(s, " \t\n\v\f\r") }
+func trimC(s string) string {
+	for len(s) > 0 && isSpaceC(s[0]) {
+		s = s[1:]
+	}
+	for len(s) > 0 && isSpaceC(s[len(s)-1]) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+func isSpaceC(c byte) bool { return c == ' ' || c >= '\t' && c <= '\r' }
 
 // Bytes is the file's content.
 func (f *File) Bytes() []byte {
@@ -157,7 +167,7 @@ func (f *File) Lookup(name string) (Line, bool) {
 	return found, ok
 }
 
-func validHash(s string) bool { _, err := ParseHash(s); return err == nil }
+func validHash(s string) bool { return checkHash(s) == nil }
 
 // User is one user as `user list` shows it.
 type User struct {

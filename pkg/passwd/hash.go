@@ -142,65 +142,110 @@ func (h Hash) String() string {
 // else, even what the broker might tolerate, is refused: mosqprov only writes
 // hashes it can prove the broker reads.
 func ParseHash(s string) (Hash, error) {
-	var h Hash
+	h, salt, key, err := splitHash(s)
+	if err != nil {
+		return Hash{}, err
+	}
+	// checkHash proved both canonical base64 of their exact lengths.
+	h.Salt, _ = base64.StdEncoding.Strict().DecodeString(salt)
+	h.Key, _ = base64.StdEncoding.Strict().DecodeString(key)
+	return h, nil
+}
+
+// checkHash is ParseHash's verdict without decoding anything: a password
+// file's every line is checked on each edit (File.Inspect), and allocating
+// its salt and key would be most of the edit's time.
+func checkHash(s string) error {
+	_, _, _, err := splitHash(s)
+	return err
+}
+
+// splitHash checks s and returns its algorithm, iterations and the base64
+// text of its salt and key.
+func splitHash(s string) (h Hash, salt, key string, err error) {
 	var rest string
 	switch {
 	case strings.HasPrefix(s, "$7$"):
 		h.Algo = PBKDF2
 		it, after, ok := strings.Cut(s[3:], "$")
 		if !ok {
-			return Hash{}, errs.Invalid("hash", "$7$ hash has no salt")
+			return Hash{}, "", "", errs.Invalid("hash", "$7$ hash has no salt")
 		}
 		n, err := strconv.Atoi(it)
 		if err != nil || strconv.Itoa(n) != it || n < 1 || n > math.MaxInt32 {
-			return Hash{}, errs.Invalid("hash", "$7$ iteration count %q is not a whole number from 1 to %d", it, math.MaxInt32)
+			return Hash{}, "", "", errs.Invalid("hash", "$7$ iteration count %q is not a whole number from 1 to %d", it, math.MaxInt32)
 		}
 		h.Iterations, rest = n, after
 	case strings.HasPrefix(s, "$6$"):
 		h.Algo, rest = SHA512, s[3:]
 	default:
-		return Hash{}, errs.Invalid("hash", "%s", describeForeign(s))
+		return Hash{}, "", "", errs.Invalid("hash", "%s", describeForeign(s))
 	}
 	salt, key, ok := strings.Cut(rest, "$")
 	if !ok {
-		return Hash{}, errs.Invalid("hash", "no $ between salt and key")
+		return Hash{}, "", "", errs.Invalid("hash", "no $ between salt and key")
 	}
-	var err error
-	if h.Salt, err = decodeExact(salt, saltB64Len, saltLen); err != nil {
+	if err := checkBase64(salt, saltB64Len, saltLen); err != nil {
 		if h.Algo == SHA512 && cryptSHA512.MatchString(s) {
-			return Hash{}, errs.Invalid("hash", "%s", cryptMessage)
+			return Hash{}, "", "", errs.Invalid("hash", "%s", cryptMessage)
 		}
-		return Hash{}, errs.Invalid("hash", "salt: %v", err)
+		return Hash{}, "", "", errs.Invalid("hash", "salt: %v", err)
 	}
-	if h.Key, err = decodeExact(key, keyB64Len, keyLen); err != nil {
+	if err := checkBase64(key, keyB64Len, keyLen); err != nil {
 		if h.Algo == SHA512 && cryptSHA512.MatchString(s) {
-			return Hash{}, errs.Invalid("hash", "%s", cryptMessage)
+			return Hash{}, "", "", errs.Invalid("hash", "%s", cryptMessage)
 		}
-		return Hash{}, errs.Invalid("hash", "key: %v", err)
+		return Hash{}, "", "", errs.Invalid("hash", "key: %v", err)
 	}
-	return h, nil
+	return h, salt, key, nil
 }
 
-// decodeExact decodes canonical, padded standard base64 of exactly n bytes.
-// Go's decoder skips \r and \n, so the text is checked character by
-// character first.
-func decodeExact(s string, textLen, n int) ([]byte, error) {
+// checkBase64 accepts only canonical, padded standard base64 of exactly n
+// bytes: what base64.StdEncoding.Strict() decodes to n bytes, except that
+// Go's decoder skips \r and \n, which the broker's does not.
+func checkBase64(s string, textLen, n int) error {
 	if len(s) != textLen {
-		return nil, fmt.Errorf("%d characters, want %d (base64 of %d bytes)", len(s), textLen, n)
+		return fmt.Errorf("%d characters, want %d (base64 of %d bytes)", len(s), textLen, n)
 	}
+	bad := false
+	// n bytes take (4n+2)/3 characters, then '=' up to textLen; the last
+	// character's bits past the n-th byte are zero (Strict).
+	data := (4*n + 2) / 3
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '=') {
-			return nil, fmt.Errorf("%q is not standard base64", c)
+		v := b64Values[s[i]]
+		switch {
+		case v == b64Invalid:
+			return fmt.Errorf("%q is not standard base64", s[i])
+		case (v == b64Pad) != (i >= data):
+			bad = true
 		}
 	}
-	b := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
-	got, err := base64.StdEncoding.Strict().Decode(b, []byte(s))
-	if err != nil || got != n {
-		return nil, fmt.Errorf("not standard base64 of %d bytes", n)
+	if unused := (6*data - 8*n); !bad && unused > 0 && b64Values[s[data-1]]&(1<<unused-1) != 0 {
+		bad = true
 	}
-	return b[:n], nil
+	if bad {
+		return fmt.Errorf("not standard base64 of %d bytes", n)
+	}
+	return nil
 }
+
+const (
+	b64Pad     = 64
+	b64Invalid = 255
+)
+
+// b64Values maps a character of standard base64 to its 6 bits, '=' to
+// b64Pad and anything else to b64Invalid.
+var b64Values = func() (t [256]byte) {
+	for i := range t {
+		t[i] = b64Invalid
+	}
+	for i, c := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/" {
+		t[c] = byte(i)
+	}
+	t['='] = b64Pad
+	return t
+}()
 
 // cryptSHA512 is glibc crypt(3)'s SHA-512 ("$6$[rounds=N$]salt$86 chars"
 // in crypt's own ./0-9A-Za-z alphabet, no padding).

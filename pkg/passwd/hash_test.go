@@ -2,6 +2,7 @@ package passwd
 
 import (
 	"bufio"
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"strings"
@@ -174,5 +175,35 @@ func TestParseAlgo(t *testing.T) {
 	}
 	if _, err := ParseAlgo("md5"); err == nil || !strings.Contains(err.Error(), "--hash") {
 		t.Errorf("md5: %v", err)
+	}
+}
+
+// TestCheckBase64MatchesTheDecoder: checkBase64, which decides without
+// decoding, accepts exactly what the strict decoder decodes to n bytes, at
+// the salt's and the key's lengths, for every last character and padding.
+func TestCheckBase64MatchesTheDecoder(t *testing.T) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+	for _, size := range []struct{ textLen, n int }{{saltB64Len, saltLen}, {keyB64Len, keyLen}, {4, 1}, {4, 2}} {
+		valid := base64.StdEncoding.EncodeToString(make([]byte, size.n))
+		for _, pos := range []int{0, size.textLen - 3, size.textLen - 2, size.textLen - 1} {
+			if pos < 0 {
+				continue
+			}
+			for _, c := range []byte(alphabet) {
+				for _, c2 := range []byte("A=Qg") {
+					b := []byte(valid)
+					b[pos] = c
+					if pos+1 < len(b) {
+						b[pos+1] = c2
+					}
+					s := string(b)
+					got, err := base64.StdEncoding.Strict().DecodeString(s)
+					want := err == nil && len(got) == size.n
+					if ok := checkBase64(s, size.textLen, size.n) == nil; ok != want {
+						t.Errorf("%q (n=%d): checkBase64 says %v, the decoder %v", s, size.n, ok, want)
+					}
+				}
+			}
+		}
 	}
 }

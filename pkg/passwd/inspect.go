@@ -57,11 +57,11 @@ func Inspect(data []byte) []Finding {
 // Inspect is Inspect on a parsed file.
 func (f *File) Inspect() []Finding {
 	var out []Finding
-	last := map[string]int{}
+	last := make(map[string]int, len(f.Lines))
 	hashErr := make([]error, len(f.Lines))
 	for i, l := range f.Lines {
 		if l.Kind == Entry {
-			if _, hashErr[i] = ParseHash(l.Hash); hashErr[i] == nil {
+			if hashErr[i] = checkHash(l.Hash); hashErr[i] == nil {
 				last[l.Name] = l.Num
 			}
 		}
