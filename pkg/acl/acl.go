@@ -163,6 +163,16 @@ type File struct {
 	Rules []Rule `json:"rules"`
 }
 
+// ConfPath is what the broker's configuration names as acl_file for this
+// ACL, kept at path: path while it has a rule, nothing ("") while it has
+// none, because an acl_file without rules denies every client everything.
+func (f *File) ConfPath(path string) string {
+	if len(f.Rules) == 0 {
+		return ""
+	}
+	return path
+}
+
 // Set adds r, or replaces the access of the rule for the same subject and
 // topic. It reports whether anything changed.
 func (f *File) Set(r Rule) (bool, error) {

@@ -23,6 +23,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mosqprov/mosqprov/pkg/acl"
+	"github.com/mosqprov/mosqprov/pkg/conf"
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/pki"
 )
@@ -167,7 +168,7 @@ func (b Bridge) ProtocolValue() string {
 func (b Bridge) Loopback() bool {
 	for _, a := range b.Addresses {
 		host, _, err := SplitAddress(a)
-		if err != nil || !IsLoopbackHost(host) {
+		if err != nil || !conf.IsLoopback(host) {
 			return false
 		}
 	}
@@ -367,16 +368,6 @@ func Address(a string) string {
 		return a
 	}
 	return host + ":" + strconv.Itoa(port)
-}
-
-// IsLoopbackHost reports whether host is this machine: a loopback IP
-// address or "localhost".
-func IsLoopbackHost(host string) bool {
-	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // Validate checks a topic rule. The pattern follows the ACL's MQTT rules;

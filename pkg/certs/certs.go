@@ -194,28 +194,20 @@ func LoadCA(sys system.System, p Paths) (*pki.CA, error) {
 		return nil, errs.Invalid(p.CACert, "no CA certificate; create the CA with `mosqprov cert ca` first")
 	}
 	if err != nil {
-		return nil, errs.Invalid(p.CACert, "can't read the CA certificate: %v", unwrapPath(err))
+		return nil, errs.Invalid(p.CACert, "can't read the CA certificate: %v", errs.PathCause(err))
 	}
 	keyPEM, err := sys.ReadFile(p.CAKey)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, errs.Invalid(p.CAKey, "the CA key is missing, so nothing can be signed; restore it, or replace the CA with `mosqprov cert ca --force`")
 	}
 	if err != nil {
-		return nil, errs.Invalid(p.CAKey, "can't read the CA key (run as root): %v", unwrapPath(err))
+		return nil, errs.Invalid(p.CAKey, "can't read the CA key (run as root): %v", errs.PathCause(err))
 	}
 	ca, err := pki.LoadCA(certPEM, keyPEM)
 	if err != nil {
 		return nil, errs.Invalid(p.CAKey, "%v; restore the CA or replace it with `mosqprov cert ca --force`", err)
 	}
 	return ca, nil
-}
-
-func unwrapPath(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 // CAOptions is the CA wanted.
@@ -298,7 +290,7 @@ func EnsureCA(sys system.System, o CAOptions) (Result, error) {
 func finishCA(sys system.System, o CAOptions) (*pki.Issued, string, error) {
 	keyPEM, err := sys.ReadFile(o.Paths.CAKey)
 	if err != nil {
-		return nil, "", errs.Invalid(o.Paths.CAKey, "can't read the CA key (run as root): %v", unwrapPath(err))
+		return nil, "", errs.Invalid(o.Paths.CAKey, "can't read the CA key (run as root): %v", errs.PathCause(err))
 	}
 	key, err := pki.ParsePrivateKey(keyPEM)
 	if err != nil {

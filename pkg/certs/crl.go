@@ -192,7 +192,7 @@ func readCRLFile(sys system.System, f string, ca *x509.Certificate) (*x509.Revoc
 	}
 	data, err := sys.ReadFile(f)
 	if err != nil {
-		return nil, fmt.Errorf("can't read it: %v", unwrapPath(err))
+		return nil, fmt.Errorf("can't read it: %v", errs.PathCause(err))
 	}
 	return pki.ParseCRL(data, ca)
 }

@@ -153,7 +153,7 @@ func Export(sys system.System, p Paths, format string) (*Exported, error) {
 		}
 	}
 	if err != nil {
-		return nil, errs.Invalid(p.CACert, "can't read the CA certificate (create it with `mosqprov cert ca`): %v", unwrapPath(err))
+		return nil, errs.Invalid(p.CACert, "can't read the CA certificate (create it with `mosqprov cert ca`): %v", errs.PathCause(err))
 	}
 	cert, err := pki.ParseCertificate(data)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/pki"
 	"github.com/mosqprov/mosqprov/pkg/system"
@@ -151,7 +152,7 @@ func inspect(sys system.System, e *Entry, now time.Time, warnDays int) *x509.Cer
 	}
 	e.Present = true
 	if err != nil {
-		e.problem("can't read %s: %v", e.Path, unwrapPath(err))
+		e.problem("can't read %s: %v", e.Path, errs.PathCause(err))
 		return nil
 	}
 	cert, err := pki.ParseCertificate(data)
@@ -176,7 +177,7 @@ func inspect(sys system.System, e *Entry, now time.Time, warnDays int) *x509.Cer
 	case errors.Is(err, fs.ErrNotExist):
 		e.problem("key %s is missing", e.KeyPath)
 	case err != nil:
-		e.problem("can't read key %s: %v", e.KeyPath, unwrapPath(err))
+		e.problem("can't read key %s: %v", e.KeyPath, errs.PathCause(err))
 	default:
 		key, err := pki.ParsePrivateKey(keyPEM)
 		if err != nil {
@@ -213,7 +214,7 @@ func checkFiles(sys system.System, e *Entry, wants ...fileWant) bool {
 		fi, err := sys.Stat(w.path)
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
-				e.problem("can't stat %s: %v", w.path, unwrapPath(err))
+				e.problem("can't stat %s: %v", w.path, errs.PathCause(err))
 				ok = false
 			}
 			continue

@@ -353,10 +353,7 @@ func (o *aclOptions) syncConf(f *acl.File) error {
 	if hasAnonymous(f) && !cfg.AllowAnonymous {
 		o.Warn("anonymous rules apply only with allow_anonymous true (`mosqprov conf write --allow-anonymous`)")
 	}
-	want := ""
-	if len(f.Rules) > 0 {
-		want = o.file
-	}
+	want := f.ConfPath(o.file)
 	if cfg.ACLFile == want {
 		return nil
 	}

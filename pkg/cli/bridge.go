@@ -182,13 +182,6 @@ func ParseTopicFlag(s string) (bridge.Topic, error) {
 	return t, nil
 }
 
-func problemOf(err error) string {
-	if ie, ok := err.(*errs.InputError); ok {
-		return ie.Field + ": " + ie.Problem
-	}
-	return err.Error()
-}
-
 // readBridgeFile reads a TLS file named by a flag, capped.
 func readBridgeFile(flag, path string) ([]byte, error) {
 	if path == "" {
@@ -199,7 +192,7 @@ func readBridgeFile(flag, path string) ([]byte, error) {
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, errs.Invalid(flag, "can't read %s: %v", path, unwrapPathErr(err))
+		return nil, errs.Invalid(flag, "can't read %s: %v", path, errs.PathCause(err))
 	}
 	return data, nil
 }
@@ -211,7 +204,7 @@ func (o *bridgeOptions) build() (bridge.Bridge, error) {
 		KeepAlive: o.keepAlive, StartType: o.startType, Source: bridge.SourceCLI,
 	}
 	if err := bridge.ValidateName(b.Name); err != nil {
-		return b, errs.Invalid("NAME", "%s", problemOf(err))
+		return b, errs.Invalid("NAME", "%s", err.Error())
 	}
 	for _, f := range []struct {
 		flag string
@@ -306,7 +299,7 @@ func runBridgeAdd(ctx context.Context, o *bridgeOptions) error {
 
 func runBridgeRm(ctx context.Context, o *bridgeOptions) error {
 	if err := bridge.ValidateName(o.name); err != nil {
-		return errs.Invalid("NAME", "%s", problemOf(err))
+		return errs.Invalid("NAME", "%s", err.Error())
 	}
 	return o.edit(ctx, "bridge "+o.name, func(list []bridge.Bridge) ([]bridge.Bridge, string) {
 		var out []bridge.Bridge

@@ -300,7 +300,7 @@ certificate and every client certificate. Exits 1 when something expires within
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runCertStatus(cmd.Context(), o) },
 	}
-	cmd.Flags().IntVar(&o.Warn, "warn", 30, "report certificates that expire within this many days")
+	cmd.Flags().IntVar(&o.Warn, "warn", certs.DefaultRenewBefore, "report certificates that expire within this many days")
 	return cmd
 }
 
@@ -512,7 +512,7 @@ func runCertImport(ctx context.Context, o *certImportOptions) error {
 			return nil, err
 		}
 		if err != nil {
-			return nil, errs.Invalid(field, "can't read %s: %v", path, unwrapPathErr(err))
+			return nil, errs.Invalid(field, "can't read %s: %v", path, errs.PathCause(err))
 		}
 		return data, nil
 	}
@@ -530,11 +530,4 @@ func runCertImport(ctx context.Context, o *certImportOptions) error {
 	}
 	res, err := certs.Import(o.Sys, certs.ImportOptions{Paths: o.Paths.paths(), CertPEM: certPEM, KeyPEM: keyPEM, ChainPEM: chainPEM})
 	return o.Converged(ctx, res, err)
-}
-
-func unwrapPathErr(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
-		return pe.Err
-	}
-	return err
 }

@@ -191,8 +191,9 @@ func parseListener(spec string) (conf.Listener, error) {
 			l.Bind = ""
 		}
 	} else if !l.TLS() {
-		// Plain listeners send passwords in clear: loopback unless asked.
-		l.Bind = "127.0.0.1"
+		// Plain listeners send passwords in clear: loopback unless asked
+		// (ws too: the flag's promise, though 2.0.11 binds it everywhere).
+		l.Bind = conf.LoopbackBind
 	}
 	for _, opt := range strings.Split(opts, ",") {
 		switch opt {
@@ -250,9 +251,7 @@ func (o *confOptions) config() (conf.Config, error) {
 		if err != nil {
 			return cfg, err
 		}
-		if len(rules.Rules) > 0 {
-			cfg.ACLFile = o.aclFile
-		}
+		cfg.ACLFile = rules.ConfPath(o.aclFile)
 	}
 	// Once something was revoked (`cert revoke`), the mutual-TLS listeners
 	// keep checking the revocation list.

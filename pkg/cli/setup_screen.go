@@ -12,11 +12,11 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/mosqprov/mosqprov/pkg/doctor"
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/plan"
 	"github.com/mosqprov/mosqprov/pkg/spec"
+	"github.com/mosqprov/mosqprov/pkg/system"
 	"github.com/mosqprov/mosqprov/pkg/wizard"
 )
 
@@ -233,7 +233,7 @@ func printNextSteps(w io.Writer, s *spec.Spec, user string) {
 		fmt.Fprintln(w, "  ESP-IDF 5) also matches the IP addresses in the certificate.")
 	}
 	if user != "" && (tlsL != nil || plainL != nil) {
-		word := doctor.ShellWord(user)
+		word := system.ShellQuote(user)
 		fmt.Fprintf(w, "\nTry %s (type its password, then Enter; Ctrl-C stops):\n", user)
 		sub := "mosquitto_sub"
 		if tlsL != nil {
@@ -241,7 +241,7 @@ func printNextSteps(w io.Writer, s *spec.Spec, user string) {
 		} else {
 			sub += fmt.Sprintf(" -h %s -p %d", clientHost(s, *plainL), plainL.Port)
 		}
-		fmt.Fprintf(w, "  read -rs PW; %s -u %s -P \"$PW\" -t %s -v\n", sub, word, doctor.ShellWord(topicFor(s, user)))
+		fmt.Fprintf(w, "  read -rs PW; %s -u %s -P \"$PW\" -t %s -v\n", sub, word, system.ShellQuote(topicFor(s, user)))
 		fmt.Fprintf(w, "\nNext:\n  sudo mosqprov verify --user %s   # check every listener as a client would\n", word)
 	} else {
 		fmt.Fprintln(w, "\nNext:\n  sudo mosqprov user add NAME   # a user for each device")

@@ -396,7 +396,7 @@ func runUserImport(ctx context.Context, o *userOptions, src string, opts passwd.
 	}
 	if err != nil {
 		// The file the user named is bad input (exit 3), like cert import's.
-		return errs.Invalid("FILE", "can't read %s: %v", name, unwrapPathErr(err))
+		return errs.Invalid("FILE", "can't read %s: %v", name, errs.PathCause(err))
 	}
 	want, err := passwd.ParseImport(name, data)
 	if err != nil {

@@ -105,7 +105,7 @@ func (l Listener) Title() string {
 		s += ", every interface"
 	case l.WebSockets():
 		s += ", bound to " + l.Bind + " (mosquitto 2.0.11 listens on every interface anyway)"
-	case isLoopback(l.Bind):
+	case IsLoopback(l.Bind):
 		s += ", this machine only"
 	default:
 		s += ", on " + l.Bind
@@ -177,7 +177,7 @@ func Default() Config {
 		KeyFile:      layout.ServerKey,
 		CAFile:       layout.BrokerCACert,
 		Listeners: []Listener{
-			{Type: MQTT, Port: 1883, Bind: "127.0.0.1"},
+			{Type: MQTT, Port: 1883, Bind: LoopbackBind},
 			{Type: MQTTS, Port: 8883},
 			{Type: WSS, Port: 9443},
 		},
@@ -315,8 +315,27 @@ func ParseBind(s string) (netip.Addr, error) {
 	return a, nil
 }
 
-func isLoopback(bind string) bool {
-	a, err := netip.ParseAddr(bind)
+// LoopbackBind is where plain MQTT listens when no address is given: it
+// sends user names and passwords in clear, so it stays on this machine
+// unless asked.
+const LoopbackBind = "127.0.0.1"
+
+// DefaultBind is the bind address of a listener of type t that names none:
+// LoopbackBind for plain MQTT, every interface ("") for the others.
+func (t Type) DefaultBind() string {
+	if t == MQTT {
+		return LoopbackBind
+	}
+	return ""
+}
+
+// IsLoopback reports whether host is this machine: a loopback address
+// (IPv4-mapped ones too) or the name localhost.
+func IsLoopback(host string) bool {
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
 	return err == nil && a.Unmap().IsLoopback()
 }
 
@@ -333,7 +352,7 @@ func IsWildcard(bind string) bool {
 // machines. WebSockets listeners always can on 2.0.11, which binds them to
 // every interface whatever the address (upstream issues 3045, 2085).
 func (l Listener) BeyondLoopback() bool {
-	return l.WebSockets() || !isLoopback(l.Bind)
+	return l.WebSockets() || !IsLoopback(l.Bind)
 }
 
 // ValidatePath checks a file path that lands in the configuration: absolute,

@@ -385,9 +385,9 @@ func (c *Checker) passwdFix(file string, f passwd.Finding) string {
 	case f.User != "" && c.specUser(f.User):
 		return "sudo mosqprov apply   (rewrites the user's line from broker.yaml)"
 	case f.User != "" && validUser(f.User) && f.Kind == passwd.Duplicate:
-		return "sudo mosqprov user add " + ShellWord(f.User) + "   (asks for the password, writes the user as one line)"
+		return "sudo mosqprov user add " + system.ShellQuote(f.User) + "   (asks for the password, writes the user as one line)"
 	case f.User != "" && validUser(f.User):
-		return "sudo mosqprov user add " + ShellWord(f.User) + "   (asks for a new password, stores a hash the broker accepts)"
+		return "sudo mosqprov user add " + system.ShellQuote(f.User) + "   (asks for a new password, stores a hash the broker accepts)"
 	}
 	return fmt.Sprintf("sudoedit %s   (remove line %d)", file, f.Line)
 }
@@ -404,17 +404,6 @@ func (c *Checker) specUser(name string) bool {
 	return false
 }
 func validUser(u string) bool { return passwd.ValidateName(u) == nil }
-
-// ShellWord quotes s for a shell when it needs it (fixes here, and the
-// next steps setup prints).
-func ShellWord(s string) string {
-	if strings.IndexFunc(s, func(r rune) bool {
-		return !(r == '-' || r == '_' || r == '.' || r == '@' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
 
 func (c *Checker) checkListeners() {
 	if c.cfg == nil {
@@ -435,7 +424,7 @@ func (c *Checker) checkListeners() {
 					Fix:     clashFix(o, l)})
 			}
 		}
-		loop := isLoopback(l.Bind)
+		loop := conf.IsLoopback(l.Bind)
 		wsOld := l.WebSockets && c.wsBindIgnored()
 		if !l.TLS && (!loop || wsOld) {
 			kind := "plain MQTT"
@@ -526,11 +515,6 @@ func (c *Checker) wsBindIgnored() bool {
 	return !v.AtLeast(2, 1) && (v.Major < 2 || v.Patch <= 11)
 }
 
-func isLoopback(bind string) bool {
-	ip := net.ParseIP(bind)
-	return ip != nil && ip.IsLoopback()
-}
-
 func (c *Checker) checkCertificate() {
 	needTLS := c.Spec != nil && slices.ContainsFunc(c.Spec.Listeners, spec.Listener.TLS)
 	if c.cfg != nil {
@@ -557,7 +541,7 @@ func (c *Checker) checkCertificate() {
 		return
 	}
 	now := c.Sys.Now()
-	days := int(cert.NotAfter.Sub(now).Hours() / 24)
+	days := pki.DaysLeft(cert, now)
 	c.fact("server certificate", "%s, expires %s", sanText(cert), cert.NotAfter.UTC().Format("2006-01-02"))
 	renewFix := "sudo mosqprov cert renew   (or sudo mosqprov apply)"
 	switch {
@@ -576,7 +560,7 @@ func (c *Checker) checkCertificate() {
 		c.add(Finding{ID: IDCertNoSAN, Severity: Error, Subject: layout.ServerCert,
 			Problem: fmt.Sprintf("the server certificate has no subjectAltName, only CN %q", cert.Subject.CommonName),
 			Why:     "Go, Python, Chromium, Android and iOS match host names against SANs only: they all refuse it",
-			Fix:     c.certFix("sudo mosqprov cert server --name " + ShellWord(firstNonEmpty(cert.Subject.CommonName, "HOSTNAME")))})
+			Fix:     c.certFix("sudo mosqprov cert server --name " + system.ShellQuote(firstNonEmpty(cert.Subject.CommonName, "HOSTNAME")))})
 	}
 	for _, p := range []string{layout.BrokerCACert, layout.CACert} {
 		caData, err := c.Sys.ReadFile(p)
@@ -587,8 +571,8 @@ func (c *Checker) checkCertificate() {
 		if !pool.AppendCertsFromPEM(caData) {
 			continue
 		}
-		_, verr := cert.Verify(x509.VerifyOptions{Roots: pool, CurrentTime: cert.NotBefore.Add(time.Minute), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
-		if verr != nil {
+		// At issue time: expiry is its own finding above.
+		if verr := pki.Verify(cert, pool, nil, x509.ExtKeyUsageServerAuth, cert.NotBefore.Add(time.Minute)); verr != nil {
 			c.add(Finding{ID: IDCertUntrusted, Severity: Error, Subject: layout.ServerCert,
 				Problem: fmt.Sprintf("the server certificate does not verify against %s: %v", p, verr),
 				Why:     "devices given that CA file refuse the broker",
@@ -655,7 +639,7 @@ func reissueWith(cert *x509.Certificate, addrs []string) string {
 		names = []string{cert.Subject.CommonName}
 	}
 	for _, n := range names {
-		cmd += " --name " + ShellWord(n)
+		cmd += " --name " + system.ShellQuote(n)
 	}
 	for _, ip := range cert.IPAddresses {
 		cmd += " --ip " + ip.String()
@@ -670,16 +654,12 @@ func (c *Checker) renewBefore() int {
 	if c.Spec != nil && c.Spec.TLS.RenewBeforeDays > 0 {
 		return c.Spec.TLS.RenewBeforeDays
 	}
-	return 30
+	return certs.DefaultRenewBefore
 }
 
 func specNames(s *spec.Spec) []string {
-	var names []string
-	if s.Hostname != "" {
-		names = append(names, s.Hostname)
-	}
-	names = append(names, s.Names...)
-	return append(names, s.IPs...)
+	names, ips := s.CertNames()
+	return append(names, ips...)
 }
 
 func sanText(c *x509.Certificate) string {

@@ -5,6 +5,7 @@ package errs
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 )
 
 // InputError is bad input from the user: a flag, an argument, a spec field or a
@@ -19,6 +20,27 @@ func (e *InputError) Error() string {
 		return e.Problem
 	}
 	return e.Field + ": " + e.Problem
+}
+
+// Problem is an input error's problem without its field name (for a
+// message that names the field its own way), else the error's text.
+func Problem(err error) string {
+	var ie *InputError
+	if errors.As(err, &ie) {
+		return ie.Problem
+	}
+	return err.Error()
+}
+
+// PathCause is what went wrong with a path (fs.PathError's Err: "no such
+// file or directory"), for a message that names the path itself; other
+// errors are returned as they are.
+func PathCause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // Invalid returns an *InputError for field with a formatted problem.

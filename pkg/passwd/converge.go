@@ -127,7 +127,7 @@ func Converge(sys system.System, path string, want []Desired, opts Options) (Res
 	}
 	f, err := Parse(old)
 	if err != nil {
-		return res, errs.Invalid(path, "%s", problemOf(err))
+		return res, errs.Invalid(path, "%s", errs.Problem(err))
 	}
 
 	hashes, statuses := resolve(f, want, opts)
@@ -208,11 +208,11 @@ func checkInput(want []Desired, opts *Options) error {
 			return errs.Invalid("user "+d.Name, "give a password or a hash, not both")
 		case d.Hash != "":
 			if _, err := ParseHash(d.Hash); err != nil {
-				return errs.Invalid("user "+d.Name+" hash", "%s", problemOf(err))
+				return errs.Invalid("user "+d.Name+" hash", "%s", errs.Problem(err))
 			}
 		default:
 			if err := ValidatePassword(d.Password); err != nil {
-				return errs.Invalid("user "+d.Name+" password", "%s", problemOf(err))
+				return errs.Invalid("user "+d.Name+" password", "%s", errs.Problem(err))
 			}
 		}
 	}

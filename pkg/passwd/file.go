@@ -188,7 +188,7 @@ func (f *File) Users() []User {
 			u.Hash, u.Iterations = string(h.Algo), h.Iterations
 		} else {
 			u.Hash = "invalid"
-			u.Problem = problemOf(err)
+			u.Problem = errs.Problem(err)
 		}
 		out = append(out, u)
 	}

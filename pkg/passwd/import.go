@@ -29,10 +29,10 @@ func ParseImport(src string, data []byte) ([]Desired, error) {
 			return nil, errs.Invalid(field, "no ':' between name and password")
 		}
 		if err := ValidateName(name); err != nil {
-			return nil, errs.Invalid(field, "username %s", problemOf(err))
+			return nil, errs.Invalid(field, "username %s", errs.Problem(err))
 		}
 		if err := ValidatePassword(pw); err != nil {
-			return nil, errs.Invalid(field, "password %s", problemOf(err))
+			return nil, errs.Invalid(field, "password %s", errs.Problem(err))
 		}
 		if n, dup := first[name]; dup {
 			return nil, errs.Invalid(field, "user %q again (first on line %d)", name, n)

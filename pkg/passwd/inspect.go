@@ -1,7 +1,6 @@
 package passwd
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -49,7 +48,7 @@ func (f Finding) String() string {
 func Inspect(data []byte) []Finding {
 	f, err := Parse(data)
 	if err != nil {
-		return []Finding{{Line: 1, Kind: Ignored, Message: problemOf(err)}}
+		return []Finding{{Line: 1, Kind: Ignored, Message: errs.Problem(err)}}
 	}
 	return f.Inspect()
 }
@@ -103,7 +102,7 @@ func (f *File) Inspect() []Finding {
 			case cryptSHA512.MatchString(l.Hash):
 				kind = Crypt
 			}
-			add(kind, problemOf(err))
+			add(kind, errs.Problem(err))
 			continue
 		}
 		if n := last[l.Name]; n != l.Num {
@@ -111,15 +110,6 @@ func (f *File) Inspect() []Finding {
 		}
 	}
 	return out
-}
-
-// problemOf is an input error's problem without its field name.
-func problemOf(err error) string {
-	var ie *errs.InputError
-	if errors.As(err, &ie) {
-		return ie.Problem
-	}
-	return err.Error()
 }
 
 // printable makes a name from a file safe to print on one line.

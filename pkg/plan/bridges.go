@@ -43,7 +43,7 @@ func desireBridges(sys system.System, s *spec.Spec, o Options) ([]bridge.Bridge,
 		if b.Password != "" {
 			// The message names the source, never the value.
 			if err := bridge.ValidatePassword(b.Password); err != nil {
-				return nil, s.At(f, errs.Invalid(f, "remote password of bridge %q: %s", b.Name, problemOf(err)))
+				return nil, s.At(f, errs.Invalid(f, "remote password of bridge %q: %s", b.Name, errs.Problem(err)))
 			}
 		}
 		for _, tf := range []struct {
@@ -119,7 +119,7 @@ func readInput(o Options, s *spec.Spec, field, path string) ([]byte, error) {
 		return nil, s.At(field, errs.Invalid(field, "%s", ie.Problem))
 	}
 	if err != nil {
-		return nil, s.At(field, errs.Invalid(field, "can't read %s: %v", path, unwrapPath(err)))
+		return nil, s.At(field, errs.Invalid(field, "can't read %s: %v", path, errs.PathCause(err)))
 	}
 	if len(data) > bridge.MaxFile {
 		return nil, s.At(field, errs.Invalid(field, "%s is larger than %d bytes", path, bridge.MaxFile))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mosqprov/mosqprov/pkg/bridge"
 	"github.com/mosqprov/mosqprov/pkg/layout"
+	"github.com/mosqprov/mosqprov/pkg/passwd"
 	"github.com/mosqprov/mosqprov/pkg/pki"
 	"github.com/mosqprov/mosqprov/pkg/state"
 	"github.com/mosqprov/mosqprov/pkg/system"
@@ -186,16 +187,19 @@ type pwLine struct {
 	entry                 bool
 }
 
+// entries reads the file the way the broker does (passwd.Parse), so every
+// line the broker takes as a user is masked.
 func entries(b []byte) []pwLine {
-	var out []pwLine
-	for _, l := range strings.SplitAfter(string(b), "\n") {
-		if l == "" {
-			continue
-		}
-		body := strings.TrimRight(l, "\r\n")
-		pl := pwLine{line: l, eol: l[len(body):]}
-		if name, hash, ok := strings.Cut(body, ":"); ok && !strings.HasPrefix(strings.TrimSpace(body), "#") {
-			pl.name, pl.hash, pl.entry = name, hash, true
+	f, err := passwd.Parse(b)
+	if err != nil {
+		return []pwLine{{line: "(not a text password file)\n"}}
+	}
+	out := make([]pwLine, 0, len(f.Lines))
+	for _, l := range f.Lines {
+		body := strings.TrimRight(l.Raw, "\r\n")
+		pl := pwLine{line: l.Raw, eol: l.Raw[len(body):]}
+		if l.Kind == passwd.Entry {
+			pl.name, pl.hash, pl.entry = l.Name, l.Hash, true
 		}
 		out = append(out, pl)
 	}

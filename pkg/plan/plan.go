@@ -263,7 +263,7 @@ func secretFromFile(o Options, s *spec.Spec, field, path string) (string, error)
 		return "", s.At(field, errs.Invalid(field, "%s", ie.Problem))
 	}
 	if err != nil {
-		return "", s.At(field, errs.Invalid(field, "can't read %s: %v", path, unwrapPath(err)))
+		return "", s.At(field, errs.Invalid(field, "can't read %s: %v", path, errs.PathCause(err)))
 	}
 	line, _, _ := bytes.Cut(data, []byte("\n"))
 	pw := strings.TrimSuffix(string(line), "\r")
@@ -271,11 +271,4 @@ func secretFromFile(o Options, s *spec.Spec, field, path string) (string, error)
 		return "", s.At(field, errs.Invalid(field, "%s: the first line is empty", path))
 	}
 	return pw, nil
-}
-
-func unwrapPath(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
-		return pe.Err
-	}
-	return err
 }

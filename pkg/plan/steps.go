@@ -60,14 +60,12 @@ func desire(s *spec.Spec, o Options) (*desired, error) {
 				return nil, s.At(field+".password_env", errs.Invalid(field+".password_env", "the environment variable %s (password of %q) is empty; set it to the password", u.PasswordEnv, u.Name))
 			}
 			if err := passwd.ValidatePassword(want.Password); err != nil {
-				return nil, s.At(field, errs.Invalid(field, "password of %q: %s", u.Name, problemOf(err)))
+				return nil, s.At(field, errs.Invalid(field, "password of %q: %s", u.Name, errs.Problem(err)))
 			}
 		}
 		d.users = append(d.users, want)
 	}
-	for _, rule := range s.ACL {
-		d.acl = append(d.acl, rule.Rules()...)
-	}
+	d.acl = specACL(s).Rules
 	if s.StatusReader {
 		d.acl = append(d.acl, status.Rules()...)
 	}
@@ -84,11 +82,15 @@ func desire(s *spec.Spec, o Options) (*desired, error) {
 	return d, nil
 }
 
-func problemOf(err error) string {
-	if ie, ok := err.(*errs.InputError); ok {
-		return ie.Problem
+// specACL is the ACL the spec's acl entries make. (The status reader's
+// rules are added to the file, but alone they make no ACL: without a rule
+// of the spec's every client keeps every topic.)
+func specACL(s *spec.Spec) *acl.File {
+	f := &acl.File{}
+	for _, rule := range s.ACL {
+		f.Rules = append(f.Rules, rule.Rules()...)
 	}
-	return err.Error()
+	return f
 }
 
 // confFor is the broker configuration the spec asks for. The password file
@@ -104,9 +106,7 @@ func confFor(s *spec.Spec, withPasswords bool) conf.Config {
 	if withPasswords {
 		cfg.PasswordFile = layout.PasswordFile
 	}
-	if len(s.ACL) > 0 {
-		cfg.ACLFile = layout.ACLFile
-	}
+	cfg.ACLFile = specACL(s).ConfPath(layout.ACLFile)
 	for _, l := range s.Listeners {
 		cfg.Listeners = append(cfg.Listeners, s.ConfListener(l))
 	}
@@ -164,10 +164,11 @@ func serverStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired
 	if !d.tls {
 		return nil
 	}
+	names, ips := s.CertNames()
 	res, err := certs.EnsureServer(sys, certs.ServerOptions{
 		Paths:       certs.DefaultPaths(),
-		Names:       append([]string{s.Hostname}, s.Names...),
-		IPs:         s.IPs,
+		Names:       names,
+		IPs:         ips,
 		KeyType:     pki.KeyType(s.TLS.KeyType),
 		Days:        s.TLS.ServerDays,
 		RenewBefore: s.TLS.RenewBeforeDays,

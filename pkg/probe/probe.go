@@ -25,6 +25,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 
+	"github.com/mosqprov/mosqprov/pkg/certs"
 	"github.com/mosqprov/mosqprov/pkg/pki"
 )
 
@@ -239,7 +240,7 @@ func (o Options) withDefaults(t Target) Options {
 		o.Timeout = 5 * time.Second
 	}
 	if o.WarnDays == 0 {
-		o.WarnDays = 30
+		o.WarnDays = certs.DefaultRenewBefore
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -295,16 +296,9 @@ func checkTLS(ctx context.Context, conn net.Conn, r *Result, o Options) (*tls.Co
 		r.add(CheckChain, Fail, "%v", err)
 		return nil, false
 	}
-	inter := x509.NewCertPool()
-	for _, c := range state.PeerCertificates[1:] {
-		inter.AddCert(c)
-	}
 	now := o.Now()
 	trusted := true
-	_, verr := leaf.Verify(x509.VerifyOptions{
-		Roots: roots, Intermediates: inter, CurrentTime: now,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	})
+	verr := pki.Verify(leaf, roots, state.PeerCertificates[1:], x509.ExtKeyUsageServerAuth, now)
 	switch {
 	case verr == nil:
 		r.add(CheckChain, OK, "signed by %s (trusted by %s)", leaf.Issuer.CommonName, rootsName)
@@ -328,13 +322,14 @@ func checkTLS(ctx context.Context, conn net.Conn, r *Result, o Options) (*tls.Co
 		}
 	}
 
-	// Whole days, rounded towards zero: "5 days left", "expired 5 days ago".
-	days := int(leaf.NotAfter.Sub(now).Hours() / 24)
+	// pkg/pki's count, as `cert status` gives it; after expiry -1 is
+	// "less than a day ago", so whole days ago are -days-1.
+	days := pki.DaysLeft(leaf, now)
 	na := leaf.NotAfter.UTC()
 	r.DaysLeft, r.NotAfter = &days, &na
 	switch {
 	case now.After(leaf.NotAfter):
-		r.add(CheckExpiry, Fail, "expired on %s (%d days ago)", na.Format("2006-01-02"), -days)
+		r.add(CheckExpiry, Fail, "expired on %s (%d days ago)", na.Format("2006-01-02"), -days-1)
 	case now.Before(leaf.NotBefore):
 		r.add(CheckExpiry, Fail, "not valid before %s (is this host's clock right?)", leaf.NotBefore.UTC().Format("2006-01-02 15:04"))
 	case days < o.WarnDays:

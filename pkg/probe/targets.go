@@ -2,11 +2,11 @@ package probe
 
 import (
 	"fmt"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/mosqprov/mosqprov/pkg/conf"
 	"github.com/mosqprov/mosqprov/pkg/spec"
 )
 
@@ -34,11 +34,8 @@ type Plan struct {
 // checked against the certificate (SNI and host name come from the spec).
 func FromSpec(s *spec.Spec, host string) Plan {
 	p := Plan{AllowAnonymous: s.AllowAnonymous, MutualTLS: map[int]bool{}, LoopbackOnly: map[int]bool{}}
-	if s.Hostname != "" {
-		p.Names = append(p.Names, s.Hostname)
-	}
-	p.Names = append(p.Names, s.Names...)
-	p.Names = append(p.Names, s.IPs...)
+	names, ips := s.CertNames()
+	p.Names = append(names, ips...)
 	p.ServerName = host
 	if p.ServerName == "" && len(p.Names) > 0 {
 		p.ServerName = p.Names[0]
@@ -56,7 +53,7 @@ func FromSpec(s *spec.Spec, host string) Plan {
 		if l.MutualTLS {
 			p.MutualTLS[i] = true
 		}
-		if host != "" && !isLoopback(host) && isLoopback(l.Bind) {
+		if host != "" && !conf.IsLoopback(host) && conf.IsLoopback(l.Bind) {
 			p.LoopbackOnly[i] = true
 		}
 	}
@@ -77,14 +74,6 @@ func localAddress(bind string) string {
 		return "::1"
 	}
 	return bind
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Skipped is the result for a listener that is not checked, and why.

@@ -12,6 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/mosqprov/mosqprov/pkg/certs"
 	"github.com/mosqprov/mosqprov/pkg/conf"
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/layout"
@@ -201,12 +202,23 @@ func Default(hostname string) *Spec {
 	s := &Spec{
 		Hostname: hostname,
 		Listeners: []Listener{
-			{Type: MQTT, Port: 1883, Bind: "127.0.0.1"},
+			{Type: MQTT, Port: 1883, Bind: conf.LoopbackBind},
 			{Type: MQTTS, Port: 8883},
 		},
 	}
 	s.SetDefaults()
 	return s
+}
+
+// CertNames are the names and addresses the spec puts on the broker's
+// server certificate: the hostname first (it becomes the CN), then the
+// other names; the IP addresses apart.
+func (s *Spec) CertNames() (names, ips []string) {
+	if s.Hostname != "" {
+		names = append(names, s.Hostname)
+	}
+	names = append(names, s.Names...)
+	return names, append([]string(nil), s.IPs...)
 }
 
 // SetDefaults fills every unset field with its default.
@@ -218,7 +230,7 @@ func (s *Spec) SetDefaults() {
 		s.TLS.ServerDays = pki.ServerDays
 	}
 	if s.TLS.RenewBeforeDays == 0 && !s.set["tls.renew_before_days"] {
-		s.TLS.RenewBeforeDays = 30
+		s.TLS.RenewBeforeDays = certs.DefaultRenewBefore
 	}
 	if s.TLS.MinVersion == "" {
 		s.TLS.MinVersion = conf.DefaultTLSVersion
@@ -230,15 +242,15 @@ func (s *Spec) SetDefaults() {
 		s.TLS.CAName = pki.DefaultCAName(s.Hostname)
 	}
 	if s.Listeners == nil {
-		s.Listeners = []Listener{{Type: MQTT, Bind: "127.0.0.1"}, {Type: MQTTS}}
+		s.Listeners = []Listener{{Type: MQTT}, {Type: MQTTS}}
 	}
 	for i := range s.Listeners {
 		l := &s.Listeners[i]
 		if l.Port == 0 && !s.set[fmt.Sprintf("listeners[%d].port", i)] {
 			l.Port = DefaultPort(l.Type)
 		}
-		if l.Type == MQTT && l.Bind == "" {
-			l.Bind = "127.0.0.1"
+		if l.Bind == "" {
+			l.Bind = conf.Type(l.Type).DefaultBind()
 		}
 	}
 	t := true

@@ -173,7 +173,7 @@ func (s *Spec) validateUsers() (string, error) {
 		}
 		if u.Hash != "" {
 			if _, err := passwd.ParseHash(u.Hash); err != nil {
-				return f + ".hash", errs.Invalid(f+".hash", "%s; make one with `mosqprov user hash`", problem(err))
+				return f + ".hash", errs.Invalid(f+".hash", "%s; make one with `mosqprov user hash`", errs.Problem(err))
 			}
 		}
 		if u.PasswordFile != "" {
@@ -272,14 +272,6 @@ func refield(field string, err error) error {
 		return errs.Invalid(field, "%s", ie.Problem)
 	}
 	return err
-}
-
-func problem(err error) string {
-	var ie *errs.InputError
-	if errors.As(err, &ie) {
-		return ie.Problem
-	}
-	return err.Error()
 }
 
 // topicList is one access's topics of a rule.

@@ -173,7 +173,7 @@ type Cmd struct {
 func (c Cmd) String() string {
 	s := c.Name
 	for _, a := range c.Args {
-		s += " " + shellQuote(a)
+		s += " " + ShellQuote(a)
 	}
 	return s
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/mosqprov/mosqprov/pkg/acl"
+	"github.com/mosqprov/mosqprov/pkg/conf"
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/passwd"
 	"github.com/mosqprov/mosqprov/pkg/pki"
@@ -228,7 +229,7 @@ func (w *wizard) listeners() error {
 	var opts []Option
 	for _, t := range []string{spec.MQTTS, spec.WSS, spec.MQTT, spec.WS} {
 		note := listenerNotes[t]
-		if l, ok := w.existing(t); ok && t == spec.MQTT && !isLoopback(l.Bind) {
+		if l, ok := w.existing(t); ok && t == spec.MQTT && !conf.IsLoopback(l.Bind) {
 			// Kept as it is, so the note must say what it is.
 			note = "plain MQTT on " + bindText(l.Bind) + ": passwords cross the network in clear"
 		}
@@ -267,9 +268,7 @@ func (w *wizard) listeners() error {
 		}
 		if !found {
 			l := spec.Listener{Type: t, Port: spec.DefaultPort(t)}
-			if t == spec.MQTT {
-				l.Bind = "127.0.0.1"
-			}
+			l.Bind = conf.Type(t).DefaultBind()
 			out = append(out, l)
 		}
 	}
@@ -292,11 +291,6 @@ func (w *wizard) existing(t string) (spec.Listener, bool) {
 		}
 	}
 	return spec.Listener{}, false
-}
-
-func isLoopback(bind string) bool {
-	ip := net.ParseIP(bind)
-	return ip != nil && ip.IsLoopback()
 }
 
 func bindText(bind string) string {
@@ -389,7 +383,7 @@ func (w *wizard) password(user string) (string, error) {
 			continue
 		}
 		if err := passwd.ValidatePassword(first); err != nil {
-			w.p.Say("%s", problem(err))
+			w.p.Say("%s", errs.Problem(err))
 			continue
 		}
 		second, err := w.p.Password("Password for "+user+" (again)", "")
@@ -435,7 +429,7 @@ func (w *wizard) acl() error {
 			defaultTopic(u.Name), func(v string) error {
 				for _, t := range splitTopics(v) {
 					if err := (acl.Rule{Kind: acl.KindUser, User: u.Name, Access: acl.AccessReadWrite, Topic: t}).Validate(); err != nil {
-						return errors.New(problem(err))
+						return errors.New(errs.Problem(err))
 					}
 				}
 				return nil
@@ -476,13 +470,4 @@ func splitTopics(v string) []string {
 		}
 	}
 	return out
-}
-
-// problem is an input error without its field name (the question names it).
-func problem(err error) string {
-	var ie *errs.InputError
-	if errors.As(err, &ie) {
-		return ie.Problem
-	}
-	return err.Error()
 }
