@@ -4,45 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/rogpeppe/go-internal/testscript"
-
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/system"
 )
-
-func init() {
-	// treestat DIR FILE writes every path under DIR with its mtime (ns),
-	// mode and size to FILE, so a script can cmp two of them and prove a
-	// run wrote nothing, not even the same bytes again.
-	scriptCmds["treestat"] = func(ts *testscript.TestScript, neg bool, args []string) {
-		if neg || len(args) != 2 {
-			ts.Fatalf("usage: treestat DIR FILE")
-		}
-		var b strings.Builder
-		root := ts.MkAbs(args[0])
-		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			fi, err := d.Info()
-			if err != nil {
-				return err
-			}
-			rel, _ := filepath.Rel(root, p)
-			fmt.Fprintf(&b, "%s %d %v %d\n", rel, fi.ModTime().UnixNano(), fi.Mode(), fi.Size())
-			return nil
-		})
-		ts.Check(err)
-		ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(b.String()), 0o644))
-	}
-}
 
 func applyTestApp(t *testing.T, root, input string, terminal bool) (*App, *bytes.Buffer, *bytes.Buffer) {
 	t.Helper()

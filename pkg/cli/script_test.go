@@ -7,9 +7,6 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
-// scriptCmds are extra testscript commands; test files add theirs in init.
-var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){}
-
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"mosqprov": func() { os.Exit(Main(os.Args[1:])) },

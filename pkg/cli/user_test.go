@@ -5,52 +5,13 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/passwd"
 	"github.com/mosqprov/mosqprov/pkg/system"
 )
-
-// scriptMtime is a fixed past time: `filemtime F set` stamps it, `filemtime F
-// same` checks a command didn't rewrite F.
-var scriptMtime = time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
-
-func init() {
-	scriptCmds["filemtime"] = func(ts *testscript.TestScript, neg bool, args []string) {
-		if len(args) != 2 || (args[1] != "set" && args[1] != "same") {
-			ts.Fatalf("usage: filemtime FILE set|same")
-		}
-		path := ts.MkAbs(args[0])
-		if args[1] == "set" {
-			ts.Check(os.Chtimes(path, scriptMtime, scriptMtime))
-			return
-		}
-		fi, err := os.Stat(path)
-		ts.Check(err)
-		same := fi.ModTime().Equal(scriptMtime)
-		if same == neg {
-			ts.Fatalf("%s: mtime %v (same as stamped: %v)", args[0], fi.ModTime(), same)
-		}
-	}
-	scriptCmds["fileperm"] = func(ts *testscript.TestScript, neg bool, args []string) {
-		if len(args) != 2 || neg {
-			ts.Fatalf("usage: fileperm FILE MODE")
-		}
-		want, err := strconv.ParseUint(args[1], 8, 32)
-		ts.Check(err)
-		fi, err := os.Stat(ts.MkAbs(args[0]))
-		ts.Check(err)
-		if uint64(fi.Mode().Perm()) != want {
-			ts.Fatalf("%s: mode %04o, want %04o", args[0], fi.Mode().Perm(), want)
-		}
-	}
-}
 
 // testApp is an App on a temp root with a recorded runner, as the
 // architecture page describes.

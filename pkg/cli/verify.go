@@ -97,16 +97,16 @@ func runVerify(ctx context.Context, o *verifyOptions) error {
 	if strings.ContainsAny(o.Topic, "#+\x00") {
 		return errs.Invalid("--topic", "%q must be a topic name without wildcards", o.Topic)
 	}
-	plan, err := o.plan()
+	want, err := o.expectations()
 	if err != nil {
 		return err
 	}
 	opts := probe.Options{
-		Names: plan.Names, ServerName: plan.ServerName, AllowAnonymous: plan.AllowAnonymous,
+		Names: want.Names, ServerName: want.ServerName, AllowAnonymous: want.AllowAnonymous,
 		Topic: o.Topic, Timeout: o.Timeout, Now: o.Sys.Now,
 	}
 	if opts.Topic == "" {
-		opts.Topic = plan.Topic
+		opts.Topic = want.Topic
 	}
 	if opts.CA, err = o.caPEM(); err != nil {
 		return err
@@ -127,10 +127,10 @@ func runVerify(ctx context.Context, o *verifyOptions) error {
 
 	// Listeners are independent: check them at once, so a dead port's
 	// timeout isn't paid once per listener.
-	results := make([]probe.Result, len(plan.Targets))
+	results := make([]probe.Result, len(want.Targets))
 	var wg sync.WaitGroup
-	for i, t := range plan.Targets {
-		if plan.LoopbackOnly[i] {
+	for i, t := range want.Targets {
+		if want.LoopbackOnly[i] {
 			results[i] = probe.Skipped(t, "bound to loopback on the broker: only its own programs reach it")
 			continue
 		}
@@ -138,7 +138,7 @@ func runVerify(ctx context.Context, o *verifyOptions) error {
 		go func() {
 			defer wg.Done()
 			lo := opts
-			lo.NeedClientCert = plan.MutualTLS[i]
+			lo.NeedClientCert = want.MutualTLS[i]
 			results[i] = probe.Probe(ctx, t, lo)
 		}()
 	}
@@ -172,15 +172,15 @@ func runVerify(ctx context.Context, o *verifyOptions) error {
 	return nil
 }
 
-// plan is the listeners to check: from --listener, else from the spec.
-func (o *verifyOptions) plan() (probe.Plan, error) {
-	var p probe.Plan
+// expectations are the listeners to check: from --listener, else from the spec.
+func (o *verifyOptions) expectations() (probe.Expectations, error) {
+	var p probe.Expectations
 	if len(o.Listeners) > 0 {
 		host := o.Host
 		if host == "" {
 			host = "127.0.0.1"
 		}
-		p = probe.Plan{ServerName: host, AllowAnonymous: o.AllowAnonymous, MutualTLS: map[int]bool{}}
+		p = probe.Expectations{ServerName: host, AllowAnonymous: o.AllowAnonymous, MutualTLS: map[int]bool{}}
 		if o.Host != "" {
 			p.Names = []string{o.Host}
 		}

@@ -10,8 +10,9 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/spec"
 )
 
-// Plan is what verify checks: the listeners and what is expected of them.
-type Plan struct {
+// Expectations are what verify checks: the listeners and what is expected
+// of them (pkg/plan is the broker's plan, a different thing).
+type Expectations struct {
 	Targets []Target
 	// Names are every host name and IP clients may use: each must be in the
 	// certificate of every TLS listener.
@@ -32,8 +33,8 @@ type Plan struct {
 // the broker on this machine, reached on each listener's bind address, or on
 // loopback when it listens on every interface; clients' names are still
 // checked against the certificate (SNI and host name come from the spec).
-func FromSpec(s *spec.Spec, host string) Plan {
-	p := Plan{AllowAnonymous: s.AllowAnonymous, MutualTLS: map[int]bool{}, LoopbackOnly: map[int]bool{}}
+func FromSpec(s *spec.Spec, host string) Expectations {
+	p := Expectations{AllowAnonymous: s.AllowAnonymous, MutualTLS: map[int]bool{}, LoopbackOnly: map[int]bool{}}
 	names, ips := s.CertNames()
 	p.Names = append(names, ips...)
 	p.ServerName = host
