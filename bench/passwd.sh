@@ -69,3 +69,23 @@ done
 median() { printf '%s\n' "$@" | sort -n | sed -n 3p; }
 a=$(median "${mosqprov_add[@]}") b=$(median "${mqtt_add[@]}")
 printf '%-34s %12s %16s %6sx\n' "user add vs mosquitto_passwd -b" "$a" "$b" "$(ratio "$a" "$b")"
+
+echo
+echo "one user added then removed in a file of $n (pbkdf2, 101 iterations; median of 5 runs)"
+echo "  wall ms, and CPU ms (user+sys, from /usr/bin/time: steadier on a shared machine)"
+cpu() { /usr/bin/time -f "%U %S" -o "$tmp/cpu" "$@" >/dev/null 2>&1; awk '{printf "%d", ($1+$2)*1000}' "$tmp/cpu"; }
+mw=() mc=() pw=() pc=() vw=()
+for r in 1 2 3 4 5; do
+  cp -a "$tmp/m-pbkdf2" "$tmp/a"; cp "$tmp/p-pbkdf2/passwd" "$tmp/b"
+  t0=$(now); c1=$(MOSQPROV_PASSWORD=newpw cpu "$mq" --root "$tmp/a" user add newcomer --iterations 101 --no-reload)
+  c2=$(cpu "$mq" --root "$tmp/a" user rm newcomer --no-reload); t1=$(now)
+  t2=$(now); c3=$(cpu mosquitto_passwd -b -H sha512-pbkdf2 "$tmp/b" newcomer newpw)
+  c4=$(cpu mosquitto_passwd -D "$tmp/b" newcomer); t3=$(now)
+  t4=$(now); "$mq" version >/dev/null; "$mq" version >/dev/null; t5=$(now)
+  rm -rf "$tmp/a" "$tmp/b"
+  mw+=("$(ms "$t0" "$t1")") mc+=("$((c1 + c2))") pw+=("$(ms "$t2" "$t3")") pc+=("$((c3 + c4))") vw+=("$(ms "$t4" "$t5")")
+done
+printf '%-34s %12s %16s\n' "" "wall ms" "CPU ms"
+printf '%-34s %12s %16s\n' "mosqprov user add + user rm" "$(median "${mw[@]}")" "$(median "${mc[@]}")"
+printf '%-34s %12s %16s\n' "mosquitto_passwd -b + -D" "$(median "${pw[@]}")" "$(median "${pc[@]}")"
+printf '%-34s %12s %16s\n' "two process starts (version x2)" "$(median "${vw[@]}")" "-"
