@@ -151,7 +151,7 @@ func runVerify(ctx context.Context, o *verifyOptions) error {
 	for _, r := range results {
 		res.OK = res.OK && r.OK
 	}
-	res.Bridges = o.verifyBridges(ctx, plan, opts)
+	res.Bridges = o.verifyBridges(ctx, want, opts)
 	for _, r := range res.Bridges {
 		res.OK = res.OK && r.OK
 	}

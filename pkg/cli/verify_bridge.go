@@ -13,7 +13,7 @@ import (
 // verifyBridges checks the bridges of the broker on this machine (from its
 // bridges file): each one's state and, with --user, a message through it.
 // Bridges are not checked from another machine (--host) or with --listener.
-func (o *verifyOptions) verifyBridges(ctx context.Context, plan probe.Plan, opts probe.Options) []probe.BridgeResult {
+func (o *verifyOptions) verifyBridges(ctx context.Context, want probe.Expectations, opts probe.Options) []probe.BridgeResult {
 	if o.Host != "" || len(o.Listeners) > 0 {
 		return nil
 	}
@@ -26,8 +26,8 @@ func (o *verifyOptions) verifyBridges(ctx context.Context, plan probe.Plan, opts
 		return nil
 	}
 	local := -1
-	for i, t := range plan.Targets {
-		if plan.LoopbackOnly[i] || plan.MutualTLS[i] && opts.ClientCert == nil || t.Scheme.WebSocket() {
+	for i, t := range want.Targets {
+		if want.LoopbackOnly[i] || want.MutualTLS[i] && opts.ClientCert == nil || t.Scheme.WebSocket() {
 			continue
 		}
 		local = i
@@ -41,7 +41,7 @@ func (o *verifyOptions) verifyBridges(ctx context.Context, plan probe.Plan, opts
 			out = append(out, r)
 			continue
 		}
-		bo := probe.BridgeOptions{Local: plan.Targets[local], Options: opts}
+		bo := probe.BridgeOptions{Local: want.Targets[local], Options: opts}
 		if o.spec != nil {
 			s, user := o.spec, opts.User
 			bo.Allowed = func(topic string, write bool) bool { return probe.ACLAllows(s, user, topic, write) }
