@@ -388,7 +388,7 @@ func (t Topic) Validate(field string) error {
 		}
 	} else {
 		if err := acl.ValidateTopic(t.Pattern); err != nil {
-			return errs.Invalid(field+".pattern", "%s", problem(err))
+			return errs.Invalid(field+".pattern", "%s", errs.Problem(err))
 		}
 		if strings.ContainsFunc(t.Pattern, unicode.IsSpace) {
 			return errs.Invalid(field+".pattern", "%q contains a blank; a bridge topic must be one word on its configuration line", printable(t.Pattern))
@@ -400,7 +400,7 @@ func (t Topic) Validate(field string) error {
 		}
 		f := field + "." + p.name
 		if err := acl.ValidateTopic(p.v); err != nil {
-			return errs.Invalid(f, "%s", problem(err))
+			return errs.Invalid(f, "%s", errs.Problem(err))
 		}
 		if strings.ContainsAny(p.v, "+#") {
 			return errs.Invalid(f, "%q contains a wildcard; a prefix is a plain topic (the broker refuses wildcards there)", printable(p.v))
@@ -460,13 +460,6 @@ func contains(list []string, v string) bool {
 
 func first(s string) rune { r, _ := utf8.DecodeRuneInString(s); return r }
 func last(s string) rune  { r, _ := utf8.DecodeLastRuneInString(s); return r }
-
-func problem(err error) string {
-	if ie, ok := err.(*errs.InputError); ok {
-		return ie.Problem
-	}
-	return err.Error()
-}
 
 // printable quotes s safely for a one-line error message.
 func printable(s string) string {
