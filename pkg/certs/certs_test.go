@@ -591,7 +591,7 @@ func TestStatus(t *testing.T) {
 		t.Fatalf("fresh: %+v", entries)
 	}
 	srv := entries[1]
-	if !srv.ChainOK || !srv.KeyMatches || !srv.FilesOK || srv.KeyType != "ecdsa-p256" || srv.DaysLeft != 825 ||
+	if !srv.ChainOK || !srv.KeyMatches || !srv.FilesOK || srv.KeyType != "ecdsa-p256" || srv.DaysLeft != 824 ||
 		strings.Join(srv.SANs, " ") != "pi.local 10.0.0.2" || srv.Subject != "CN=pi.local" {
 		t.Fatalf("server entry: %+v", srv)
 	}
@@ -601,7 +601,7 @@ func TestStatus(t *testing.T) {
 
 	// --warn catches what expires within it.
 	entries, _ = Status(sys, DefaultPaths(), 826)
-	if !Failing(entries) || !strings.Contains(strings.Join(entries[1].Problems, ";"), "expires in 825 days") {
+	if !Failing(entries) || !strings.Contains(strings.Join(entries[1].Problems, ";"), "expires in 824 days") {
 		t.Fatalf("warn 826: %+v", entries[1].Problems)
 	}
 	clk.t = clk.t.AddDate(0, 0, 830)
@@ -644,12 +644,13 @@ func TestRenewReissuesDueCertificates(t *testing.T) {
 	}
 	srvPEM, _ := sys.ReadFile("/etc/mosquitto/certs/server.crt")
 	srv, _ := pki.ParseCertificate(srvPEM)
-	if pki.DaysLeft(srv, clk.t) != 825 || srv.Subject.CommonName != "pi.local" || strings.Join(pki.SANs(srv), " ") != "pi.local localhost 10.0.0.2" || pki.KeyTypeOf(srv.PublicKey) != pki.RSA2048 {
+	// 825 days from an hour back (clock skew): 824 whole days left.
+	if pki.DaysLeft(srv, clk.t) != 824 || srv.Subject.CommonName != "pi.local" || strings.Join(pki.SANs(srv), " ") != "pi.local localhost 10.0.0.2" || pki.KeyTypeOf(srv.PublicKey) != pki.RSA2048 {
 		t.Fatalf("renewed server: CN %s SANs %v %s, %d days", srv.Subject.CommonName, pki.SANs(srv), pki.KeyTypeOf(srv.PublicKey), pki.DaysLeft(srv, clk.t))
 	}
 	cliPEM, _ := sys.ReadFile("/etc/mosqprov/clients/dev1/dev1.crt")
 	cli, _ := pki.ParseCertificate(cliPEM)
-	if pki.DaysLeft(cli, clk.t) != 825 || pki.KeyTypeOf(cli.PublicKey) != pki.ECDSAP256 {
+	if pki.DaysLeft(cli, clk.t) != 824 || pki.KeyTypeOf(cli.PublicKey) != pki.ECDSAP256 {
 		t.Fatalf("renewed client: %d days, %s", pki.DaysLeft(cli, clk.t), pki.KeyTypeOf(cli.PublicKey))
 	}
 	if caAfter, _ := sys.ReadFile("/etc/mosqprov/ca/ca.crt"); string(caAfter) != string(caBefore) {

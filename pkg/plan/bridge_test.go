@@ -24,14 +24,13 @@ import (
 // with a TLS listener for passwords and one requiring client certificates.
 // Its ACL lets the bridge's user pi1 use pi1/# only, and app everything.
 type hub struct {
-	root         string
-	tls, mutual  int
-	pi1, app     string // passwords
-	broker       *brokertest.Broker
-	ca           string // host path of its CA certificate
-	clientCert   string // host paths of the client certificate it issued for pi1
-	clientKey    string
-	confHostPath string
+	root        string
+	tls, mutual int
+	pi1, app    string // passwords
+	broker      *brokertest.Broker
+	ca          string // host path of its CA certificate
+	clientCert  string // host paths of the client certificate it issued for pi1
+	clientKey   string
 }
 
 func startHub(t *testing.T) *hub {
