@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mosqprov/mosqprov/pkg/conf"
 	"github.com/mosqprov/mosqprov/pkg/doctor"
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/layout"
@@ -178,7 +179,7 @@ func (o *verifyOptions) expectations() (probe.Expectations, error) {
 	if len(o.Listeners) > 0 {
 		host := o.Host
 		if host == "" {
-			host = "127.0.0.1"
+			host = conf.LoopbackBind
 		}
 		p = probe.Expectations{ServerName: host, AllowAnonymous: o.AllowAnonymous, MutualTLS: map[int]bool{}}
 		if o.Host != "" {

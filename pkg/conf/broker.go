@@ -93,7 +93,7 @@ type Broker struct {
 // DefaultListener is where 2.0 listens when its configuration declares no
 // listener at all: port 1883 on loopback only ("Starting in local only
 // mode", checked with 2.0.11, which opens 127.0.0.1:1883 and [::1]:1883).
-var DefaultListener = Declared{Port: 1883, Bind: "127.0.0.1"}
+var DefaultListener = Declared{Port: 1883, Bind: LoopbackBind}
 
 // Bound lists the TCP listeners the broker opens: the declared ones, or
 // DefaultListener when nothing (not even a unix socket) is declared.

@@ -329,6 +329,19 @@ func (t Type) DefaultBind() string {
 	return ""
 }
 
+// LocalHost is where a client on the broker's own machine reaches a
+// listener bound to bind: the bind address, or loopback when the listener
+// is on every interface.
+func LocalHost(bind string) string {
+	switch bind {
+	case "", "0.0.0.0":
+		return LoopbackBind
+	case "::":
+		return "::1"
+	}
+	return bind
+}
+
 // IsLoopback reports whether host is this machine: a loopback address
 // (IPv4-mapped ones too) or the name localhost.
 func IsLoopback(host string) bool {

@@ -44,7 +44,7 @@ func FromSpec(s *spec.Spec, host string) Expectations {
 	for i, l := range s.Listeners {
 		dial := host
 		if dial == "" {
-			dial = localAddress(l.Bind)
+			dial = conf.LocalHost(l.Bind)
 		}
 		port := l.Port
 		if port == 0 {
@@ -63,18 +63,6 @@ func FromSpec(s *spec.Spec, host string) Expectations {
 
 func listenerName(l spec.Listener, port int) string {
 	return l.Type + ":" + strconv.Itoa(port)
-}
-
-// localAddress is where a client on the broker's own machine reaches a
-// listener bound to bind.
-func localAddress(bind string) string {
-	switch bind {
-	case "", "0.0.0.0":
-		return "127.0.0.1"
-	case "::":
-		return "::1"
-	}
-	return bind
 }
 
 // Skipped is the result for a listener that is not checked, and why.

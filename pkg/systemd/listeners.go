@@ -20,14 +20,7 @@ type Listener struct {
 // Addr is where a check on this machine connects: the bind address, or
 // loopback when the listener is on every interface.
 func (l Listener) Addr() string {
-	host := l.Bind
-	switch host {
-	case "", "0.0.0.0":
-		host = "127.0.0.1"
-	case "::":
-		host = "::1"
-	}
-	return net.JoinHostPort(host, strconv.Itoa(l.Port))
+	return net.JoinHostPort(conf.LocalHost(l.Bind), strconv.Itoa(l.Port))
 }
 
 // Bound is where the listener listens, as a person reads it: its bind
