@@ -323,7 +323,12 @@ func unknownOf(names []string, candidates map[string]string) []string {
 // candidates asks apt which version it would install of each name ("" when
 // it doesn't know the package).
 func (in *Installer) candidates(ctx context.Context, names []string) (map[string]string, error) {
-	out, err := in.Sys.Run(ctx, system.Cmd{Name: "apt-cache", Args: append([]string{"policy"}, names...), ReadOnly: true})
+	// apt-cache run as root writes its binary caches
+	// (/var/cache/apt/pkgcache.bin, srcpkgcache.bin) when they are missing,
+	// as on a cleaned image; empty cache names keep it in memory, so plan,
+	// --dry-run and a setup answered "no" write nothing.
+	args := append(append([]string{"policy"}, names...), "-o", "Dir::Cache::pkgcache=", "-o", "Dir::Cache::srcpkgcache=")
+	out, err := in.Sys.Run(ctx, system.Cmd{Name: "apt-cache", Args: args, ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("ask apt for %s: %w", strings.Join(names, ", "), err)
 	}

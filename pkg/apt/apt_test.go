@@ -16,8 +16,9 @@ import (
 )
 
 const (
-	query    = "dpkg-query -W -f '${Package}\t${db:Status-Status}\t${Version}\n' mosquitto mosquitto-clients"
-	policy   = "apt-cache policy mosquitto mosquitto-clients"
+	query = "dpkg-query -W -f '${Package}\t${db:Status-Status}\t${Version}\n' mosquitto mosquitto-clients"
+	// Read-only: no binary cache is written (plan and --dry-run write nothing).
+	policy   = "apt-cache policy mosquitto mosquitto-clients -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache="
 	update   = "apt-get update -o DPkg::Lock::Timeout=600"
 	install  = "apt-get install -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o DPkg::Lock::Timeout=600 mosquitto mosquitto-clients"
 	version  = "2.0.11-1.2+deb12u2"
