@@ -259,6 +259,18 @@ type Client struct {
 	Password string
 	// Extra are further flags: --cafile, --cert, --key, -V mqttv5...
 	Extra []string
+	// NetNS, when set, is the network namespace the client runs in (a
+	// container's /proc/PID/ns/net, see nspawn.Container.NetNS), through
+	// nsenter: the broker's ports are in that namespace, not on the host's.
+	NetNS string
+}
+
+// command is the client bin with args, inside NetNS when one is set.
+func (c Client) command(ctx context.Context, bin string, args []string) *exec.Cmd {
+	if c.NetNS != "" {
+		return exec.CommandContext(ctx, "nsenter", append([]string{"--net=" + c.NetNS, "--", bin}, args...)...)
+	}
+	return exec.CommandContext(ctx, bin, args...)
 }
 
 func (c Client) args() []string {
@@ -285,7 +297,7 @@ func (c Client) Publish(topic, message string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	args := append(c.args(), "-t", topic, "-m", message, "-q", "1")
-	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	out, err := c.command(ctx, bin, args).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("mosquitto_pub %s: %v: %s", strings.Join(redact(args), " "), err, bytes.TrimSpace(out))
 	}
@@ -302,7 +314,7 @@ func (c Client) Subscribe(topic string, count int, wait time.Duration) (*Subscri
 	}
 	args := append(c.args(), "-t", topic, "-C", fmt.Sprint(count), "-W", fmt.Sprint(int(wait.Seconds())), "-q", "1", "-v")
 	s := &Subscription{done: make(chan struct{})}
-	s.cmd = exec.Command(bin, args...)
+	s.cmd = c.command(context.Background(), bin, args)
 	s.cmd.Stdout, s.cmd.Stderr = &s.out, &s.errOut
 	if err := s.cmd.Start(); err != nil {
 		return nil, err

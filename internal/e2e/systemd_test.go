@@ -19,30 +19,49 @@ import (
 	"github.com/mosqprov/mosqprov/internal/nspawn"
 )
 
-// TestInstallAndServiceInRealSystemd boots bookworm without mosquitto,
-// installs it with `mosqprov install` (real apt against the mirror), then
-// drives the unit with `mosqprov service ...` and forces a failed restart
-// that must roll back. After every step the unit's state comes from
-// systemctl and the broker is proven with a real MQTT client.
+// TestInstallAndServiceInRealSystemd boots each suite (bookworm, trixie)
+// without mosquitto, installs it with `mosqprov install` (real apt, from
+// the tree's local repository: the container has no network), then drives
+// the unit with `mosqprov service ...` and forces a failed restart that
+// must roll back. After every step the unit's state comes from systemctl
+// and the broker is proven with a real MQTT client.
 func TestInstallAndServiceInRealSystemd(t *testing.T) {
 	nspawn.Require(t)
 	brokertest.Require(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	for _, suite := range nspawn.Suites {
+		t.Run(suite, func(t *testing.T) { testInstallAndService(t, suite) })
+	}
+}
+
+func testInstallAndService(t *testing.T, suite string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 
-	c := nspawn.BootWithMosqprov(ctx, t)
+	// Something listens on the host's 1883 all along (a dummy, or whatever
+	// already did): the broker in the container listens on its own 1883,
+	// and every client below must reach that one.
+	// (Held once the boot lock is ours: another test's container may
+	// still share the host's network.)
+	c := nspawn.BootWithMosqprov(ctx, t, suite)
+	nspawn.HoldHostPort(t, 1883)
 	e := &env{ctx: ctx, c: c}
+	debVersion, err := c.RepoVersion("mosquitto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	version, _, _ := strings.Cut(debVersion, "-") // 2.0.11-1.2+deb12u2: 2.0.11
+	series := version[:strings.LastIndex(version, ".")]
 
-	// The container shares the host's network (apt needs the mirror), so
-	// the broker gets a free high port instead of 1883, through a drop-in
-	// written before the package exists: Debian's mosquitto.conf includes
-	// conf.d, and the package's postinst starts the broker on it.
-	port := brokertest.FreePort(t)
+	// The broker's listener comes from a drop-in written before the package
+	// exists: Debian's mosquitto.conf includes conf.d, and the package's
+	// postinst starts the broker on it. The container has its own network,
+	// so 1883 is its own.
+	const port = 1883
 	e.write(t, "/etc/mosquitto/conf.d/e2e.conf", fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\n", port))
 
 	t.Run("dry-run install runs nothing", func(t *testing.T) {
 		out := e.mosqprov(t, 0, "--dry-run", "install")
-		mustContain(t, out, "~ packages: would run (DEBIAN_FRONTEND=noninteractive apt-get install -y ", "+ package mosquitto: would create (candidate 2.0.11")
+		mustContain(t, out, "~ packages: would run (DEBIAN_FRONTEND=noninteractive apt-get install -y ", "+ package mosquitto: would create (candidate "+version)
 		if out, err := c.Exec(ctx, "dpkg-query", "-W", "mosquitto"); err == nil {
 			t.Fatalf("a dry run installed mosquitto: %s", out)
 		}
@@ -62,13 +81,13 @@ func TestInstallAndServiceInRealSystemd(t *testing.T) {
 		mustContain(t, out, "apt: waiting for /var/lib/dpkg/lock-frontend, held by another process (up to 10m0s; --lock-timeout)",
 			"apt: lock released, continuing")
 		// apt's own progress is streamed.
-		mustContain(t, out, "~ package lists: ran (DEBIAN_FRONTEND=noninteractive apt-get update -o DPkg::Lock::Timeout=", "; apt doesn't know mosquitto, mosquitto-clients yet)", "Setting up mosquitto (2.0.11",
-			"+ package mosquitto: created (2.0.11", "+ package mosquitto-clients: created (2.0.11", "broker: mosquitto 2.0.11 (2.0 series)")
+		mustContain(t, out, "~ package lists: ran (DEBIAN_FRONTEND=noninteractive apt-get update -o DPkg::Lock::Timeout=", "; apt doesn't know mosquitto, mosquitto-clients yet)", "Setting up mosquitto ("+version,
+			"+ package mosquitto: created ("+version, "+ package mosquitto-clients: created ("+version, fmt.Sprintf("broker: mosquitto %s (%s series)", version, series))
 		e.up(t, port)
 	})
 	t.Run("install again changes nothing", func(t *testing.T) {
 		out := e.mosqprov(t, 0, "install")
-		mustContain(t, out, "= package mosquitto: unchanged (2.0.11", "= package mosquitto-clients: unchanged (2.0.11")
+		mustContain(t, out, "= package mosquitto: unchanged ("+version, "= package mosquitto-clients: unchanged ("+version)
 		if strings.Contains(out, "apt-get") {
 			t.Errorf("second install ran apt:\n%s", out)
 		}
@@ -157,7 +176,8 @@ func TestInstallAndServiceInRealSystemd(t *testing.T) {
 		// Someone else holds the port the new configuration asks for: the
 		// broker can't start on it, so the drop-in must be taken back and
 		// the broker restarted on the old configuration.
-		taken, err := net.Listen("tcp", "127.0.0.1:0")
+		taken, err := c.Listen("127.0.0.1:0") // in the container's network
+
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -225,7 +245,7 @@ func (e *env) mainPID() string {
 
 // up checks systemd says active and a real MQTT message goes through, from
 // the container's mosquitto_pub and between the host's mosquitto_sub and
-// mosquitto_pub.
+// mosquitto_pub run in the container's network.
 func (e *env) up(t *testing.T, port int) {
 	t.Helper()
 	if got := e.exec("systemctl", "is-active", "mosquitto"); got != "active" {
@@ -234,10 +254,10 @@ func (e *env) up(t *testing.T, port int) {
 	if out, err := e.c.Exec(e.ctx, "mosquitto_pub", "-h", "127.0.0.1", "-p", fmt.Sprint(port), "-t", "e2e/in", "-m", "hello", "-q", "1"); err != nil {
 		t.Fatalf("mosquitto_pub in the container: %v: %s", err, out)
 	}
-	client := brokertest.Client{Port: port}
+	client := brokertest.Client{Port: port, NetNS: e.c.NetNS()}
 	ok, err := brokertest.Roundtrip(client, client, "e2e/host", "hello")
 	if err != nil || !ok {
-		t.Fatalf("MQTT roundtrip from the host on %d: delivered=%v, %v", port, ok, err)
+		t.Fatalf("MQTT roundtrip from the host's clients in the container's network on %d: delivered=%v, %v", port, ok, err)
 	}
 }
 
@@ -246,7 +266,7 @@ func (e *env) down(t *testing.T, port int) {
 	if got := e.exec("systemctl", "is-active", "mosquitto"); got != "inactive" {
 		t.Fatalf("systemctl is-active mosquitto: %q, want inactive", got)
 	}
-	if err := (brokertest.Client{Port: port}).Publish("e2e/down", "x"); err == nil {
+	if err := (brokertest.Client{Port: port, NetNS: e.c.NetNS()}).Publish("e2e/down", "x"); err == nil {
 		t.Fatal("a stopped broker accepted a publish")
 	}
 }

@@ -1,10 +1,19 @@
-// Package nspawn boots a real Debian bookworm with systemd as PID 1 under
-// systemd-nspawn, for end-to-end tests of what mosqprov does to apt and
-// systemd. The host's own PID 1 is not systemd on CI, so this is the only way to exercise systemctl, journalctl and apt for real.
+// Package nspawn boots a real Debian (bookworm and trixie, see Suites) with
+// systemd as PID 1 under systemd-nspawn, for end-to-end tests of what
+// mosqprov does to apt and systemd. The host's own PID 1 is not systemd on
+// CI, so this is the only way to exercise systemctl, journalctl and apt for
+// real.
 //
-// The tree is built once with debootstrap (about two minutes), cached as a
-// tar.zst named after a hash of its recipe, and unpacked fresh for every
-// container, so no test sees another test's changes.
+// A tree is built once with debootstrap (2 to 11 minutes, see Image), cached
+// as a tar.zst named after a hash of its recipe, and unpacked fresh for
+// every container, so no test sees another test's changes.
+//
+// Containers have a private network (--private-network): only their own
+// loopback, nothing of the host's ports, so a broker on the host's 1883
+// never answers a test's client meant for the container's broker. apt inside
+// still works without a network: the packages a test installs (Recipe.Repo)
+// are downloaded on the host when the tree is built, into a local apt
+// repository inside the tree that is its only source.
 package nspawn
 
 import (
@@ -39,42 +48,70 @@ func cacheDirFromEnv() string {
 }
 
 // BootLock is held (flock) from a container's boot until it has stopped,
-// so only one container runs on the host at a time. The containers share
-// the host's network, and Debian's broker listens on 127.0.0.1:1883 the
-// moment its package is installed, so two would clash; `go test ./...`
-// runs the packages that boot them (internal/e2e, pkg/plan, pkg/doctor) as
-// parallel processes, hence a lock between processes. It is in /run, not in
-// the cache folder, because runs with different MOSQPROV_E2E_CACHE still
-// share the network. A test must not boot a second container while its
-// first one runs: it would wait for itself.
+// so only one container runs on the host at a time: `go test ./...` runs
+// the packages that boot them (internal/e2e, pkg/plan, pkg/doctor) as
+// parallel processes on a 2-core machine, where two booted systemds and two
+// apt runs at once only slow each other down. (Each container has its own
+// network, so they would no longer clash on ports.) It is in /run, not in
+// the cache folder, so runs with different MOSQPROV_E2E_CACHE share it. A
+// test must not boot a second container while its first one runs: it would
+// wait for itself.
 const BootLock = "/run/mosqprov-nspawn.lock"
 
 // recipeVersion changes whenever Build does something different with the
 // same Recipe, so an old tarball is never reused for a new recipe.
-const recipeVersion = "1"
+const recipeVersion = "2"
 
 // Recipe is everything that decides the tree's content.
 type Recipe struct {
 	Suite   string
 	Mirror  string
-	Include []string
+	Include []string // installed by debootstrap
+	// Repo are packages downloaded (with their dependencies missing from
+	// the tree), not installed, into LocalRepo, the tree's only apt source:
+	// apt inside a container installs them without a network.
+	Repo []string
 }
 
-// DefaultRecipe is bookworm minbase with systemd, WITHOUT mosquitto, so a
-// test can install it with apt inside the container. procps is there as on
-// every Raspberry Pi OS and Debian install: the mosquitto unit reloads with
-// its /bin/kill.
-func DefaultRecipe() Recipe {
+// LocalRepo is the tree's own apt repository (flat, "deb [trusted=yes]
+// file:/srv/mosqprov-e2e-debs ./"), holding Recipe.Repo.
+const LocalRepo = "/srv/mosqprov-e2e-debs"
+
+// Suites are the Debian releases the end-to-end tests boot, oldest first:
+// Debian 12 bookworm (mosquitto 2.0.11) and Debian 13 trixie (2.0.21, the
+// base of today's Raspberry Pi OS). Debian sid (mosquitto 2.1) is not here:
+// its systemd does not boot on a host with cgroup v1; see SidRecipe.
+var Suites = []string{"bookworm", "trixie"}
+
+// DefaultRecipe is RecipeFor the oldest suite.
+func DefaultRecipe() Recipe { return RecipeFor(Suites[0]) }
+
+// RecipeFor is suite's minbase with systemd, WITHOUT mosquitto, so a test
+// can install it with apt inside the container (from LocalRepo). procps is
+// there as on every Raspberry Pi OS and Debian install: the mosquitto unit
+// reloads with its /bin/kill.
+func RecipeFor(suite string) Recipe {
 	return Recipe{
-		Suite:   "bookworm",
+		Suite:   suite,
 		Mirror:  HostMirror(),
 		Include: []string{"systemd", "systemd-sysv", "dbus", "ca-certificates", "procps"},
+		Repo:    []string{"mosquitto", "mosquitto-clients"},
+	}
+}
+
+// SidRecipe is Debian sid with mosquitto (2.1) installed, used as a chroot
+// (Chroot), not booted.
+func SidRecipe() Recipe {
+	return Recipe{
+		Suite:   "sid",
+		Mirror:  HostMirror(),
+		Include: []string{"ca-certificates", "mosquitto", "mosquitto-clients"},
 	}
 }
 
 // Key names the recipe's tarball.
 func (r Recipe) Key() string {
-	h := sha256.Sum256([]byte(strings.Join([]string{recipeVersion, r.Suite, r.Mirror, strings.Join(r.Include, ",")}, "\n")))
+	h := sha256.Sum256([]byte(strings.Join([]string{recipeVersion, r.Suite, r.Mirror, strings.Join(r.Include, ","), strings.Join(r.Repo, ",")}, "\n")))
 	return r.Suite + "-" + hex.EncodeToString(h[:8])
 }
 
@@ -174,13 +211,18 @@ func lookPath(bin string) (string, error) {
 }
 
 // Image returns the tarball for r in cacheDir, building it first when it is
-// missing. Concurrent callers wait for one build.
+// missing. Concurrent callers of one recipe wait for one build; different
+// recipes build at the same time. Cold, on the 2-core machine this was
+// written on (loaded by other test runs), debootstrap took 6 minutes for
+// bookworm, 11 for trixie and 13 for sid; .ci/run starts all three builds
+// in the background first thing (TestBuildImages), so they overlap with
+// the lint and the other tests.
 func Image(ctx context.Context, cacheDir string, r Recipe, log func(string, ...any)) (string, error) {
 	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 		return "", err
 	}
 	tarball := filepath.Join(cacheDir, r.Key()+".tar.zst")
-	lock, err := os.OpenFile(filepath.Join(cacheDir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	lock, err := os.OpenFile(filepath.Join(cacheDir, "."+r.Key()+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return "", err
 	}
@@ -193,7 +235,7 @@ func Image(ctx context.Context, cacheDir string, r Recipe, log func(string, ...a
 		os.Chtimes(tarball, now, now) // in use: prune keeps it
 		return tarball, nil
 	}
-	log("nspawn: building %s with debootstrap from %s (about 2 minutes, once)", tarball, r.Mirror)
+	log("nspawn: building %s (%s) with debootstrap from %s (minutes, once)", tarball, r.Suite, r.Mirror)
 	start := time.Now()
 	build, err := os.MkdirTemp(cacheDir, "build-")
 	if err != nil {
@@ -208,6 +250,11 @@ func Image(ctx context.Context, cacheDir string, r Recipe, log func(string, ...a
 	// minbase has no /etc/hosts, and the broker's clients resolve localhost.
 	if err := os.WriteFile(filepath.Join(rootfs, "etc/hosts"), []byte("127.0.0.1 localhost\n::1 localhost\n"), 0o644); err != nil {
 		return "", err
+	}
+	if len(r.Repo) > 0 {
+		if err := localRepo(ctx, rootfs, r.Repo); err != nil {
+			return "", err
+		}
 	}
 	if out, err := exec.CommandContext(ctx, "chroot", rootfs, "apt-get", "clean").CombinedOutput(); err != nil {
 		return "", fmt.Errorf("apt-get clean: %v\n%s", err, out)
@@ -236,6 +283,80 @@ func prune(cacheDir, keep string) {
 	}
 }
 
+// localRepo downloads pkgs (and what they need that the tree lacks) with
+// the tree's own apt, through the host's network, into LocalRepo, indexes
+// them, and makes that repository the tree's only apt source, with its
+// package lists already fetched.
+func localRepo(ctx context.Context, rootfs string, pkgs []string) error {
+	// sid's Release file expires within days of a snapshot.
+	apt := func(args ...string) error {
+		full := append([]string{rootfs, "apt-get", "-q", "-o", "Acquire::Check-Valid-Until=false"}, args...)
+		cmd := exec.CommandContext(ctx, "chroot", full...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("apt-get %s in %s: %v\n%s", strings.Join(args, " "), rootfs, err, tail(out, 30))
+		}
+		return nil
+	}
+	// debootstrap leaves every package of the base system in apt's cache:
+	// the repository gets only what the tree lacks.
+	if err := apt("clean"); err != nil {
+		return err
+	}
+	if err := apt("update"); err != nil {
+		return err
+	}
+	if err := apt(append([]string{"install", "-y", "--download-only"}, pkgs...)...); err != nil {
+		return err
+	}
+	repo := filepath.Join(rootfs, LocalRepo)
+	if err := os.MkdirAll(repo, 0o755); err != nil {
+		return err
+	}
+	debs, _ := filepath.Glob(filepath.Join(rootfs, "var/cache/apt/archives/*.deb"))
+	if len(debs) == 0 {
+		return fmt.Errorf("apt downloaded nothing for %s", strings.Join(pkgs, " "))
+	}
+	var index bytes.Buffer
+	for _, deb := range debs {
+		name := filepath.Base(deb)
+		if err := os.Rename(deb, filepath.Join(repo, name)); err != nil {
+			return err
+		}
+		control, err := exec.CommandContext(ctx, "dpkg-deb", "-f", filepath.Join(repo, name)).Output()
+		if err != nil {
+			return fmt.Errorf("dpkg-deb -f %s: %w", name, err)
+		}
+		data, err := os.ReadFile(filepath.Join(repo, name))
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(data)
+		fmt.Fprintf(&index, "%s\nFilename: ./%s\nSize: %d\nSHA256: %s\n\n", bytes.TrimRight(control, "\n"), name, len(data), hex.EncodeToString(sum[:]))
+	}
+	if err := os.WriteFile(filepath.Join(repo, "Packages"), index.Bytes(), 0o644); err != nil {
+		return err
+	}
+	sum := sha256.Sum256(index.Bytes())
+	release := fmt.Sprintf("Date: %s\nSHA256:\n %s %d Packages\n", time.Now().UTC().Format(time.RFC1123), hex.EncodeToString(sum[:]), index.Len())
+	if err := os.WriteFile(filepath.Join(repo, "Release"), []byte(release), 0o644); err != nil {
+		return err
+	}
+	// The mirror goes: a container has no network to reach it.
+	lists, _ := filepath.Glob(filepath.Join(rootfs, "etc/apt/sources.list.d/*"))
+	for _, l := range lists {
+		os.Remove(l)
+	}
+	if err := os.WriteFile(filepath.Join(rootfs, "etc/apt/sources.list"), []byte("deb [trusted=yes] file:"+LocalRepo+" ./\n"), 0o644); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(filepath.Join(rootfs, "var/lib/apt/lists")); err != nil {
+		return err
+	}
+	os.MkdirAll(filepath.Join(rootfs, "var/lib/apt/lists/partial"), 0o755)
+	return apt("update")
+}
+
 func tail(out []byte, n int) string {
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	if len(lines) > n {
@@ -249,6 +370,7 @@ type Container struct {
 	Name    string
 	Dir     string // the tree on the host
 	Leader  int    // the container's PID 1, as seen from the host
+	Suite   string // the Debian release it runs
 	cmd     *exec.Cmd
 	done    chan error
 	cgs     []string
@@ -259,12 +381,20 @@ type Container struct {
 // Boot unpacks image into a fresh folder and boots it. Everything (process,
 // cgroups, folder) is removed at the test's cleanup, pass or fail.
 func Boot(t testing.TB, image string) *Container {
+	return BootSuite(t, image, "")
+}
+
+// BootSuite is Boot, with the Container saying which suite image holds.
+func BootSuite(t testing.TB, image, suite string) *Container {
 	t.Helper()
 	lock, err := takeLock(BootLock, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c, err := boot(image)
+	if c != nil {
+		c.Suite = suite
+	}
 	if c == nil {
 		lock.Close()
 	} else {
@@ -331,7 +461,7 @@ func boot(image string) (*Container, error) {
 		return c, err
 	}
 	defer console.Close()
-	script := strings.Join(append(enter, `exec systemd-nspawn -q -D "$1" -M "$2" -b --register=no --keep-unit --console=read-only`), " && ")
+	script := strings.Join(append(enter, `exec systemd-nspawn -q -D "$1" -M "$2" -b --register=no --keep-unit --private-network --console=read-only`), " && ")
 	c.cmd = exec.Command("sh", "-c", script, "sh", dir, c.Name)
 	c.cmd.Stdout, c.cmd.Stderr = console, console
 	// Pdeathsig: if the test binary dies without its cleanups (a go test
@@ -502,13 +632,13 @@ func removeCgroup(cg string) {
 	}
 }
 
-// BootWithMosqprov is what every end-to-end test starts with: the cached
-// tree (built first if missing), a static mosqprov built before the boot
-// lock is taken, a booted container, and the binary at
+// BootWithMosqprov is what every end-to-end test starts with: suite's
+// cached tree (built first if missing), a static mosqprov built before the
+// boot lock is taken, a booted container, and the binary at
 // /usr/local/bin/mosqprov inside it.
-func BootWithMosqprov(ctx context.Context, t testing.TB) *Container {
+func BootWithMosqprov(ctx context.Context, t testing.TB, suite string) *Container {
 	t.Helper()
-	image, err := Image(ctx, DefaultCacheDir, DefaultRecipe(), t.Logf)
+	image, err := Image(ctx, DefaultCacheDir, RecipeFor(suite), t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -516,9 +646,37 @@ func BootWithMosqprov(ctx context.Context, t testing.TB) *Container {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := Boot(t, image)
+	c := BootSuite(t, image, suite)
 	if err := c.Install(bin, "/usr/local/bin/mosqprov", 0o755); err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// Unpack unpacks image into a fresh folder, removed at the test's cleanup,
+// for a test that uses the tree as a chroot (SidRecipe) instead of booting
+// it. Nothing is mounted into the folder: a command that needs /proc runs
+// in its own mount namespace (Chroot), so removing the folder can never
+// reach the host's /proc or /dev.
+func Unpack(t testing.TB, image string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "mosqprov-chroot-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if out, err := exec.Command("tar", "--numeric-owner", "--xattrs", "-I", "zstd", "-C", dir, "-xpf", image).CombinedOutput(); err != nil {
+		t.Fatalf("unpack %s: %v\n%s", image, err, out)
+	}
+	return dir
+}
+
+// Chroot is a command run in the tree dir (as root, with a clean
+// environment), in a mount namespace of its own where /proc is mounted for
+// it: the mount goes away with the command.
+func Chroot(ctx context.Context, dir string, name string, args ...string) *exec.Cmd {
+	script := `mount -t proc proc "$1/proc" && dir=$1 && shift && exec chroot "$dir" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"`
+	cmd := exec.CommandContext(ctx, "unshare", append([]string{"--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", dir, name}, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	return cmd
 }

@@ -3,30 +3,83 @@ package nspawn
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"testing"
 	"time"
 )
 
-// TestBoot boots the cached tree and checks it is what the end-to-end tests
-// assume: systemd is PID 1, mosquitto is not installed, and stopping the
-// container leaves no folder or cgroup behind.
+// TestBoot boots the cached tree of each suite and checks it is what the
+// end-to-end tests assume: systemd is PID 1, the suite is the one asked
+// for, mosquitto is not installed but apt knows it from the local
+// repository, the network is the container's own (a port the host listens
+// on is not reachable inside, one the container listens on is reachable
+// only through its namespace), and stopping the container leaves no folder
+// or cgroup behind.
 func TestBoot(t *testing.T) {
 	Require(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	for _, suite := range Suites {
+		t.Run(suite, func(t *testing.T) { testBoot(t, suite) })
+	}
+}
+
+func testBoot(t *testing.T, suite string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	image, err := Image(ctx, DefaultCacheDir, DefaultRecipe(), t.Logf)
+	image, err := Image(ctx, DefaultCacheDir, RecipeFor(suite), t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := Boot(t, image)
+	c := BootSuite(t, image, suite)
 	out, err := c.Exec(ctx, "cat", "/proc/1/comm")
 	if err != nil || strings.TrimSpace(out) != "systemd" {
 		t.Fatalf("PID 1 in the container is %q (%v), want systemd", out, err)
 	}
+	codename := map[string]string{"bookworm": "12", "trixie": "13"}[suite]
+	if out, _ := c.Exec(ctx, "cat", "/etc/debian_version"); !strings.HasPrefix(out, codename+".") {
+		t.Fatalf("%s tree says Debian %q", suite, out)
+	}
 	if out, err := c.Exec(ctx, "dpkg-query", "-W", "mosquitto"); err == nil {
 		t.Fatalf("mosquitto is already in the tree: %s", out)
+	}
+	version, err := c.RepoVersion("mosquitto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := c.Exec(ctx, "apt-cache", "policy", "mosquitto"); err != nil || !strings.Contains(out, "Candidate: "+version) || !strings.Contains(out, "file:"+LocalRepo) {
+		t.Fatalf("apt in the container does not offer mosquitto %s from %s: %v\n%s", version, LocalRepo, err, out)
+	}
+	t.Logf("%s: mosquitto %s in %s", suite, version, LocalRepo)
+
+	// The host listens; inside, the same address is refused.
+	host, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	hostPort := host.Addr().(*net.TCPAddr).Port
+	probe := func(port int) error {
+		_, err := c.Exec(ctx, "bash", "-c", fmt.Sprintf("exec 3<>/dev/tcp/127.0.0.1/%d", port))
+		return err
+	}
+	if probe(hostPort) == nil {
+		t.Fatalf("the container reached the host's 127.0.0.1:%d: its network is the host's", hostPort)
+	}
+	// The container listens (a socket made in its namespace); the host's
+	// loopback doesn't have it, the container's does.
+	inside, err := c.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inside.Close()
+	insidePort := inside.Addr().(*net.TCPAddr).Port
+	if err := probe(insidePort); err != nil {
+		t.Fatalf("the container can't reach its own 127.0.0.1:%d: %v", insidePort, err)
+	}
+	if conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", insidePort)); err == nil {
+		conn.Close()
+		t.Fatalf("the host reached the container's 127.0.0.1:%d", insidePort)
 	}
 	dir, cgs := c.Dir, append([]string(nil), c.cgs...)
 	if len(cgs) == 0 {

@@ -24,11 +24,20 @@ import (
 func TestApplyInRealSystemd(t *testing.T) {
 	nspawn.Require(t)
 	brokertest.Require(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	for _, suite := range nspawn.Suites {
+		t.Run(suite, func(t *testing.T) { testApplyInRealSystemd(t, suite) })
+	}
+}
+
+func testApplyInRealSystemd(t *testing.T, suite string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	c := nspawn.BootWithMosqprov(ctx, t)
-	// The container shares the host's network: loopback high ports.
-	mqttPort, tlsPort := brokertest.FreePort(t), brokertest.FreePort(t)
+	// The container has its own network: the standard ports, whatever
+	// listens on the host's (a dummy at least, for the test's length).
+	mqttPort, tlsPort := 1883, 8883
+	c := nspawn.BootWithMosqprov(ctx, t, suite)
+	nspawn.HoldHostPort(t, mqttPort)
+	nspawn.HoldHostPort(t, tlsPort)
 	hash := "$7$101$74G1pCqSt4EPbk0k$l5MijUNV9xjqd00TZnXHrKfdQLEzw0r1/XtNYNjAtCSyFhoAf7c0oIpZunEjhWIbesnOMGnfc7atQzv+bWZ7qA==" // android-example-password
 	writeSpec := func(extra, userHash string) {
 		t.Helper()
@@ -88,7 +97,7 @@ acl:
 		return strings.TrimSpace(out)
 	}
 	client := func(pw string) brokertest.Client {
-		return brokertest.Client{Port: tlsPort, User: "blinds", Password: pw, Extra: []string{"--cafile", c.Path(layout.BrokerCACert)}}
+		return brokertest.Client{Port: tlsPort, User: "blinds", Password: pw, Extra: []string{"--cafile", c.Path(layout.BrokerCACert)}, NetNS: c.NetNS()}
 	}
 
 	// First apply on a bare Debian: install, CA, certificate, users, ACL,
@@ -174,7 +183,7 @@ acl:
 
 	// A listener on a port something else holds: the restart fails, the
 	// previous configuration is restored and the broker is back up on it.
-	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	busy, err := c.Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
