@@ -73,7 +73,7 @@ func testInstallAndService(t *testing.T, suite string) {
 		// lock (an fcntl lock taken from the host on the container's file,
 		// as dpkg takes it) for the first seconds: install waits, says so,
 		// then goes on.
-		release := holdLock(t, c.Path("/var/lib/dpkg/lock-frontend"), 3*time.Second)
+		release := holdLock(t, c.Path("/var/lib/dpkg/lock-frontend"), 10*time.Second)
 		defer release()
 		start := time.Now()
 		out := e.mosqprov(t, 0, "install")
