@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,37 +23,56 @@ func (c *Container) NetNS() string { return fmt.Sprintf("/proc/%d/ns/net", c.Lea
 
 // Listen opens a TCP listener inside the container's network namespace
 // (from the host, so a test can hold a port the container's broker then
-// can't open). The socket stays in that namespace after the thread that
-// made it switches back.
+// can't open).
 func (c *Container) Listen(addr string) (net.Listener, error) {
+	var l net.Listener
+	err := c.inNetNS(func() (err error) {
+		l, err = net.Listen("tcp", addr)
+		return err
+	})
+	return l, err
+}
+
+// DialTimeout connects from the host to addr in the container's network
+// (its 127.0.0.1 is the container's loopback).
+func (c *Container) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	var conn net.Conn
+	err := c.inNetNS(func() (err error) {
+		conn, err = net.DialTimeout("tcp", addr, timeout)
+		return err
+	})
+	return conn, err
+}
+
+// inNetNS runs fn on a thread switched into the container's network
+// namespace: the sockets fn makes belong to that namespace for good, after
+// the thread switches back.
+func (c *Container) inNetNS(fn func() error) error {
 	runtime.LockOSThread()
 	self, err := os.Open("/proc/thread-self/ns/net")
 	if err != nil {
 		runtime.UnlockOSThread()
-		return nil, err
+		return err
 	}
 	defer self.Close()
 	target, err := os.Open(c.NetNS())
 	if err != nil {
 		runtime.UnlockOSThread()
-		return nil, err
+		return err
 	}
 	defer target.Close()
 	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
 		runtime.UnlockOSThread()
-		return nil, fmt.Errorf("setns %s: %w", c.NetNS(), err)
+		return fmt.Errorf("setns %s: %w", c.NetNS(), err)
 	}
-	l, lerr := net.Listen("tcp", addr)
+	fnErr := fn()
 	if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
-		// This thread is stuck in the container's namespace: keep it
+		// This thread is stuck in the container's namespace: it stays
 		// locked, so it ends with this goroutine instead of serving others.
-		if l != nil {
-			l.Close()
-		}
-		return nil, fmt.Errorf("setns back to the host: %w", err)
+		return fmt.Errorf("setns back to the host: %w", err)
 	}
 	runtime.UnlockOSThread()
-	return l, lerr
+	return fnErr
 }
 
 // RepoVersion is the version of pkg in the tree's LocalRepo, the one apt

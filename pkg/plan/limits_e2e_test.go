@@ -27,7 +27,9 @@ func TestOpenFileLimitInRealSystemd(t *testing.T) {
 	brokertest.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	c := nspawn.BootWithMosqprov(ctx, t)
+	// One suite (bookworm) is enough for a systemd limit; the container's
+	// network is its own, reached through c.DialTimeout and NetNS.
+	c := nspawn.BootWithMosqprov(ctx, t, nspawn.Suites[0])
 	port := brokertest.FreePort(t)
 	writeSpec := func(maxConn string) {
 		t.Helper()
@@ -75,14 +77,14 @@ func TestOpenFileLimitInRealSystemd(t *testing.T) {
 			}
 		}()
 		for i := 0; i < n; i++ {
-			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 2*time.Second)
+			conn, err := c.DialTimeout(fmt.Sprintf("127.0.0.1:%d", port), 2*time.Second)
 			if err != nil {
 				t.Fatalf("connection %d: %v", i, err)
 			}
-			conns = append(conns, c)
+			conns = append(conns, conn)
 		}
 		time.Sleep(time.Second)
-		cl := brokertest.Client{Port: port}
+		cl := brokertest.Client{Port: port, NetNS: c.NetNS()}
 		ok, err := brokertest.Roundtrip(cl, cl, "crowded", "x")
 		if err != nil {
 			t.Logf("round trip with %d connections open: %v", n, err)
