@@ -241,8 +241,14 @@ func Image(ctx context.Context, cacheDir string, r Recipe, log func(string, ...a
 	if err != nil {
 		return "", err
 	}
-	defer os.RemoveAll(build)
 	rootfs := filepath.Join(build, "rootfs")
+	defer func() {
+		// debootstrap mounts /proc and /sys in the tree while it runs; a
+		// build cut short (a timeout) leaves them mounted, and removing
+		// the folder must not walk into the host's.
+		unmountUnder(rootfs)
+		os.RemoveAll(build)
+	}()
 	args := []string{"--variant=minbase", "--include=" + strings.Join(r.Include, ","), r.Suite, rootfs, r.Mirror}
 	if out, err := exec.CommandContext(ctx, "debootstrap", args...).CombinedOutput(); err != nil {
 		return "", fmt.Errorf("debootstrap: %v\n%s", err, tail(out, 30))
@@ -280,6 +286,23 @@ func prune(cacheDir, keep string) {
 		if fi, err := os.Stat(o); err == nil && o != keep && time.Since(fi.ModTime()) > 7*24*time.Hour {
 			os.Remove(o)
 		}
+	}
+}
+
+// unmountUnder lazily unmounts every mount at or below dir, deepest first.
+func unmountUnder(dir string) {
+	data, err := os.ReadFile("/proc/mounts")
+	if err != nil {
+		return
+	}
+	var points []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && (f[1] == dir || strings.HasPrefix(f[1], dir+"/")) {
+			points = append(points, f[1])
+		}
+	}
+	for i := len(points) - 1; i >= 0; i-- {
+		syscall.Unmount(points[i], syscall.MNT_DETACH)
 	}
 }
 
