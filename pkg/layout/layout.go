@@ -44,6 +44,11 @@ const (
 	Spec      = "/etc/mosqprov/broker.yaml"
 )
 
+// NoBrokerUser starts the warning a file gets when the broker's account does
+// not exist yet; a plan that installs the package says instead what the
+// install will do (pkg/plan).
+const NoBrokerUser = "user " + BrokerUser + " does not exist (is mosquitto installed?)"
+
 // BrokerSecret is the owner and mode of a file only the broker may read (the
 // password file, the ACL file): mosquitto:mosquitto 0600, which is also what
 // 2.0.16+ checks before warning. Where that user doesn't exist yet (mosquitto
@@ -53,7 +58,7 @@ func BrokerSecret(sys system.System) (attr system.Attr, fallback string) {
 	if _, err := sys.LookupUser(BrokerUser); err != nil {
 		var missing system.ErrNoSuchUser
 		if errors.As(err, &missing) {
-			return system.Attr{Mode: 0o600}, "user " + BrokerUser + " does not exist (is mosquitto installed?); the file is owned by " + sys.CurrentAccount().Name + " and the broker may not be able to read it"
+			return system.Attr{Mode: 0o600}, NoBrokerUser + "; the file is owned by " + sys.CurrentAccount().Name + " and the broker may not be able to read it"
 		}
 	}
 	return system.Attr{Mode: 0o600, User: BrokerUser, Group: BrokerUser}, ""

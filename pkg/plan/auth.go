@@ -111,7 +111,7 @@ func listenerUsersStep(ctx context.Context, sys system.System, s *spec.Spec, d *
 		if act.Changed() {
 			res.Needs(system.NeedReload)
 			if fallback != "" {
-				res.Warn("%s", fallback)
+				res.Warn("%s: %s", p, fallback)
 			}
 		}
 	}

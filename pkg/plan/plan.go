@@ -193,9 +193,23 @@ func Converge(ctx context.Context, sys system.System, s *spec.Spec, o Options) (
 	}
 	if d.installing && sys.IsDryRun() {
 		r.packageFolders()
+		r.ownersAfterInstall()
 	}
 	r.NeedName = r.Need.String()
 	return r, nil
+}
+
+// ownersAfterInstall rewords what a plan that installs the package says of
+// files it can't yet give to the broker's account: apply installs the
+// package first, which creates the account, and then writes them its.
+func (r *Result) ownersAfterInstall() {
+	for i, w := range r.Warnings {
+		file, _, ok := strings.Cut(w, ": "+layout.NoBrokerUser)
+		if !ok {
+			continue
+		}
+		r.Warnings[i] = file + ": will be owned by " + layout.BrokerUser + ": the " + apt.Broker + " package this plan installs first creates the user"
+	}
 }
 
 // packageDirs are the folders Debian's mosquitto package ships (each with a

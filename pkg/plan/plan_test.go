@@ -21,6 +21,7 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/certs"
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/layout"
+	"github.com/mosqprov/mosqprov/pkg/passwd"
 	"github.com/mosqprov/mosqprov/pkg/pki"
 	"github.com/mosqprov/mosqprov/pkg/spec"
 	"github.com/mosqprov/mosqprov/pkg/system"
@@ -633,5 +634,32 @@ func TestConvergeReportsProgress(t *testing.T) {
 	}
 	if strings.Join(heard, " ") != strings.Join(want, " ") {
 		t.Errorf("heard %q, want %q", heard, want)
+	}
+}
+
+// A plan that installs the package names each file it can't yet give to
+// the broker's account and says what the install will do, instead of
+// warning that the user does not exist. (Only a plan on the running system
+// installs; the warnings here are the real ones of a root without the user.)
+func TestPlanThatInstallsSaysWhoWillOwnTheFiles(t *testing.T) {
+	root := t.TempDir()
+	for p, data := range map[string]string{"etc/passwd": "root:x:0:0:root:/root:/bin/sh\n", "etc/group": "root:x:0:\n"} {
+		os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755)
+		os.WriteFile(filepath.Join(root, p), []byte(data), 0o644)
+	}
+	sys := system.NewDryRun(system.NewReal(root, system.WithRunner(&system.Recorder{})))
+	users, err := passwd.Converge(sys, layout.PasswordFile, []passwd.Desired{{Name: "alice", Password: "alice-pw"}}, passwd.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Result{}
+	r.add(StepUsers, users.Result)
+	if len(r.Warnings) != 1 || !strings.HasPrefix(r.Warnings[0], layout.PasswordFile+": "+layout.NoBrokerUser) {
+		t.Fatalf("without an install: %q", r.Warnings)
+	}
+	r.ownersAfterInstall()
+	want := layout.PasswordFile + ": will be owned by mosquitto: the mosquitto package this plan installs first creates the user"
+	if len(r.Warnings) != 1 || r.Warnings[0] != want {
+		t.Fatalf("with an install: %q", r.Warnings)
 	}
 }
