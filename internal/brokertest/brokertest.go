@@ -41,6 +41,27 @@ func lookPath(bin string) (string, error) {
 	return "", fmt.Errorf("%s not found", bin)
 }
 
+// Root is a target root (a Dir) holding this machine's accounts, as an
+// image has once mosquitto is installed, so files written under it get the
+// owners they get on a Pi.
+func Root(t testing.TB) string {
+	t.Helper()
+	root := Dir(t)
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"/etc/passwd", "/etc/group"} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, f), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
 // Dir makes a folder the broker can read after it drops root to the
 // mosquitto user: t.TempDir() is 0700 and so is its parent.
 func Dir(t testing.TB) string {

@@ -23,21 +23,8 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/system"
 )
 
-// newRoot is a target root with this machine's accounts, so the broker's
-// files get the owners they get on a Pi with mosquitto installed.
-func newRoot(t *testing.T) string {
-	t.Helper()
-	root := brokertest.Dir(t)
-	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
-	for _, f := range []string{"/etc/passwd", "/etc/group"} {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.WriteFile(filepath.Join(root, f), data, 0o644)
-	}
-	return root
-}
+// newRoot is a target root with this machine's accounts (brokertest.Root).
+func newRoot(t *testing.T) string { return brokertest.Root(t) }
 
 func sys(root string) *system.Real {
 	return system.NewReal(root, system.WithRunner(&system.Recorder{}))

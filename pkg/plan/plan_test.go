@@ -83,22 +83,8 @@ func (e *exampleEnv) options() Options {
 	}}
 }
 
-// newRoot is a target root whose accounts include the broker's user, as an
-// image being built has once mosquitto is installed, so the files get the
-// owners they get on a real Pi.
-func newRoot(t *testing.T) string {
-	t.Helper()
-	root := brokertest.Dir(t)
-	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
-	for _, f := range []string{"/etc/passwd", "/etc/group"} {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.WriteFile(filepath.Join(root, f), data, 0o644)
-	}
-	return root
-}
+// newRoot is a target root with this machine's accounts (brokertest.Root).
+func newRoot(t *testing.T) string { return brokertest.Root(t) }
 
 func realSys(root string) *system.Real {
 	return system.NewReal(root, system.WithRunner(&system.Recorder{}))
