@@ -152,24 +152,7 @@ func Start(t testing.TB, dir, conf string, ports ...int) *Broker {
 // StartErr is Start that returns the failure (for tests that expect the
 // broker to refuse a config) instead of failing the test.
 func StartErr(dir, conf string, ports ...int) (*Broker, error) {
-	bin, err := lookPath("mosquitto")
-	if err != nil {
-		return nil, err
-	}
-	b := &Broker{Conf: filepath.Join(dir, "test-broker.conf"), Log: filepath.Join(dir, "test-broker.log"), done: make(chan error, 1)}
-	full := conf + "\nlog_dest file " + b.Log + "\nlog_type all\n"
-	if err := os.WriteFile(b.Conf, []byte(full), 0o644); err != nil {
-		return nil, err
-	}
-	// The log file is opened after the broker drops to its user.
-	if f, err := os.OpenFile(b.Log, os.O_CREATE|os.O_WRONLY, 0o666); err == nil {
-		f.Close()
-		os.Chmod(b.Log, 0o666)
-	}
-	if err := b.run(bin, ports); err != nil {
-		return nil, err
-	}
-	return b, nil
+	return Mosquitto{Suite: "host"}.StartErr(dir, conf, ports...)
 }
 
 // StartFile runs mosquitto on a complete configuration file as it is (one
@@ -177,23 +160,18 @@ func StartErr(dir, conf string, ports ...int) (*Broker, error) {
 // waiting like Start. The broker is stopped at cleanup.
 func StartFile(t testing.TB, conf, log string, ports ...int) *Broker {
 	t.Helper()
-	bin, err := lookPath("mosquitto")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &Broker{Conf: conf, Log: log, done: make(chan error, 1)}
-	if err := b.run(bin, ports); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Stop)
-	return b
+	return Mosquitto{Suite: "host"}.StartFile(t, conf, log, ports...)
 }
 
 // run starts the broker on b.Conf and waits until every port accepts TCP
 // connections; it stops the broker when it doesn't.
-func (b *Broker) run(bin string, ports []int) error {
+func (b *Broker) run(m Mosquitto, ports []int) error {
 	out := &b.out
-	b.cmd = exec.Command(bin, "-c", b.Conf)
+	cmd, err := m.Command(context.Background(), "mosquitto", "-c", b.Conf)
+	if err != nil {
+		return err
+	}
+	b.cmd = cmd
 	b.cmd.Stdout, b.cmd.Stderr = out, out
 	if err := b.cmd.Start(); err != nil {
 		return err

@@ -703,3 +703,95 @@ func Chroot(ctx context.Context, dir string, name string, args ...string) *exec.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	return cmd
 }
+
+// BrokerTree is image unpacked once into cacheDir/brokers, shared by every
+// test binary that runs the tree's mosquitto in a chroot
+// (brokertest.Mosquitto, which mounts it read-only), with that mosquitto
+// ready to run: sid's is installed by its recipe; a suite whose recipe
+// keeps mosquitto in LocalRepo (trixie) gets the packages of that
+// repository unpacked into the tree (dpkg-deb -x: files only, no
+// maintainer scripts, so nothing is started; the chroot gets the host's
+// accounts). version is the broker package's Debian version ("2.0.21-1").
+func BrokerTree(ctx context.Context, cacheDir, image string) (dir, version string, err error) {
+	key := strings.TrimSuffix(filepath.Base(image), ".tar.zst")
+	parent := filepath.Join(cacheDir, "brokers")
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return "", "", err
+	}
+	lock, err := os.OpenFile(filepath.Join(parent, "."+key+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", "", err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", "", err
+	}
+	dir = filepath.Join(parent, key)
+	const versionFile = "mosqprov-broker-version"
+	if data, err := os.ReadFile(filepath.Join(dir, versionFile)); err == nil {
+		return dir, string(data), nil
+	}
+	os.RemoveAll(dir) // an older layout, or one cut short
+	tmp, err := os.MkdirTemp(parent, key+".tmp-")
+	if err != nil {
+		return "", "", err
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return "", "", err
+	}
+	if out, err := exec.CommandContext(ctx, "tar", "--numeric-owner", "--xattrs", "-I", "zstd", "-C", tmp, "-xpf", image).CombinedOutput(); err != nil {
+		return "", "", fmt.Errorf("unpack %s: %v\n%s", image, err, out)
+	}
+	version, err = installedVersion(ctx, tmp, "mosquitto")
+	if err != nil {
+		debs, _ := filepath.Glob(filepath.Join(tmp, LocalRepo, "*.deb"))
+		var broker string
+		for _, deb := range debs {
+			if out, err := exec.CommandContext(ctx, "dpkg-deb", "-x", deb, tmp).CombinedOutput(); err != nil {
+				return "", "", fmt.Errorf("dpkg-deb -x %s: %v\n%s", deb, err, out)
+			}
+			if strings.HasPrefix(filepath.Base(deb), "mosquitto_") {
+				broker = deb
+			}
+		}
+		if broker == "" {
+			return "", "", fmt.Errorf("%s: mosquitto is neither installed nor in %s", image, LocalRepo)
+		}
+		out, err := exec.CommandContext(ctx, "dpkg-deb", "-f", broker, "Version").Output()
+		if err != nil {
+			return "", "", fmt.Errorf("dpkg-deb -f %s: %v", broker, err)
+		}
+		version = strings.TrimSpace(string(out))
+		if out, err := exec.CommandContext(ctx, "chroot", tmp, "ldconfig").CombinedOutput(); err != nil {
+			return "", "", fmt.Errorf("ldconfig in %s: %v\n%s", tmp, err, out)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(tmp, versionFile), []byte(version), 0o644); err != nil {
+		return "", "", err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return "", "", err
+	}
+	// Trees of images no longer cached (an older recipe) go.
+	entries, _ := os.ReadDir(parent)
+	for _, e := range entries {
+		if _, err := os.Stat(filepath.Join(cacheDir, e.Name()+".tar.zst")); e.IsDir() && os.IsNotExist(err) && !strings.Contains(e.Name(), ".tmp-") {
+			os.RemoveAll(filepath.Join(parent, e.Name()))
+		}
+	}
+	return dir, version, nil
+}
+
+// installedVersion is the version of pkg as the tree's dpkg has it installed.
+func installedVersion(ctx context.Context, tree, pkg string) (string, error) {
+	out, err := exec.CommandContext(ctx, "dpkg-query", "--admindir="+filepath.Join(tree, "var/lib/dpkg"), "-W", "-f", "${db:Status-Status} ${Version}", pkg).Output()
+	if err != nil {
+		return "", err
+	}
+	status, v, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
+	if status != "installed" || v == "" {
+		return "", fmt.Errorf("%s is %s in %s", pkg, status, tree)
+	}
+	return v, nil
+}
