@@ -5,8 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"os/exec"
-	"path/filepath"
+		"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,38 +19,32 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/system"
 )
 
-// hostBroker is the mosquitto installed on this machine, as dpkg says.
-func hostBroker(t *testing.T) apt.Version {
-	t.Helper()
-	out, err := exec.Command("dpkg-query", "-W", "-f", "${Version}", "mosquitto").Output()
-	if err != nil {
-		t.Fatalf("dpkg-query mosquitto: %v", err)
-	}
-	v, err := apt.ParseVersion(string(out))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
 // TestApplyPerListenerAuthRealBroker: anonymous clients on one loopback
 // listener only, a user limited to one listener, every user on a third,
 // written in the installed broker's own form (2.0: per_listener_settings;
 // 2.1: password-file plugins and listener_allow_anonymous), checked with the
 // real broker and mosquitto_pub, with no deprecation in the broker's log;
-// a second apply changes nothing.
+// a second apply changes nothing. Against each broker of
+// brokertest.Versions: Debian 12's 2.0.11, trixie's 2.0.21, sid's 2.1.
 func TestApplyPerListenerAuthRealBroker(t *testing.T) {
 	brokertest.Require(t)
 	if _, err := realSys("/").LookupUser(layout.BrokerUser); err != nil {
 		t.Fatalf("this test needs the %s user: apt-get install -y mosquitto", layout.BrokerUser)
 	}
-	v := hostBroker(t)
+	brokertest.Each(t, testPerListenerAuth)
+}
+
+func testPerListenerAuth(t *testing.T, m brokertest.Mosquitto) {
+	v, err := apt.ParseVersion(m.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
 	root := newRoot(t)
-	// The broker version and its plugins as the target has them: the host's.
+	// The broker version and its plugins as the target has them: m's.
 	if _, err := state.Record(realSys(root), nil, v.String()); err != nil {
 		t.Fatal(err)
 	}
-	if dir := pluginDir(realSys("/")); dir != "" {
+	if dir := pluginDir(realSys(m.File("/"))); dir != "" {
 		if err := os.MkdirAll(filepath.Join(root, dir), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -108,7 +101,7 @@ service: {enable: false}
 	}
 	t.Logf("mosquitto %s, the configuration mosqprov wrote:\n%s", v, confData)
 	conf := strings.ReplaceAll(string(confData), " /etc/mosquitto/", " "+root+"/etc/mosquitto/")
-	b := brokertest.Start(t, root, conf, local, lan, all)
+	b := m.Start(t, root, conf, local, lan, all)
 
 	try := func(port int, user, pw string) error {
 		return (brokertest.Client{Port: port, User: user, Password: pw}).Publish("t/auth", "x")
@@ -139,7 +132,9 @@ service: {enable: false}
 			t.Errorf("mosquitto %s: %s on port %d (password %q): accepted=%v, want %v (%v)", v, who, c.port, c.pw, err == nil, c.ok, err)
 		}
 	}
-	if log := b.ReadLog(); strings.Contains(strings.ToLower(log), "deprecat") || strings.Contains(log, "Please replace") {
+	// 2.1 says what it deprecates while it reads its configuration, before
+	// it opens its log file: on stderr (the journal, under systemd).
+	if log := b.Output() + b.ReadLog(); strings.Contains(strings.ToLower(log), "deprecat") || strings.Contains(log, "Please replace") {
 		t.Errorf("mosquitto %s logs a deprecation for what mosqprov wrote:\n%s", v, log)
 	}
 
@@ -166,6 +161,11 @@ service: {enable: false}
 		}
 		if try(lan, "alice", "alice-secret") == nil {
 			t.Errorf("mosquitto %s: the old password still opens the limited listener", v)
+		}
+		if log := b.ReadLog(); !strings.Contains(log, "mosquitto version "+m.Version+" running") {
+			t.Errorf("not the log of mosquitto %s:\n%s", m, log)
+		} else if log += b.Output(); strings.Contains(strings.ToLower(log), "deprecat") || strings.Contains(log, "Please replace") {
+			t.Errorf("mosquitto %s logs a deprecation after the reload:\n%s", v, log)
 		}
 	}()
 
