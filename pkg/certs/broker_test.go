@@ -23,11 +23,17 @@ import (
 // startTLS runs the real broker with a TLS listener on the files in sys.
 func startTLS(t *testing.T, sys system.System, extra string) (int, *brokertest.Broker) {
 	t.Helper()
+	return startTLSWith(t, brokertest.Host(t), sys, extra)
+}
+
+// startTLSWith is startTLS with the broker m.
+func startTLSWith(t *testing.T, m brokertest.Mosquitto, sys system.System, extra string) (int, *brokertest.Broker) {
+	t.Helper()
 	brokertest.Require(t)
 	port := brokertest.FreePort(t)
 	conf := fmt.Sprintf("listener %d 127.0.0.1\ncertfile %s\nkeyfile %s\nallow_anonymous true\n%s",
 		port, sys.HostPath("/etc/mosquitto/certs/server.crt"), sys.HostPath("/etc/mosquitto/certs/server.key"), extra)
-	return port, brokertest.Start(t, brokertest.Dir(t), conf, port)
+	return port, m.Start(t, brokertest.Dir(t), conf, port)
 }
 
 // handshake is a Go crypto/tls client with hostname verification, as
