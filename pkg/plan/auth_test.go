@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
-		"path/filepath"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
