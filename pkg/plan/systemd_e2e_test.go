@@ -206,4 +206,10 @@ acl:
 		t.Fatalf("rollback error: %q", r.Error)
 	}
 	t.Logf("rolled back: %s", r.Error)
+
+	// The same booted container, for what else needs the real unit
+	// (a boot costs more than these checks).
+	u := &inUnit{ctx: ctx, c: c}
+	t.Run("per-listener auth", func(t *testing.T) { testPerListenerAuthInRealSystemd(t, u) })
+	t.Run("bridge", func(t *testing.T) { testBridgeInRealSystemd(t, u) })
 }
