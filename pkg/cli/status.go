@@ -18,6 +18,7 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/conf"
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/layout"
+	"github.com/mosqprov/mosqprov/pkg/probe"
 	"github.com/mosqprov/mosqprov/pkg/spec"
 	"github.com/mosqprov/mosqprov/pkg/status"
 	"github.com/mosqprov/mosqprov/pkg/system"
@@ -137,27 +138,40 @@ func stdoutIsTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// statusTarget is the listener status logs in on: the spec's plain MQTT
-// listener when it is reachable on loopback, else its MQTT over TLS one
-// (verified against the broker's CA under the spec's host name).
-func statusTarget(sys system.System, s *spec.Spec) (string, *tls.Config, error) {
+// statusListener is the listener the status identity logs in on: the
+// spec's plain MQTT listener when it is reachable on loopback, else its MQTT
+// over TLS one without mutual TLS (verified against the broker's CA under
+// the spec's host name). verify reads bridge states through it too.
+func statusListener(s *spec.Spec) (probe.Target, error) {
 	for _, l := range s.Listeners {
 		if l.Type == spec.MQTT && (conf.IsWildcard(l.Bind) || l.Bind == "127.0.0.1") {
-			return fmt.Sprintf("tcp://127.0.0.1:%d", l.Port), nil, nil
+			return probe.Target{Name: "status", Scheme: probe.MQTT, Host: "127.0.0.1", Port: l.Port}, nil
 		}
 	}
 	for _, l := range s.Listeners {
 		if l.Type == spec.MQTTS && (conf.IsWildcard(l.Bind) || l.Bind == "127.0.0.1") && !l.MutualTLS {
-			pem, err := sys.ReadFile(layout.BrokerCACert)
-			if err != nil {
-				return "", nil, fmt.Errorf("read the broker's CA %s: %w", layout.BrokerCACert, err)
-			}
-			pool := x509.NewCertPool()
-			pool.AppendCertsFromPEM(pem)
-			return fmt.Sprintf("ssl://127.0.0.1:%d", l.Port), &tls.Config{RootCAs: pool, ServerName: s.Hostname, MinVersion: tls.VersionTLS12}, nil
+			return probe.Target{Name: "status", Scheme: probe.MQTTS, Host: "127.0.0.1", Port: l.Port}, nil
 		}
 	}
-	return "", nil, errs.Invalid("listeners", "status needs an mqtt or mqtts listener (without mutual TLS) reachable on 127.0.0.1")
+	return probe.Target{}, errs.Invalid("listeners", "status needs an mqtt or mqtts listener (without mutual TLS) reachable on 127.0.0.1")
+}
+
+// statusTarget is statusListener as a client URL and its TLS settings.
+func statusTarget(sys system.System, s *spec.Spec) (string, *tls.Config, error) {
+	t, err := statusListener(s)
+	if err != nil {
+		return "", nil, err
+	}
+	if t.Scheme == probe.MQTT {
+		return fmt.Sprintf("tcp://127.0.0.1:%d", t.Port), nil, nil
+	}
+	pem, err := sys.ReadFile(layout.BrokerCACert)
+	if err != nil {
+		return "", nil, fmt.Errorf("read the broker's CA %s: %w", layout.BrokerCACert, err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	return fmt.Sprintf("ssl://127.0.0.1:%d", t.Port), &tls.Config{RootCAs: pool, ServerName: s.Hostname, MinVersion: tls.VersionTLS12}, nil
 }
 
 // brokerLogLines are the last lines of the broker's log files (its

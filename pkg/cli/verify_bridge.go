@@ -7,7 +7,9 @@ import (
 	"strings"
 
 	"github.com/mosqprov/mosqprov/pkg/bridge"
+	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/probe"
+	"github.com/mosqprov/mosqprov/pkg/status"
 )
 
 // verifyBridges checks the bridges of the broker on this machine (from its
@@ -25,30 +27,61 @@ func (o *verifyOptions) verifyBridges(ctx context.Context, want probe.Expectatio
 	if len(bridges) == 0 {
 		return nil
 	}
-	local := -1
-	for i, t := range want.Targets {
-		if want.LoopbackOnly[i] || want.MutualTLS[i] && opts.ClientCert == nil || t.Scheme.WebSocket() {
-			continue
-		}
-		local = i
-		break
-	}
+	login, why := o.bridgeLogin(want, opts)
 	var out []probe.BridgeResult
 	for _, b := range bridges {
-		if local < 0 {
+		if login == nil {
 			r := probe.BridgeResult{Name: b.Name, ClientID: b.ClientID, State: "not checked", OK: true}
-			r.Checks = append(r.Checks, probe.Check{Name: probe.CheckBridgeState, Status: probe.Skip, Detail: "no MQTT listener to read its state on"})
+			r.Checks = append(r.Checks, probe.Check{Name: probe.CheckBridgeState, Status: probe.Skip, Detail: why})
 			out = append(out, r)
 			continue
 		}
-		bo := probe.BridgeOptions{Local: want.Targets[local], Options: opts}
-		if o.spec != nil {
-			s, user := o.spec, opts.User
-			bo.Allowed = func(topic string, write bool) bool { return probe.ACLAllows(s, user, topic, write) }
-		}
-		out = append(out, probe.ProbeBridge(ctx, b, bo))
+		out = append(out, probe.ProbeBridge(ctx, b, *login))
 	}
 	return out
+}
+
+// bridgeLogin is how verify reads the bridges' states: as --user on a
+// listener of the spec (then also a message through each bridge), else as
+// the status identity (status_reader: true) on its loopback listener, which
+// may read $SYS and nothing else. Without either it says how to get the
+// check: anonymous clients can't read $SYS.
+func (o *verifyOptions) bridgeLogin(want probe.Expectations, opts probe.Options) (*probe.BridgeOptions, string) {
+	if opts.User != "" {
+		for i, t := range want.Targets {
+			if want.LoopbackOnly[i] || want.MutualTLS[i] && opts.ClientCert == nil || t.Scheme.WebSocket() {
+				continue
+			}
+			bo := &probe.BridgeOptions{Local: t, Options: opts}
+			if o.spec != nil {
+				s, user := o.spec, opts.User
+				bo.Allowed = func(topic string, write bool) bool { return probe.ACLAllows(s, user, topic, write) }
+			}
+			return bo, ""
+		}
+		return nil, "no MQTT listener to read its state on"
+	}
+	if o.spec == nil || !o.spec.StatusReader {
+		return nil, "needs a login: pass --user NAME, or set status_reader: true in broker.yaml and apply (verify then reads it as " + status.User + ")"
+	}
+	t, err := statusListener(o.spec)
+	if err != nil {
+		return nil, "the status identity needs an mqtt or mqtts listener on 127.0.0.1; or pass --user NAME"
+	}
+	pw, err := status.ReadSecret(o.Sys)
+	if err != nil {
+		return nil, fmt.Sprintf("%v; or pass --user NAME", err)
+	}
+	lo := opts
+	lo.User, lo.Password, lo.ClientCert = status.User, pw, nil
+	if t.Scheme.TLS() {
+		ca, err := o.Sys.ReadFile(layout.BrokerCACert)
+		if err != nil {
+			return nil, fmt.Sprintf("read the broker's CA %s: %v; or pass --user NAME", layout.BrokerCACert, err)
+		}
+		lo.CA, lo.ServerName = ca, o.spec.Hostname
+	}
+	return &probe.BridgeOptions{Local: t, Options: lo, StateOnly: "needs --user NAME"}, ""
 }
 
 func printVerifyBridges(w io.Writer, results []probe.BridgeResult, verbose bool) {

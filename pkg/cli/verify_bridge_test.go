@@ -11,6 +11,7 @@ import (
 
 	"github.com/mosqprov/mosqprov/internal/brokertest"
 	"github.com/mosqprov/mosqprov/pkg/bridge"
+	"github.com/mosqprov/mosqprov/pkg/status"
 	"github.com/mosqprov/mosqprov/pkg/system"
 )
 
@@ -38,8 +39,19 @@ func TestVerifyBridges(t *testing.T) {
 	if out, err := exec.Command("mosquitto_passwd", "-b", pw, "alice", password).CombinedOutput(); err != nil {
 		t.Fatalf("mosquitto_passwd: %v: %s", err, out)
 	}
+	// The status identity, as apply makes it: a random password in the
+	// root-only secret file, its user, and its rules (topic deny #, topic
+	// read $SYS/#).
+	secret := "5a7e" + strings.Repeat("0f", 30)
+	if out, err := exec.Command("mosquitto_passwd", "-b", pw, status.User, secret).CombinedOutput(); err != nil {
+		t.Fatalf("mosquitto_passwd: %v: %s", err, out)
+	}
+	os.MkdirAll(filepath.Join(root, "etc/mosqprov"), 0o755)
+	if err := os.WriteFile(filepath.Join(root, status.SecretFile), []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	os.Chmod(pw, 0o644)
-	acl := "user alice\ntopic readwrite home/#\ntopic read $SYS/broker/connection/#\n"
+	acl := "user alice\ntopic readwrite home/#\ntopic read $SYS/broker/connection/#\nuser " + status.User + "\ntopic deny #\ntopic read $SYS/#\n"
 	os.WriteFile(filepath.Join(dir, "acl"), []byte(acl), 0o644)
 	brokertest.Start(t, dir, fmt.Sprintf("allow_anonymous false\npassword_file %s\nacl_file %s/acl\nlistener %d 127.0.0.1\n%s", pw, dir, localPort, bridges), localPort)
 	spec := fmt.Sprintf(`listeners:
@@ -47,8 +59,17 @@ func TestVerifyBridges(t *testing.T) {
 acl:
   - {user: alice, readwrite: ["home/#"], read: ["$SYS/broker/connection/#"]}
 `, localPort)
-	os.MkdirAll(filepath.Join(root, "etc/mosqprov"), 0o755)
-	os.WriteFile(filepath.Join(root, "etc/mosqprov/broker.yaml"), []byte(spec), 0o644)
+	writeSpec := func(statusReader bool) {
+		t.Helper()
+		text := spec
+		if statusReader {
+			text += "status_reader: true\n"
+		}
+		if err := os.WriteFile(filepath.Join(root, "etc/mosqprov/broker.yaml"), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeSpec(false)
 
 	// The bridge needs a moment to connect.
 	var out, errOut string
@@ -63,17 +84,45 @@ acl:
 		t.Fatal("the password was printed")
 	}
 
-	// Without --user the state can't be read: said, not failed.
+	// Without --user nor the status identity the state can't be read:
+	// said, with the two ways to get it, not failed.
 	code, out, errOut = vdRun(t, root, "", nil, "verify")
-	if code != 0 || !strings.Contains(out, "ok   bridge cloud state not checked: needs --user") {
+	if code != 0 || !strings.Contains(out, "ok   bridge cloud state not checked: needs a login: pass --user NAME, or set status_reader: true in broker.yaml and apply (verify then reads it as mosqprov-status)\n") {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
+
+	// With status_reader, verify reads the state as the status identity
+	// (which may only read $SYS: nothing is sent through the bridge).
+	writeSpec(true)
+	code, out, errOut = vdRun(t, root, "", nil, "verify", "-v")
+	if code != 0 || !strings.Contains(out, "ok   bridge cloud connected, through the bridge not checked: needs --user NAME\n") ||
+		!strings.Contains(out, "read as "+status.User) || !strings.Contains(out, "1 bridge: 1 connected, 0 failed") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	if strings.Contains(out+errOut, secret) {
+		t.Fatal("the status identity's password was printed")
+	}
+	// Its secret unreadable (not root, or apply never ran): not checked,
+	// with why and the other way.
+	os.Rename(filepath.Join(root, status.SecretFile), filepath.Join(root, status.SecretFile+".away"))
+	code, out, errOut = vdRun(t, root, "", nil, "verify")
+	if code != 0 || !strings.Contains(out, "ok   bridge cloud state not checked: no status identity (/etc/mosqprov/status.secret): ") || !strings.Contains(out, "; or pass --user NAME\n") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	os.Rename(filepath.Join(root, status.SecretFile+".away"), filepath.Join(root, status.SecretFile))
+	writeSpec(false)
 
 	// The remote goes away: the broker publishes 0 and verify fails.
 	remote.Stop()
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline) && code != ExitError; time.Sleep(500 * time.Millisecond) {
 		code, out, errOut = vdRun(t, root, password+"\n", nil, "verify", "--user", "alice", "--password-stdin")
 	}
+	if code != ExitError || !strings.Contains(out, "FAIL bridge cloud state: not connected") || !strings.Contains(out, "1 bridge: 0 connected, 1 failed") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	// The status identity sees it down too.
+	writeSpec(true)
+	code, out, errOut = vdRun(t, root, "", nil, "verify")
 	if code != ExitError || !strings.Contains(out, "FAIL bridge cloud state: not connected") || !strings.Contains(out, "1 bridge: 0 connected, 1 failed") {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}

@@ -49,6 +49,10 @@ type BridgeOptions struct {
 	// Allowed reports whether this broker's ACL lets Options.User write (or
 	// read) topic; nil allows everything.
 	Allowed func(topic string, write bool) bool
+	// StateOnly reads the state and sends nothing through the bridge, with
+	// this reason: Options.User may only read $SYS (mosqprov's status
+	// identity).
+	StateOnly string
 }
 
 // ProbeBridge reads the bridge's state where the broker publishes it
@@ -102,13 +106,17 @@ func ProbeBridge(ctx context.Context, b bridge.Bridge, o BridgeOptions) BridgeRe
 			return r
 		}
 		r.State = "connected"
-		r.add(CheckBridgeState, OK, "connected (%s is 1)", b.StateTopic())
+		r.add(CheckBridgeState, OK, "connected (%s is 1, read as %s)", b.StateTopic(), lo.User)
 	case <-timer.C:
 		r.State = "unknown"
 		r.add(CheckBridgeState, Warn, "no state on %s within %s: the ACL may not let user %q read it (grant read on $SYS/broker/connection/#), or the bridge never started", b.StateTopic(), lo.Timeout, lo.User)
 		return r
 	case <-ctx.Done():
 		r.add(CheckBridgeState, Fail, "%v", ctx.Err())
+		return r
+	}
+	if o.StateOnly != "" {
+		r.add(CheckBridgeTrip, Skip, "%s", o.StateOnly)
 		return r
 	}
 	roundtripBridge(ctx, c, b, o, lo, &r)
