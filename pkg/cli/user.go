@@ -15,6 +15,7 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/passwd"
 	"github.com/mosqprov/mosqprov/pkg/safe"
+	"github.com/mosqprov/mosqprov/pkg/spec"
 	"github.com/mosqprov/mosqprov/pkg/system"
 )
 
@@ -143,6 +144,10 @@ type userReport struct {
 func runUserAdd(ctx context.Context, o *userOptions, name string, opts passwd.Options) error {
 	if err := passwd.ValidateName(name); err != nil {
 		return err
+	}
+	if name == spec.StatusUser {
+		// apply takes it out of the password file when status_reader is off.
+		return errs.Invalid("username", "%q is reserved for mosqprov status's own identity: set status_reader: true in broker.yaml instead", name)
 	}
 	pw, err := o.ReadSecret("password for "+name, o.passwordStdin, PasswordEnv, true)
 	if err != nil {

@@ -58,9 +58,11 @@ func TestRunUserBadNameAsksNothing(t *testing.T) {
 	a.IO.InIsTerminal = true
 	a.IO.ReadHidden = func() (string, error) { t.Fatal("prompted for a bad name"); return "", nil }
 	o := &userOptions{App: a, file: "/etc/mosquitto/passwd", hash: "pbkdf2"}
-	err := runUserAdd(context.Background(), o, "bad:name", passwd.Options{})
-	if exitCode(err) != ExitUsage {
-		t.Fatalf("%v", err)
+	for _, name := range []string{"bad:name", "mosqprov-status"} { // the status identity's name is reserved
+		err := runUserAdd(context.Background(), o, name, passwd.Options{})
+		if exitCode(err) != ExitUsage {
+			t.Fatalf("%s: %v", name, err)
+		}
 	}
 	if _, err := a.Sys.Stat("/etc/mosquitto"); err == nil {
 		t.Fatal("created the folder")

@@ -2,8 +2,12 @@ package plan
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 
+	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/passwd"
 	"github.com/mosqprov/mosqprov/pkg/spec"
 	"github.com/mosqprov/mosqprov/pkg/status"
@@ -45,9 +49,28 @@ const StepStatus = "status identity"
 
 // statusStep makes the status identity's password (once, root-only) and
 // adds the identity to the users the next step writes; its ACL rules were
-// added with the spec's (desire). Without status_reader it does nothing.
+// added with the spec's (desire). Without status_reader it takes away what
+// it added: the identity's line in the password file (its name is
+// reserved: broker.yaml can't list it) and its password file; the ACL file
+// is wholly the spec's, so its rules are gone with the ACL step.
 func statusStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired, o Options, r *Result) error {
 	if !s.StatusReader {
+		data, err := sys.ReadFile(layout.PasswordFile)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("read %s: %w", layout.PasswordFile, err)
+		}
+		if f, err := passwd.Parse(data); err == nil {
+			if _, ok := f.Lookup(status.User); ok {
+				d.removeUsers = append(d.removeUsers, status.User)
+			}
+		}
+		res, err := status.RemoveSecret(sys)
+		if err != nil {
+			return err
+		}
+		if len(res.Changes) > 0 {
+			r.add(StepStatus, res)
+		}
 		return nil
 	}
 	var random func([]byte) error

@@ -25,8 +25,11 @@ import (
 // as a whole before anything is written.
 type desired struct {
 	users []passwd.Desired
-	acl   []acl.Rule
-	tls   bool
+	// removeUsers are users of the password file to take out (the status
+	// identity once status_reader is off).
+	removeUsers []string
+	acl         []acl.Rule
+	tls         bool
 	// bridges are the spec's bridges with their passwords and TLS files
 	// read, and those `mosqprov bridge add` added, kept.
 	bridges []bridge.Bridge
@@ -182,7 +185,7 @@ func serverStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired
 }
 
 func usersStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired, o Options, r *Result) error {
-	res, err := passwd.Converge(sys, layout.PasswordFile, d.users, passwd.Options{Prune: s.PruneUsers})
+	res, err := passwd.Converge(sys, layout.PasswordFile, d.users, passwd.Options{Prune: s.PruneUsers, Remove: d.removeUsers})
 	if err != nil {
 		return err
 	}

@@ -78,6 +78,20 @@ func EnsureSecret(sys system.System, random func([]byte) error) (string, system.
 	return pw, res, nil
 }
 
+// RemoveSecret removes SecretFile (status_reader turned off); nothing
+// when there is none.
+func RemoveSecret(sys system.System) (system.Result, error) {
+	var res system.Result
+	action, err := sys.Remove(SecretFile)
+	if err != nil {
+		return res, err
+	}
+	if action.Changed() {
+		res.Add(system.NewChange("status identity password", SecretFile, action, "status_reader is off"))
+	}
+	return res, nil
+}
+
 // ReadSecret is the identity's password, or an error saying how to create it.
 func ReadSecret(sys system.System) (string, error) {
 	data, err := sys.ReadFile(SecretFile)
