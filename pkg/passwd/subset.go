@@ -3,7 +3,9 @@ package passwd
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"strings"
 
@@ -73,11 +75,101 @@ func parseSubset(data []byte) (names []string, header string, ok bool) {
 // written, so a changed password or a removed user reaches the listeners
 // limited to some users at once. Symlinks are left alone.
 func refreshSubsets(sys system.System, path string, data []byte, attr system.Attr, res *Result) error {
-	dir, base := filepath.Dir(path), filepath.Base(path)
+	base := filepath.Base(path)
+	for _, p := range subsetFiles(sys, path) {
+		old, err := sys.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		names, header, _ := parseSubset(old)
+		act, err := sys.WriteFile(p, Subset(data, names, header), attr)
+		if err != nil {
+			return fmt.Errorf("write %s: %w", p, err)
+		}
+		res.Add(system.NewChange("password file of listener "+strings.TrimPrefix(filepath.Base(p), base+"."), p, act, ""))
+		if act.Changed() {
+			res.Needs(system.NeedReload)
+		}
+	}
+	return nil
+}
+
+// ListenerFile is the password file of one listener limited to some users
+// (broker.yaml's listeners[].users, conf write's --listener ...,user=NAME).
+type ListenerFile struct {
+	Port int
+	// Path is conf.ListenerPasswordFile(main, Port).
+	Path   string
+	Users  []string
+	Header string
+}
+
+// WriteListenerFiles writes each listener file from the password file
+// main: its users' lines under a marked header. The files are broker
+// secrets like the password file (attr); a change needs a reload. Write
+// them before the configuration names them: the broker does not start
+// with a password_file it can't open.
+func WriteListenerFiles(sys system.System, main string, files []ListenerFile, attr system.Attr) (system.Result, error) {
+	var res system.Result
+	if len(files) == 0 {
+		return res, nil
+	}
+	data, err := sys.ReadFile(main)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return res, fmt.Errorf("read %s: %w", main, err)
+	}
+	for _, f := range files {
+		act, err := sys.WriteFile(f.Path, Subset(data, f.Users, f.Header), attr)
+		if err != nil {
+			return res, fmt.Errorf("write %s: %w", f.Path, err)
+		}
+		res.Add(system.NewChange(fmt.Sprintf("password file of listener %d", f.Port), f.Path, act, ""))
+		if act.Changed() {
+			res.Needs(system.NeedReload)
+		}
+	}
+	return res, nil
+}
+
+// RemoveListenerFiles removes the listener password files beside main that
+// mosqprov wrote (a regular file named main.PORT whose first line is its
+// marker) and that keep does not list: a listener whose users: was dropped,
+// or that is gone, leaves no copy of those users' hashes behind. A
+// symlink, a folder or a file without the marker is never touched (not
+// ours). Remove it after the configuration stops naming it, so the broker
+// never has to start on a password_file that is gone. Removing a file the
+// configuration no longer names needs nothing of the broker: the change of
+// the configuration itself says what it needs.
+func RemoveListenerFiles(sys system.System, main string, keep []string) (system.Result, error) {
+	var res system.Result
+	kept := map[string]bool{}
+	for _, k := range keep {
+		kept[k] = true
+	}
+	for _, p := range subsetFiles(sys, main) {
+		if kept[p] {
+			continue
+		}
+		port := strings.TrimPrefix(filepath.Base(p), filepath.Base(main)+".")
+		act, err := sys.Remove(p)
+		if err != nil {
+			return res, err
+		}
+		res.Add(system.NewChange("password file of listener "+port, p, act, "no listener limits its users to it any more"))
+	}
+	return res, nil
+}
+
+// subsetFiles lists the listener password files mosqprov wrote beside
+// main: regular files named main.PORT (digits) whose first line is
+// subsetMarker. Symlinks and other files are left out.
+func subsetFiles(sys system.System, main string) []string {
+	dir, base := filepath.Dir(main), filepath.Base(main)
 	entries, err := sys.ReadDir(dir)
 	if err != nil {
 		return nil
 	}
+	var out []string
 	for _, e := range entries {
 		port, ok := strings.CutPrefix(e.Name(), base+".")
 		if !ok || port == "" || strings.Trim(port, "0123456789") != "" {
@@ -88,22 +180,13 @@ func refreshSubsets(sys system.System, path string, data []byte, attr system.Att
 		if err != nil || fi.Symlink || fi.IsDir || fi.Size > maxFileSize {
 			continue
 		}
-		old, err := sys.ReadFile(p)
+		data, err := sys.ReadFile(p)
 		if err != nil {
 			continue
 		}
-		names, header, ok := parseSubset(old)
-		if !ok {
-			continue
-		}
-		act, err := sys.WriteFile(p, Subset(data, names, header), attr)
-		if err != nil {
-			return fmt.Errorf("write %s: %w", p, err)
-		}
-		res.Add(system.NewChange("password file of listener "+port, p, act, ""))
-		if act.Changed() {
-			res.Needs(system.NeedReload)
+		if _, _, ok := parseSubset(data); ok {
+			out = append(out, p)
 		}
 	}
-	return nil
+	return out
 }

@@ -2,9 +2,7 @@ package plan
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"path"
 	"strings"
 
@@ -79,42 +77,66 @@ func pluginDir(sys system.System) string {
 	return ""
 }
 
+// listenerFiles are the password files of the spec's listeners limited to
+// some users (a mutual-TLS listener checks no password).
+func listenerFiles(s *spec.Spec) []passwd.ListenerFile {
+	var out []passwd.ListenerFile
+	for _, l := range s.Listeners {
+		if len(l.Users) == 0 || l.MutualTLS {
+			continue
+		}
+		out = append(out, passwd.ListenerFile{
+			Port:   l.Port,
+			Path:   conf.ListenerPasswordFile(layout.PasswordFile, l.Port),
+			Users:  l.Users,
+			Header: fmt.Sprintf("Managed by mosqprov: the users of %s who may log in on the %s listener on port %d\n(%s). Change them in broker.yaml, then `mosqprov apply`.", layout.PasswordFile, l.Type, l.Port, strings.Join(l.Users, ", ")),
+		})
+	}
+	return out
+}
+
 // listenerUsersStep writes, for each listener limited to some users, the
 // password file of those users: their lines of the password file, which
 // the users step has just converged. The files are broker secrets like the
 // password file (mosquitto:mosquitto 0600); a change needs a reload.
 func listenerUsersStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired, o Options, r *Result) error {
-	limited := false
-	for _, l := range s.Listeners {
-		limited = limited || len(l.Users) > 0 && !l.MutualTLS
-	}
-	if !limited {
+	files := listenerFiles(s)
+	if len(files) == 0 {
 		return nil
 	}
-	var res system.Result
-	main, err := sys.ReadFile(layout.PasswordFile)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("read %s: %w", layout.PasswordFile, err)
-	}
 	attr, fallback := layout.BrokerSecret(sys)
-	for _, l := range s.Listeners {
-		if len(l.Users) == 0 || l.MutualTLS {
-			continue
-		}
-		p := conf.ListenerPasswordFile(layout.PasswordFile, l.Port)
-		header := fmt.Sprintf("Managed by mosqprov: the users of %s who may log in on the %s listener on port %d\n(%s). Change them in broker.yaml, then `mosqprov apply`.", layout.PasswordFile, l.Type, l.Port, strings.Join(l.Users, ", "))
-		act, err := sys.WriteFile(p, passwd.Subset(main, l.Users, header), attr)
-		if err != nil {
-			return fmt.Errorf("write %s: %w", p, err)
-		}
-		res.Add(system.NewChange(fmt.Sprintf("password file of listener %d", l.Port), p, act, ""))
-		if act.Changed() {
-			res.Needs(system.NeedReload)
-			if fallback != "" {
-				res.Warn("%s: %s", p, fallback)
+	res, err := passwd.WriteListenerFiles(sys, layout.PasswordFile, files, attr)
+	if err != nil {
+		return err
+	}
+	if fallback != "" {
+		for _, c := range res.Changes {
+			if c.Changed {
+				res.Warn("%s: %s", c.Path, fallback)
 			}
 		}
 	}
 	r.add(StepListenerUsers, res)
+	return nil
+}
+
+// StepListenerUsersGone removes the password files of listeners no longer
+// limited to some users.
+const StepListenerUsersGone = "listener passwords removed"
+
+// listenerUsersGoneStep removes the listener password files mosqprov wrote
+// that no listener of the spec uses any more (users: dropped, or the
+// listener gone), after the configuration stopped naming them. Only files
+// carrying mosqprov's marker, never through a symlink (pkg/passwd).
+func listenerUsersGoneStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired, o Options, r *Result) error {
+	var keep []string
+	for _, f := range listenerFiles(s) {
+		keep = append(keep, f.Path)
+	}
+	res, err := passwd.RemoveListenerFiles(sys, layout.PasswordFile, keep)
+	if err != nil {
+		return err
+	}
+	r.add(StepListenerUsersGone, res)
 	return nil
 }

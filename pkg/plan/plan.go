@@ -260,6 +260,7 @@ var steps = []step{
 	{StepListenerUsers, listenerUsersStep},
 	{StepACL, aclStep},
 	{StepConf, confStep},
+	{StepListenerUsersGone, listenerUsersGoneStep},
 	{StepLimits, limitsStep},
 	{StepBridges, bridgesStep},
 	{StepState, stateStep},
