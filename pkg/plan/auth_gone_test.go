@@ -20,19 +20,18 @@ import (
 )
 
 // perListenerRoot is a target root whose recorded broker version and
-// plugins are the host's, so apply writes the installed broker's own form.
-func perListenerRoot(t *testing.T) (string, apt.Version) {
+// plugins are m's, so apply writes that broker's own form.
+func perListenerRoot(t *testing.T, m brokertest.Mosquitto) (string, apt.Version) {
 	t.Helper()
-	brokertest.Require(t)
-	if _, err := realSys("/").LookupUser(layout.BrokerUser); err != nil {
-		t.Fatalf("this test needs the %s user: apt-get install -y mosquitto", layout.BrokerUser)
+	v, err := apt.ParseVersion(m.Version)
+	if err != nil {
+		t.Fatal(err)
 	}
-	v := hostBroker(t)
 	root := newRoot(t)
 	if err := recordBroker(root, v); err != nil {
 		t.Fatal(err)
 	}
-	if dir := pluginDir(realSys("/")); dir != "" {
+	if dir := pluginDir(realSys(m.File("/"))); dir != "" {
 		if err := os.MkdirAll(filepath.Join(root, dir), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -58,9 +57,17 @@ func parseSpec(t *testing.T, text string) *spec.Spec {
 // password file and the broker's reload or restart; apply removes it (and
 // only it: a symlink and a file mosqprov did not write, named alike, stay),
 // the broker, given what apply says it needs, lets bob in there; a second
-// apply changes nothing.
+// apply changes nothing. Against each broker of brokertest.Versions.
 func TestApplyDropListenerUsersRealBroker(t *testing.T) {
-	root, v := perListenerRoot(t)
+	brokertest.Require(t)
+	if _, err := realSys("/").LookupUser(layout.BrokerUser); err != nil {
+		t.Fatalf("this test needs the %s user: apt-get install -y mosquitto", layout.BrokerUser)
+	}
+	brokertest.Each(t, testDropListenerUsers)
+}
+
+func testDropListenerUsers(t *testing.T, m brokertest.Mosquitto) {
+	root, v := perListenerRoot(t, m)
 	local, lan := brokertest.FreePort(t), brokertest.FreePort(t)
 	specText := func(users string) string {
 		return fmt.Sprintf(`listeners:
@@ -102,7 +109,7 @@ service: {enable: false}
 		}
 		return strings.ReplaceAll(string(data), " /etc/mosquitto/", " "+root+"/etc/mosquitto/")
 	}
-	b := brokertest.Start(t, root, confText(), local, lan)
+	b := m.Start(t, root, confText(), local, lan)
 	try := func(user, pw string) error {
 		return (brokertest.Client{Port: lan, User: user, Password: pw}).Publish("t/auth", "x")
 	}
@@ -166,7 +173,7 @@ service: {enable: false}
 		}
 	case system.NeedRestart:
 		b.Stop()
-		b = brokertest.Start(t, root, confText(), local, lan)
+		b = m.Start(t, root, confText(), local, lan)
 	default:
 		t.Fatalf("apply needs %v of the broker after changing its configuration", res.Need)
 	}
