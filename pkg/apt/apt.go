@@ -137,7 +137,11 @@ func BrokerVersion(ctx context.Context, sys system.System) (Version, error) {
 
 // Result is what Ensure found and did.
 type Result struct {
-	Packages []Package `json:"packages"`
+	// The converge contract every step reports (the packages' lines; a
+	// package needs nothing of a running broker: the install starts it).
+	// Left out of the json report, which lists the changes itself.
+	system.Result `json:"-"`
+	Packages      []Package `json:"packages"`
 	// Broker is the broker's upstream version ("2.0.11"); in a dry run
 	// where it isn't installed, the version apt would install.
 	Broker string `json:"broker_version,omitempty"`
@@ -204,11 +208,20 @@ func (in *Installer) notify(format string, args ...any) {
 }
 
 // Ensure installs whichever of Packages is missing. Installed packages run
-// nothing and are reported unchanged with their version.
-func (in *Installer) Ensure(ctx context.Context) (Result, []system.Change, error) {
+// nothing and are reported unchanged with their version. On an error the
+// result still holds the commands that ran before it.
+func (in *Installer) Ensure(ctx context.Context) (Result, error) {
+	var res Result
+	changes, err := in.ensure(ctx, &res)
+	res.Changes = changes
+	return res, err
+}
+
+// ensure fills res's packages and versions and returns the report's lines.
+func (in *Installer) ensure(ctx context.Context, res *Result) ([]system.Change, error) {
 	pkgs, err := Query(ctx, in.Sys, Packages...)
 	if err != nil {
-		return Result{}, nil, err
+		return nil, err
 	}
 	var missing []string
 	for _, p := range pkgs {
@@ -221,12 +234,14 @@ func (in *Installer) Ensure(ctx context.Context) (Result, []system.Change, error
 		for _, p := range pkgs {
 			changes = append(changes, system.NewChange("package "+p.Name, "", system.Noop, p.Version))
 		}
-		return in.result(pkgs, pkgs[0].Version), changes, nil
+		*res = in.result(pkgs, pkgs[0].Version)
+		return changes, nil
 	}
 	if root := in.Sys.Root(); root != "/" {
 		// apt-get -o Dir=ROOT would run the packages' maintainer scripts
 		// (adduser, systemctl) on this host, not in the image.
-		return Result{Packages: pkgs}, nil, fmt.Errorf("%s not installed under %s; mosqprov installs packages only on the running system (apt under another root would run their maintainer scripts on this host): run `chroot %s apt-get install -y %s`",
+		res.Packages = pkgs
+		return nil, fmt.Errorf("%s not installed under %s; mosqprov installs packages only on the running system (apt under another root would run their maintainer scripts on this host): run `chroot %s apt-get install -y %s`",
 			strings.Join(missing, " and "), root, root, strings.Join(Packages, " "))
 	}
 
@@ -234,7 +249,7 @@ func (in *Installer) Ensure(ctx context.Context) (Result, []system.Change, error
 	deadline := in.Sys.Now().Add(in.LockTimeout)
 	candidates, err := in.candidates(ctx, missing)
 	if err != nil {
-		return Result{}, nil, err
+		return nil, err
 	}
 	unknown := unknownOf(missing, candidates)
 	age, fresh := in.listsAge()
@@ -245,21 +260,21 @@ func (in *Installer) Ensure(ctx context.Context) (Result, []system.Change, error
 		}
 		c, err := in.apt(ctx, deadline, "update")
 		if err != nil {
-			return Result{}, changes, err
+			return changes, err
 		}
 		changes = append(changes, system.NewChange("package lists", "", system.Run, commandLine(c)+"; "+why))
 		if len(unknown) > 0 && !in.Sys.IsDryRun() {
 			if candidates, err = in.candidates(ctx, missing); err != nil {
-				return Result{}, changes, err
+				return changes, err
 			}
 			if u := unknownOf(missing, candidates); len(u) > 0 {
-				return Result{}, changes, fmt.Errorf("no installation candidate for %s in the apt sources (/etc/apt/sources.list*); on Raspberry Pi OS and Debian it is in the main archive", strings.Join(u, ", "))
+				return changes, fmt.Errorf("no installation candidate for %s in the apt sources (/etc/apt/sources.list*); on Raspberry Pi OS and Debian it is in the main archive", strings.Join(u, ", "))
 			}
 		}
 	}
 	c, err := in.apt(ctx, deadline, "install", missing...)
 	if err != nil {
-		return Result{}, changes, err
+		return changes, err
 	}
 	changes = append(changes, system.NewChange("packages", "", system.Run, commandLine(c)))
 
@@ -276,15 +291,17 @@ func (in *Installer) Ensure(ctx context.Context) (Result, []system.Change, error
 				changes = append(changes, system.NewChange("package "+p.Name, "", system.Noop, p.Version))
 			}
 		}
-		return in.result(pkgs, pkgs[0].Version), changes, nil
+		*res = in.result(pkgs, pkgs[0].Version)
+		return changes, nil
 	}
 	after, err := Query(ctx, in.Sys, Packages...)
 	if err != nil {
-		return Result{}, changes, err
+		return changes, err
 	}
 	for i, p := range after {
 		if !p.Installed() {
-			return Result{Packages: after}, changes, fmt.Errorf("apt-get install finished but %s is %s", p.Name, p.Status)
+			res.Packages = after
+			return changes, fmt.Errorf("apt-get install finished but %s is %s", p.Name, p.Status)
 		}
 		action := system.Noop
 		if !pkgs[i].Installed() {
@@ -292,7 +309,8 @@ func (in *Installer) Ensure(ctx context.Context) (Result, []system.Change, error
 		}
 		changes = append(changes, system.NewChange("package "+p.Name, "", action, p.Version))
 	}
-	return in.result(after, after[0].Version), changes, nil
+	*res = in.result(after, after[0].Version)
+	return changes, nil
 }
 
 // commandLine is cmd as a person would type it, its environment first: a

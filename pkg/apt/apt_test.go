@@ -137,7 +137,8 @@ func TestEnsure(t *testing.T) {
 			w := newWorld(tt.installed, tt.known)
 			w.busy = tt.busy
 			in, _, notes := installer(t, w, tt.listsAge, tt.lockHeld)
-			res, changes, err := in.Ensure(context.Background())
+			res, err := in.Ensure(context.Background())
+			changes := res.Changes
 			if d := cmp.Diff(tt.wantCalls, w.rec.Lines()); d != "" {
 				t.Errorf("commands (-want +got):\n%s", d)
 			}
@@ -186,7 +187,8 @@ func TestEnsureDryRun(t *testing.T) {
 	real := system.NewReal("/", system.WithRunner(w), system.WithClock(clk.Now))
 	dry := system.NewDryRun(real)
 	in.Sys = dry
-	res, changes, err := in.Ensure(context.Background())
+	res, err := in.Ensure(context.Background())
+	changes := res.Changes
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +223,7 @@ func TestEnsureUnderRoot(t *testing.T) {
 	root := t.TempDir()
 	w := newWorld(false, true)
 	in := NewInstaller(system.NewReal(root, system.WithRunner(w)))
-	_, _, err := in.Ensure(context.Background())
+	_, err := in.Ensure(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "chroot "+root+" apt-get install") {
 		t.Fatalf("error %v, want one that says how to install under the root", err)
 	}

@@ -75,7 +75,7 @@ func Converge(sys system.System, bridges []Bridge) (Result, error) {
 	} else {
 		attr, fallback := Attr(sys)
 		if fallback != "" {
-			res.Warnings = append(res.Warnings, fallback)
+			res.Warn("%s", fallback)
 		}
 		action, err := sys.WriteFile(File, data, attr)
 		if err != nil {
@@ -84,7 +84,9 @@ func Converge(sys system.System, bridges []Bridge) (Result, error) {
 		add(&res, system.NewChange("bridges configuration", File, action, names(bridges)))
 	}
 	for _, b := range bridges {
-		res.Warnings = append(res.Warnings, b.Warnings()...)
+		for _, w := range b.Warnings() {
+			res.Warn("%s", w)
+		}
 	}
 	return res, nil
 }
@@ -131,7 +133,7 @@ func files(r *Result, sys system.System, bridges []Bridge) error {
 				continue
 			}
 			if f.path == key && fallback != "" {
-				r.Warnings = append(r.Warnings, fallback)
+				r.WarnNoAccount(key, layout.BrokerUser, fallback)
 			}
 			action, err := sys.WriteFile(f.path, f.data, f.attr)
 			if err != nil {

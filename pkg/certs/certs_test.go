@@ -195,7 +195,7 @@ func TestEnsureCAAndServerLayoutAndIdempotence(t *testing.T) {
 		t.Fatal(err)
 	}
 	noChanges(t, r1)
-	if len(r1.Warnings) != 1 || !strings.Contains(r1.Warnings[0], "key is ecdsa-p256, not rsa-4096; it is kept") {
+	if len(r1.Warnings) != 1 || !strings.Contains(r1.Warnings[0].Text, "key is ecdsa-p256, not rsa-4096; it is kept") {
 		t.Fatalf("a CA kept despite another --key-type must say so: %q", r1.Warnings)
 	}
 	noChanges(t, mustServer(t, sys, ServerOptions{Names: []string{"localhost"}, IPs: []string{"127.0.0.1"}}))
@@ -327,7 +327,7 @@ func TestLeafEndingWithCAIsNotReissuedEveryRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	noChanges(t, res)
-	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "the CA expires in") {
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0].Text, "the CA expires in") {
 		t.Fatalf("renew must warn about the CA: %q", res.Warnings)
 	}
 	sameAfter(t, sys.Root(), before)
@@ -429,7 +429,7 @@ func TestCAForceReplacesAndWarns(t *testing.T) {
 	if string(old) == string(now) {
 		t.Fatal("--force kept the old CA")
 	}
-	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "every device") {
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0].Text, "every device") {
 		t.Fatalf("warnings %q", res.Warnings)
 	}
 }
@@ -656,7 +656,7 @@ func TestRenewReissuesDueCertificates(t *testing.T) {
 	if caAfter, _ := sys.ReadFile("/etc/mosqprov/ca/ca.crt"); string(caAfter) != string(caBefore) {
 		t.Fatal("renew replaced the CA")
 	}
-	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "dev1.p12") {
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0].Text, "dev1.p12") {
 		t.Fatalf("warnings %q", res.Warnings)
 	}
 	entries, _ := Status(sys, DefaultPaths(), 30)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mosqprov/mosqprov/pkg/errs"
+	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/pki"
 	"github.com/mosqprov/mosqprov/pkg/system"
 )
@@ -109,7 +110,7 @@ func lockBrokerCerts(res *Result, sys system.System, p Paths) (unlock func(), er
 func serverFiles(res *Result, sys system.System, p Paths) certFiles {
 	keyAttr, fallback := serverKeyAttr(sys)
 	if fallback != "" {
-		res.Warn("%s: %s", p.ServerKey, fallback)
+		res.WarnNoAccount(p.ServerKey, layout.BrokerUser, fallback)
 	}
 	return certFiles{whatServerKey, p.ServerKey, keyAttr, whatServerCert, p.ServerCert, publicAttr}
 }

@@ -55,8 +55,9 @@ func runInstall(ctx context.Context, o *installOptions) error {
 		// Progress goes to stderr so stdout stays the report.
 		in.Progress = o.IO.ErrOut
 	}
-	res, changes, err := in.Ensure(ctx)
-	o.Add(changes...)
+	res, err := in.Ensure(ctx)
+	// The commands that ran are reported even when a later one failed.
+	o.Take(res.Result)
 	if err != nil {
 		return err
 	}

@@ -95,7 +95,7 @@ func Converge(sys system.System, path string, want []Desired, opts Options) (Res
 	}
 	attr, fallback := layout.BrokerSecret(sys)
 	if fallback != "" {
-		res.Warn("%s: %s", path, fallback)
+		res.WarnNoAccount(path, layout.BrokerUser, fallback)
 	}
 	if err := canGive(sys, path, attr); err != nil {
 		return res, err

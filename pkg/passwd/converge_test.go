@@ -409,7 +409,7 @@ func TestConvergeFallbackOwner(t *testing.T) {
 	os.WriteFile(filepath.Join(sys.Root(), "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644)
 	os.WriteFile(filepath.Join(sys.Root(), "etc/group"), []byte("root:x:0:\n"), 0o644)
 	res := mustConverge(t, sys, []Desired{{Name: "alice", Password: "x"}}, Options{})
-	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "mosquitto does not exist") {
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0].Text, "mosquitto does not exist") {
 		t.Fatalf("warnings %v", res.Warnings)
 	}
 	fi, _ := os.Stat(host)

@@ -112,7 +112,7 @@ func listenerUsersStep(ctx context.Context, sys system.System, s *spec.Spec, d *
 	if fallback != "" {
 		for _, c := range res.Changes {
 			if c.Changed {
-				res.Warn("%s: %s", c.Path, fallback)
+				res.WarnNoAccount(c.Path, layout.BrokerUser, fallback)
 			}
 		}
 	}

@@ -136,7 +136,7 @@ func bridgesStep(ctx context.Context, sys system.System, s *spec.Spec, d *desire
 	}
 	for _, b := range d.bridges {
 		if b.Source == bridge.SourceCLI {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("bridge %s was added with `mosqprov bridge add` and is not in broker.yaml: kept (remove it with `mosqprov bridge rm %s`)", b.Name, b.Name))
+			res.Warn("bridge %s was added with `mosqprov bridge add` and is not in broker.yaml: kept (remove it with `mosqprov bridge rm %s`)", b.Name, b.Name)
 		}
 	}
 	if len(res.Changes) == 0 {

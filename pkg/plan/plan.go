@@ -79,6 +79,9 @@ type Result struct {
 	// BrokerVersion is the installed broker's version ("2.0.11"), when the
 	// package step looked.
 	BrokerVersion string `json:"broker_version,omitempty"`
+	// installs is set by a plan's package step that would install the
+	// package, which creates the broker's account.
+	installs bool
 }
 
 // Summary counts the changes by kind.
@@ -145,7 +148,9 @@ func (r *Result) add(name string, res system.Result) {
 	}
 	r.Steps = append(r.Steps, Step{Name: name, Changes: changes, Need: res.Need})
 	r.Need = r.Need.Max(res.Need)
-	r.Warnings = append(r.Warnings, res.Warnings...)
+	for _, w := range res.Warnings {
+		r.Warnings = append(r.Warnings, r.warning(w))
+	}
 	n := Count(changes)
 	r.Summary.Create += n.Create
 	r.Summary.Change += n.Change
@@ -193,23 +198,20 @@ func Converge(ctx context.Context, sys system.System, s *spec.Spec, o Options) (
 	}
 	if d.installing && sys.IsDryRun() {
 		r.packageFolders()
-		r.ownersAfterInstall()
 	}
 	r.NeedName = r.Need.String()
 	return r, nil
 }
 
-// ownersAfterInstall rewords what a plan that installs the package says of
-// files it can't yet give to the broker's account: apply installs the
-// package first, which creates the account, and then writes them its.
-func (r *Result) ownersAfterInstall() {
-	for i, w := range r.Warnings {
-		file, _, ok := strings.Cut(w, ": "+layout.NoBrokerUser)
-		if !ok {
-			continue
-		}
-		r.Warnings[i] = file + ": will be owned by " + layout.BrokerUser + ": the " + apt.Broker + " package this plan installs first creates the user"
+// warning is the text of a step's warning. A plan that installs the
+// package words a file it can't yet give to the broker's account as what
+// will happen: apply installs the package first, which creates the account,
+// and then writes the file as the account's.
+func (r *Result) warning(w system.Warning) string {
+	if r.installs && w.Account == layout.BrokerUser {
+		return w.Path + ": will be owned by " + layout.BrokerUser + ": the " + apt.Broker + " package this plan installs first creates the user"
 	}
+	return w.Text
 }
 
 // packageDirs are the folders Debian's mosquitto package ships (each with a

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +22,6 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/certs"
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/layout"
-	"github.com/mosqprov/mosqprov/pkg/passwd"
 	"github.com/mosqprov/mosqprov/pkg/pki"
 	"github.com/mosqprov/mosqprov/pkg/spec"
 	"github.com/mosqprov/mosqprov/pkg/system"
@@ -625,27 +625,52 @@ func TestConvergeReportsProgress(t *testing.T) {
 
 // A plan that installs the package names each file it can't yet give to
 // the broker's account and says what the install will do, instead of
-// warning that the user does not exist. (Only a plan on the running system
-// installs; the warnings here are the real ones of a root without the user.)
+// warning that the user does not exist; a plan that installs nothing keeps
+// the warning. Both go through Converge: the package step is the real
+// apt.Installer, on the running system ("/", where only a plan may install
+// under test) with dpkg and apt answered by a Recorder, and the files go
+// under a root whose accounts have no mosquitto user.
 func TestPlanThatInstallsSaysWhoWillOwnTheFiles(t *testing.T) {
 	root := t.TempDir()
-	for p, data := range map[string]string{"etc/passwd": "root:x:0:0:root:/root:/bin/sh\n", "etc/group": "root:x:0:\n"} {
+	for p, data := range map[string]string{"etc/passwd": "root:x:0:0:root:/root:/bin/sh\n", "etc/group": "root:x:0:\n", "var/lib/dpkg/status": ""} {
 		os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755)
 		os.WriteFile(filepath.Join(root, p), []byte(data), 0o644)
 	}
-	sys := system.NewDryRun(system.NewReal(root, system.WithRunner(&system.Recorder{})))
-	users, err := passwd.Converge(sys, layout.PasswordFile, []passwd.Desired{{Name: "alice", Password: "alice-pw"}}, passwd.Options{})
-	if err != nil {
-		t.Fatal(err)
+	const version = "2.0.11-1.2+deb12u2"
+	plan := func(installed bool) []string {
+		rec := &system.Recorder{}
+		if installed {
+			rec.On("dpkg-query", system.Output{Stdout: []byte("mosquitto\tinstalled\t" + version + "\nmosquitto-clients\tinstalled\t" + version + "\n")}, nil)
+		} else {
+			rec.On("dpkg-query", system.Output{}, &system.ExitError{Cmd: "dpkg-query", Code: 1, Stderr: "dpkg-query: no packages found matching mosquitto"})
+			rec.On("apt-cache policy", system.Output{Stdout: []byte("mosquitto:\n  Installed: (none)\n  Candidate: " + version + "\nmosquitto-clients:\n  Installed: (none)\n  Candidate: " + version + "\n")}, nil)
+		}
+		s, env := loadExample(t, 0)
+		o := env.options()
+		o.Installer = apt.NewInstaller(system.NewDryRun(system.NewReal("/", system.WithRunner(rec))))
+		o.Installer.LockHolder = func() (apt.Holder, bool) { return apt.Holder{}, false }
+		res, err := Converge(context.Background(), system.NewDryRun(realSys(root)), s, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Warnings
 	}
-	r := &Result{}
-	r.add(StepUsers, users.Result)
-	if len(r.Warnings) != 1 || !strings.HasPrefix(r.Warnings[0], layout.PasswordFile+": "+layout.NoBrokerUser) {
-		t.Fatalf("without an install: %q", r.Warnings)
+	owned := func(path string) string {
+		return path + ": will be owned by mosquitto: the mosquitto package this plan installs first creates the user"
 	}
-	r.ownersAfterInstall()
-	want := layout.PasswordFile + ": will be owned by mosquitto: the mosquitto package this plan installs first creates the user"
-	if len(r.Warnings) != 1 || r.Warnings[0] != want {
-		t.Fatalf("with an install: %q", r.Warnings)
+	warnings := plan(false)
+	for _, p := range []string{layout.PasswordFile, layout.ServerKey} {
+		if !slices.Contains(warnings, owned(p)) {
+			t.Errorf("a plan that installs does not say who will own %s: %q", p, warnings)
+		}
+	}
+	for _, w := range warnings {
+		if strings.Contains(w, layout.NoBrokerUser) {
+			t.Errorf("a plan that installs still says the user does not exist: %q", w)
+		}
+	}
+	warnings = plan(true)
+	if !slices.Contains(warnings, layout.PasswordFile+": "+layout.NoBrokerUser+"; the file is owned by "+system.NewReal(root).CurrentAccount().Name+" and the broker may not be able to read it") {
+		t.Errorf("a plan that installs nothing must warn that the user does not exist: %q", warnings)
 	}
 }

@@ -132,17 +132,14 @@ func packageStep(ctx context.Context, sys system.System, s *spec.Spec, d *desire
 	if in == nil {
 		in = apt.NewInstaller(sys)
 	}
-	installed, changes, err := in.Ensure(ctx)
+	installed, err := in.Ensure(ctx)
 	if err != nil {
 		return err
 	}
 	r.BrokerVersion = installed.Broker
-	for _, c := range changes {
-		if c.Changed {
-			d.installing = true
-		}
-	}
-	r.add(StepPackage, system.Result{Changes: changes})
+	d.installing = installed.Changed()
+	r.installs = d.installing && sys.IsDryRun()
+	r.add(StepPackage, installed.Result)
 	return nil
 }
 
@@ -306,15 +303,17 @@ func stateStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired,
 	if err != nil {
 		return err
 	}
-	action, err := state.Record(sys, paths, r.BrokerVersion)
+	res, err := state.Record(sys, paths, r.BrokerVersion)
 	if err != nil {
 		return err
 	}
-	detail := ""
 	if need != system.NeedNothing {
-		detail = "files changed since the last complete apply; the broker may not have read them"
+		res.Needs(need)
+		for i := range res.Changes {
+			res.Changes[i].Detail = "files changed since the last complete apply; the broker may not have read them"
+		}
 	}
-	r.add(StepState, system.Result{Changes: []system.Change{system.NewChange("apply state", state.File, action, detail)}, Need: need})
+	r.add(StepState, res)
 	return nil
 }
 

@@ -60,8 +60,20 @@ func Digest(data []byte) string {
 // left out. The write goes through the System, so it happens only when the
 // hashes changed (the timestamp is kept when nothing else did), and never in
 // dry-run. An empty broker keeps the version recorded before (the package
-// step didn't look, e.g. under a --root without dpkg).
-func Record(sys system.System, paths []string, broker string) (system.Action, error) {
+// step didn't look, e.g. under a --root without dpkg). The result is the
+// converge contract: one line for state.json; the broker needs nothing (the
+// record is mosqprov's own).
+func Record(sys system.System, paths []string, broker string) (system.Result, error) {
+	var res system.Result
+	action, err := record(sys, paths, broker)
+	if err != nil {
+		return res, err
+	}
+	res.Add(system.NewChange("apply state", File, action, ""))
+	return res, nil
+}
+
+func record(sys system.System, paths []string, broker string) (system.Action, error) {
 	st := State{Files: map[string]string{}, Broker: broker}
 	for _, p := range paths {
 		data, err := sys.ReadFile(p)

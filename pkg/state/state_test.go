@@ -1,6 +1,7 @@
 package state
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -27,13 +28,13 @@ func TestRecordAndDrift(t *testing.T) {
 	if st, err := Load(sys); st != nil || err != nil {
 		t.Fatalf("no state yet: %v %v", st, err)
 	}
-	if a, err := Record(sys, paths, ""); err != nil || a != system.Create {
+	if a, err := recorded(Record(sys, paths, "")); err != nil || a != system.Create {
 		t.Fatalf("first record: %v %v", a, err)
 	}
 	fi1, _ := os.Stat(filepath.Join(root, File))
 	// A later apply that changed nothing writes nothing (same bytes, same mtime).
 	clock = clock.Add(time.Hour)
-	if a, err := Record(sys, paths, ""); err != nil || a != system.Noop {
+	if a, err := recorded(Record(sys, paths, "")); err != nil || a != system.Noop {
 		t.Fatalf("second record: %v %v", a, err)
 	}
 	fi2, _ := os.Stat(filepath.Join(root, File))
@@ -71,7 +72,7 @@ func TestRecordKeepsBrokerVersion(t *testing.T) {
 		{"2.1.2", system.Update, "2.1.2"}, // an upgrade is recorded
 	}
 	for i, s := range steps {
-		a, err := Record(sys, nil, s.broker)
+		a, err := recorded(Record(sys, nil, s.broker))
 		if err != nil || a != s.action {
 			t.Fatalf("step %d: %v %v, want %v", i, a, err, s.action)
 		}
@@ -80,4 +81,16 @@ func TestRecordKeepsBrokerVersion(t *testing.T) {
 			t.Fatalf("step %d: broker %q (%v), want %q", i, st.Broker, err, s.want)
 		}
 	}
+}
+
+// recorded is the action of Record's one line for state.json; a result of
+// another shape (more lines, another file, a need of the broker) is an error.
+func recorded(res system.Result, err error) (system.Action, error) {
+	if err != nil {
+		return "", err
+	}
+	if len(res.Changes) != 1 || res.Changes[0].Path != File || res.Need != system.NeedNothing || len(res.Warnings) != 0 {
+		return "", fmt.Errorf("result %+v: want one line for %s and no need", res, File)
+	}
+	return res.Changes[0].Action, nil
 }

@@ -1,6 +1,9 @@
 package system
 
-import "fmt"
+import (
+	"encoding/json"
+	"fmt"
+)
 
 // Need is what a step's changes require of the running broker. It is
 // vocabulary, like Action: the domain packages say it, pkg/systemd acts on it.
@@ -40,9 +43,34 @@ func (n Need) Max(o Need) Need {
 // shape, as every chezmoi target-state entry has one Apply signature, so the
 // command side has one way to collect them (pkg/cli App.Converged, pkg/plan).
 type Result struct {
-	Changes  []Change `json:"changes"`
-	Need     Need     `json:"-"`
-	Warnings []string `json:"warnings,omitempty"`
+	Changes  []Change  `json:"changes"`
+	Need     Need      `json:"-"`
+	Warnings []Warning `json:"warnings,omitempty"`
+}
+
+// Warning is one thing the person should know that isn't an error. Most
+// are only Text. A file given to the caller because the account it belongs
+// to does not exist yet (mosquitto not installed) also names the file and
+// the account, so a plan whose package step creates the account can say
+// what the install will do instead, without reading the text (pkg/plan).
+type Warning struct {
+	Text string
+	// Path and Account are set on a warning from WarnNoAccount.
+	Path, Account string
+}
+
+func (w Warning) String() string { return w.Text }
+
+// MarshalJSON writes the text: json reports carry warnings as strings.
+func (w Warning) MarshalJSON() ([]byte, error) { return json.Marshal(w.Text) }
+
+// Texts are the warnings' texts.
+func Texts(ws []Warning) []string {
+	out := make([]string, len(ws))
+	for i, w := range ws {
+		out[i] = w.Text
+	}
+	return out
 }
 
 // Add appends changes to the report.
@@ -50,7 +78,13 @@ func (r *Result) Add(changes ...Change) { r.Changes = append(r.Changes, changes.
 
 // Warn appends a warning.
 func (r *Result) Warn(format string, args ...any) {
-	r.Warnings = append(r.Warnings, fmt.Sprintf(format, args...))
+	r.Warnings = append(r.Warnings, Warning{Text: fmt.Sprintf(format, args...)})
+}
+
+// WarnNoAccount says that the file at path was given to the caller because
+// account does not exist; why is the rest of the sentence.
+func (r *Result) WarnNoAccount(path, account, why string) {
+	r.Warnings = append(r.Warnings, Warning{Text: path + ": " + why, Path: path, Account: account})
 }
 
 // Needs raises what the broker needs to at least n.
