@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"strings"
+	"sync"
 	"text/template"
 
 	"github.com/mosqprov/mosqprov/pkg/errs"
@@ -118,9 +119,12 @@ func printable(s string) string {
 	return s
 }
 
-var aclTemplate = template.Must(template.New("acl.tmpl").
-	Option("missingkey=error").
-	ParseFS(templates.FS, "acl.tmpl"))
+// aclTemplate is parsed on first use, not at every process start.
+var aclTemplate = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("acl.tmpl").
+		Option("missingkey=error").
+		ParseFS(templates.FS, "acl.tmpl"))
+})
 
 type userRules struct {
 	Name  string
@@ -151,7 +155,7 @@ func Render(f *File) ([]byte, error) {
 		}
 	}
 	var buf bytes.Buffer
-	if err := aclTemplate.Execute(&buf, data); err != nil {
+	if err := aclTemplate().Execute(&buf, data); err != nil {
 		return nil, fmt.Errorf("render ACL file: %w", err)
 	}
 	return buf.Bytes(), nil

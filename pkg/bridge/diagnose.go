@@ -3,6 +3,7 @@ package bridge
 import (
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Cause is why a bridge did not connect, as the broker's log tells it.
@@ -62,10 +63,12 @@ func (c Cause) Fix(name string) string {
 }
 
 var (
-	stepLine = regexp.MustCompile(`Connecting bridge \(step ([12])\) (\S+) \(([^)]*)\)`)
+	stepLine = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`Connecting bridge \(step ([12])\) (\S+) \(([^)]*)\)`)
+	})
 	// "Client local.ID disconnected: ...", "Client local.ID closed its
 	// connection.", "Bad socket read/write on client local.ID: ...".
-	clientOf = regexp.MustCompile(`[Cc]lient local\.([^\s:]+)`)
+	clientOf = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[Cc]lient local\.([^\s:]+)`) })
 )
 
 // Diagnose reads the broker's log (oldest line first) and tells, for each
@@ -107,7 +110,7 @@ func Diagnose(bridges []Bridge, log []string) []Diagnosis {
 	var pending []string // unnamed error lines waiting for a "Client local.X" line
 	pendingCause := Cause("")
 	for i, line := range log {
-		if m := stepLine.FindStringSubmatch(line); m != nil && known[m[2]] {
+		if m := stepLine().FindStringSubmatch(line); m != nil && known[m[2]] {
 			name := m[2]
 			if m[1] == "1" {
 				a := &attempt{addr: m[3], step: 1, end: i}
@@ -172,7 +175,7 @@ func Diagnose(bridges []Bridge, log []string) []Diagnosis {
 			pending = append(pending, line)
 			continue
 		}
-		if m := clientOf.FindStringSubmatch(line); m != nil {
+		if m := clientOf().FindStringSubmatch(line); m != nil {
 			if name, ok := byClient[m[1]]; ok && pendingCause != "" {
 				if a := last[name]; a != nil {
 					a.cause, a.lines = pendingCause, append(append([]string(nil), pending...), line)

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"strconv"
 	"strings"
+	"sync"
 	"text/template"
 
 	"github.com/mosqprov/mosqprov/pkg/errs"
@@ -22,22 +23,26 @@ const Header = "# Managed by mosqprov: hand edits are overwritten."
 // MaxFile caps what Read takes from the bridges file (and the TLS files).
 const MaxFile = 1 << 20
 
-var tmpl = template.Must(template.New("bridge.conf.tmpl").
-	Option("missingkey=error").
-	Funcs(template.FuncMap{
-		"address": Address,
-		"deref":   func(b *bool) bool { return *b },
-		"quote": func(s string) string {
-			if s == "" {
-				return `""`
-			}
-			return s
-		},
-		"cafile":   func(b Bridge) string { ca, _, _ := b.Files(); return ca },
-		"certfile": func(b Bridge) string { _, c, _ := b.Files(); return c },
-		"keyfile":  func(b Bridge) string { _, _, k := b.Files(); return k },
-	}).
-	ParseFS(templates.FS, "bridge.conf.tmpl"))
+// tmpl is parsed on first use: every command pays package init, and only
+// the bridge commands render.
+var tmpl = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("bridge.conf.tmpl").
+		Option("missingkey=error").
+		Funcs(template.FuncMap{
+			"address": Address,
+			"deref":   func(b *bool) bool { return *b },
+			"quote": func(s string) string {
+				if s == "" {
+					return `""`
+				}
+				return s
+			},
+			"cafile":   func(b Bridge) string { ca, _, _ := b.Files(); return ca },
+			"certfile": func(b Bridge) string { _, c, _ := b.Files(); return c },
+			"keyfile":  func(b Bridge) string { _, _, k := b.Files(); return k },
+		}).
+		ParseFS(templates.FS, "bridge.conf.tmpl"))
+})
 
 // Render validates every bridge and renders the file (nil when there are none).
 func Render(bridges []Bridge) ([]byte, error) {
@@ -48,7 +53,7 @@ func Render(bridges []Bridge) ([]byte, error) {
 		return nil, nil
 	}
 	var buf bytes.Buffer
-	if err := tmpl.Execute(&buf, bridges); err != nil {
+	if err := tmpl().Execute(&buf, bridges); err != nil {
 		return nil, fmt.Errorf("render bridges: %w", err)
 	}
 	return buf.Bytes(), nil

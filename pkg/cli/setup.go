@@ -7,6 +7,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/AlecAivazis/survey/v2/terminal"
 	"github.com/spf13/cobra"
@@ -203,11 +204,11 @@ func writeSpec(sys system.System, data []byte) ([]system.Change, error) {
 }
 
 // hashLine is a user's hash in broker.yaml as spec.Marshal writes it.
-var hashLine = regexp.MustCompile(`(?m)^(\s+hash: )(\$\d+\$[^$\s]*\$)\S+$`)
+var hashLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^(\s+hash: )(\$\d+\$[^$\s]*\$)\S+$`) })
 
 // shortenHashes keeps a hash's type and iterations ($7$1000$): the whole
 // 100-character value wraps on an 80-column terminal and tells a person
 // nothing, and the plan masks it the same way.
 func shortenHashes(yaml []byte) []byte {
-	return hashLine.ReplaceAll(yaml, []byte("${1}${2}…"))
+	return hashLine().ReplaceAll(yaml, []byte("${1}${2}…"))
 }

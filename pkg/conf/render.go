@@ -3,6 +3,7 @@ package conf
 import (
 	"bytes"
 	"fmt"
+	"sync"
 	"text/template"
 
 	"github.com/mosqprov/mosqprov/templates"
@@ -12,9 +13,12 @@ import (
 // file as ours.
 const Header = "# Managed by mosqprov: hand edits are overwritten."
 
-var confTemplate = template.Must(template.New("mosquitto.conf.tmpl").
-	Option("missingkey=error").
-	ParseFS(templates.FS, "mosquitto.conf.tmpl"))
+// confTemplate is parsed on first use, not at every process start.
+var confTemplate = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("mosquitto.conf.tmpl").
+		Option("missingkey=error").
+		ParseFS(templates.FS, "mosquitto.conf.tmpl"))
+})
 
 // Render validates cfg (after WithDefaults) and renders it.
 func Render(cfg Config) ([]byte, error) {
@@ -23,7 +27,7 @@ func Render(cfg Config) ([]byte, error) {
 		return nil, err
 	}
 	var buf bytes.Buffer
-	if err := confTemplate.Execute(&buf, cfg); err != nil {
+	if err := confTemplate().Execute(&buf, cfg); err != nil {
 		return nil, fmt.Errorf("render configuration: %w", err)
 	}
 	return buf.Bytes(), nil

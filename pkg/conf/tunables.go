@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/mosqprov/mosqprov/pkg/errs"
 )
@@ -87,7 +88,7 @@ var LogDests = []string{"file", "syslog", "stderr"}
 // persistent_client_expiration) need a restart.
 var reloadableTunables = []string{"persistence ", "autosave_interval ", "sys_interval ", "log_type ", "log_dest ", "memory_limit "}
 
-var expiration = regexp.MustCompile(`^[1-9][0-9]{0,5}[hdwmy]$`)
+var expiration = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[1-9][0-9]{0,5}[hdwmy]$`) })
 
 // ints lists the integer tunables with their names, in file order.
 func (t Tunables) ints() []struct {
@@ -126,7 +127,7 @@ func (t Tunables) Validate() error {
 			}
 		}
 	}
-	if e := t.PersistentClientExpiration; e != "" && !expiration.MatchString(e) {
+	if e := t.PersistentClientExpiration; e != "" && !expiration().MatchString(e) {
 		return errs.Invalid("persistent_client_expiration", "%q is not a duration like 14d: a number from 1 and one of h (hours), d (days), w (weeks), m (months), y (years)", printable(e))
 	}
 	if err := checkList("log_types", t.LogTypes, LogTypes); err != nil {

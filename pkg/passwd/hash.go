@@ -23,6 +23,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/mosqprov/mosqprov/pkg/errs"
 )
@@ -186,13 +187,13 @@ func splitHash(s string) (h Hash, salt, key string, err error) {
 		return Hash{}, "", "", errs.Invalid("hash", "no $ between salt and key")
 	}
 	if err := checkBase64(salt, saltB64Len, saltLen); err != nil {
-		if h.Algo == SHA512 && cryptSHA512.MatchString(s) {
+		if h.Algo == SHA512 && cryptSHA512().MatchString(s) {
 			return Hash{}, "", "", errs.Invalid("hash", "%s", cryptMessage)
 		}
 		return Hash{}, "", "", errs.Invalid("hash", "salt: %v", err)
 	}
 	if err := checkBase64(key, keyB64Len, keyLen); err != nil {
-		if h.Algo == SHA512 && cryptSHA512.MatchString(s) {
+		if h.Algo == SHA512 && cryptSHA512().MatchString(s) {
 			return Hash{}, "", "", errs.Invalid("hash", "%s", cryptMessage)
 		}
 		return Hash{}, "", "", errs.Invalid("hash", "key: %v", err)
@@ -249,7 +250,9 @@ var b64Values = func() (t [256]byte) {
 
 // cryptSHA512 is glibc crypt(3)'s SHA-512 ("$6$[rounds=N$]salt$86 chars"
 // in crypt's own ./0-9A-Za-z alphabet, no padding).
-var cryptSHA512 = regexp.MustCompile(`^\$6\$(rounds=[0-9]+\$)?[./0-9A-Za-z]{0,16}\$[./0-9A-Za-z]{86}$`)
+var cryptSHA512 = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^\$6\$(rounds=[0-9]+\$)?[./0-9A-Za-z]{0,16}\$[./0-9A-Za-z]{86}$`)
+})
 
 const cryptMessage = "crypt(3) SHA-512 (openssl passwd -6, mkpasswd -m sha-512), not Mosquitto's own $6$: the broker rejects it and the user can never log in"
 

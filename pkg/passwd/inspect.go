@@ -99,7 +99,7 @@ func (f *File) Inspect() []Finding {
 			switch {
 			case !strings.HasPrefix(l.Hash, "$") && l.Hash != "":
 				kind = Plaintext
-			case cryptSHA512.MatchString(l.Hash):
+			case cryptSHA512().MatchString(l.Hash):
 				kind = Crypt
 			}
 			add(kind, errs.Problem(err))
