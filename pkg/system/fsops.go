@@ -3,7 +3,6 @@ package system
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -237,14 +236,22 @@ func (s *Real) readFile(p string) ([]byte, error) {
 		return nil, err
 	}
 	defer dir.Close()
+	if st, err := statAt(dir, name); err == nil {
+		if data, ok := s.readBefore(s.HostPath(p), &st); ok {
+			return data, nil
+		}
+	}
 	f, err := s.openFileAt(p, dir, name)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxManaged+1))
-	if err == nil && len(data) > MaxManaged {
+	data, id, err := readAll(f)
+	if errors.Is(err, errTooLarge) {
 		return nil, fmt.Errorf("%s is larger than %s; refusing to read it (docs/reference.md, Limits)", p, Size(MaxManaged))
+	}
+	if err == nil && id != (fileID{}) {
+		s.remember(s.HostPath(p), id, data)
 	}
 	return data, err
 }

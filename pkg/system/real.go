@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -27,6 +26,9 @@ type Real struct {
 	euid    int
 	mu      sync.Mutex
 	changes []FileChange
+	// reads are the files read, by host path, with what they were then:
+	// WriteFile compares with them instead of reading the file again.
+	reads map[string]readCopy
 
 	rootMu  sync.Mutex
 	rootDir *os.Root // s.root, opened on first use (fsops.go)
@@ -179,14 +181,21 @@ func (s *Real) plan(p string, data []byte, attr Attr, uid, gid int) (Action, *Sn
 	if info.Symlink {
 		return "", nil, fmt.Errorf("write %s: %w", p, s.linkAt(p, dir, name))
 	}
-	f, err := s.openFileAt(p, dir, name)
-	if err != nil {
-		return "", nil, fmt.Errorf("write %s: %w", p, err)
-	}
-	old, err := io.ReadAll(f)
-	f.Close()
-	if err != nil {
-		return "", nil, fmt.Errorf("read %s: %w", host, err)
+	old, ok := s.readBefore(host, &st)
+	if !ok {
+		f, err := s.openFileAt(p, dir, name)
+		if err != nil {
+			return "", nil, fmt.Errorf("write %s: %w", p, err)
+		}
+		var id fileID
+		old, id, err = readAll(f)
+		f.Close()
+		if err != nil {
+			return "", nil, fmt.Errorf("read %s: %w", host, err)
+		}
+		if id != (fileID{}) {
+			s.remember(host, id, old)
+		}
 	}
 	before := &Snapshot{Data: old, Mode: info.Mode, UID: info.UID, GID: info.GID}
 	same := bytes.Equal(old, data) && info.Mode == attr.Mode.Perm() &&
@@ -222,6 +231,7 @@ func (s *Real) WriteFile(p string, data []byte, attr Attr) (Action, error) {
 	if err := s.canOwn(attr, uid, gid); err != nil {
 		return "", fmt.Errorf("write %s: %w", p, err)
 	}
+	s.forget(s.HostPath(p))
 	if err := s.write(p, data, attr.Mode.Perm(), uid, gid); err != nil {
 		return "", err
 	}
@@ -416,11 +426,14 @@ func (s *Real) Remove(p string) (Action, error) {
 	case info.IsDir:
 		return "", fmt.Errorf("remove %s: is a folder", host)
 	}
-	var data []byte
-	if f, err := s.openFileAt(p, dir, name); err == nil {
-		data, _ = io.ReadAll(f)
-		f.Close()
+	data, ok := s.readBefore(host, &st)
+	if !ok {
+		if f, err := s.openFileAt(p, dir, name); err == nil {
+			data, _, _ = readAll(f)
+			f.Close()
+		}
 	}
+	s.forget(host)
 	if err := unix.Unlinkat(int(dir.Fd()), name, 0); err != nil {
 		return "", fmt.Errorf("remove %s: %w", host, err)
 	}
