@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mosqprov/mosqprov/pkg/layout"
 )
@@ -220,4 +221,58 @@ func TestAtomicWriteSyscalls(t *testing.T) {
 	}
 	events = run("password change", env.blinds+"-changed")
 	checkDurableWrite(t, events, filepath.Join(resolved, layout.PasswordFile))
+}
+
+// A converged apply, and a `user add` that changes the password file, open
+// each file once (issue 12 §5): the write compares with the bytes already
+// read, and every later step reads them again from memory.
+func TestEachFileIsOpenedOnce(t *testing.T) {
+	if _, err := exec.LookPath("strace"); err != nil {
+		t.Fatal("strace not found: install it with `apt-get install -y strace`")
+	}
+	bin := buildBinary(t)
+	_, env := loadExample(t, 0)
+	spec := filepath.Join(env.dir, "broker.yaml")
+	root := newRoot(t)
+	resolved, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// opens runs the binary under strace and counts the files under the
+	// root it opened (folders left out: each access walks them).
+	opens := func(stdin string, args ...string) map[string]int {
+		trace := filepath.Join(t.TempDir(), "trace")
+		cmd := exec.Command("strace", append([]string{"-f", "-y", "-qq", "-o", trace, "-e", "trace=openat", bin}, args...)...)
+		cmd.Env = append(os.Environ(), "MQTT_BLINDS_PASSWORD="+env.blinds)
+		cmd.Stdin = strings.NewReader(stdin)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", args, err, out)
+		}
+		data, err := os.ReadFile(trace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := map[string]int{}
+		// openat(6</ROOT/etc/mosquitto>, "passwd", O_RDONLY|...) = 7</ROOT/etc/mosquitto/passwd>
+		re := regexp.MustCompile(`openat\([^,]*, "[^"]*", ([A-Z_|]+)[^)]*\) = \d+<([^>]*)>`)
+		for _, m := range re.FindAllStringSubmatch(string(data), -1) {
+			if strings.HasPrefix(m[2], resolved+"/") && !strings.Contains(m[1], "O_DIRECTORY") && !strings.Contains(m[1], "O_PATH") && !strings.Contains(m[1], "O_CREAT") {
+				n[strings.TrimPrefix(m[2], resolved)]++
+			}
+		}
+		return n
+	}
+	apply := []string{"apply", "--yes", "--root", root, "-f", spec}
+	opens("", apply...)
+	time.Sleep(50 * time.Millisecond) // a tick of the coarse clock after the writes
+	got := opens("", apply...)
+	for _, p := range managed {
+		if got[p] != 1 {
+			t.Errorf("converged apply opened %s %d times, want once", p, got[p])
+		}
+	}
+	got = opens("new-password\n", "user", "add", "blinds", "--password-stdin", "--no-reload", "--root", root)
+	if got[layout.PasswordFile] != 1 {
+		t.Errorf("user add opened %s %d times, want once (%v)", layout.PasswordFile, got[layout.PasswordFile], got)
+	}
 }
