@@ -153,6 +153,7 @@ func runUserAdd(ctx context.Context, o *userOptions, name string, opts passwd.Op
 	if err != nil {
 		return err
 	}
+	opts.SkipUnmanaged = !o.JSON()
 	res, err := passwd.Converge(o.Sys, o.file, []passwd.Desired{{Name: name, Password: pw}}, opts)
 	if err != nil {
 		return err
@@ -215,7 +216,8 @@ func newUserRmCmd(a *App) *cobra.Command {
 }
 
 func runUserRm(ctx context.Context, o *userOptions, name string) error {
-	res, err := passwd.Converge(o.Sys, o.file, nil, passwd.Options{Remove: []string{name}})
+	// Text output names only this user; json lists every user of the file.
+	res, err := passwd.Converge(o.Sys, o.file, nil, passwd.Options{Remove: []string{name}, SkipUnmanaged: !o.JSON()})
 	if err != nil {
 		return err
 	}
@@ -407,6 +409,7 @@ func runUserImport(ctx context.Context, o *userOptions, src string, opts passwd.
 	if err != nil {
 		return err
 	}
+	opts.SkipUnmanaged = !o.JSON()
 	res, err := passwd.Converge(o.Sys, o.file, want, opts)
 	if err != nil {
 		return err

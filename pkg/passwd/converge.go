@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/layout"
@@ -35,6 +36,11 @@ type Options struct {
 	// Iterations for new PBKDF2 hashes (default DefaultIterations). When set,
 	// a stored PBKDF2 hash with another count is replaced even if it verifies.
 	Iterations int
+	// SkipUnmanaged leaves out of Result.Users the file's users that are
+	// neither desired nor removed: a change to one user of a file of
+	// thousands then costs no entry per other user (`user add` prints only
+	// the user it names).
+	SkipUnmanaged bool
 }
 
 // Status is what happened to one user.
@@ -69,6 +75,9 @@ type Result struct {
 	Users  []UserResult  `json:"users"`
 	// Findings are the lines of the resulting file the broker ignores or rejects.
 	Findings []Finding `json:"findings,omitempty"`
+	// others is set when the file holds users left as they are, listed in
+	// Users or not (Options.SkipUnmanaged).
+	others bool
 }
 
 // Count is how many users ended with status s.
@@ -104,7 +113,7 @@ func Converge(sys system.System, path string, want []Desired, opts Options) (Res
 		if len(want) == 0 {
 			// Only removals, from a file that can't exist: nothing to do,
 			// and no folder to create for it.
-			_, res.Users = edit(&File{}, nil, nil, nil, opts)
+			_, res.Users, _ = edit("", nil, nil, nil, opts)
 			return res, nil
 		}
 		if _, err := sys.EnsureDir(dir, system.Attr{Mode: 0o755}); err != nil {
@@ -125,24 +134,26 @@ func Converge(sys system.System, path string, want []Desired, opts Options) (Res
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return res, fmt.Errorf("read password file %s: %w", path, err)
 	}
-	f, err := Parse(old)
-	if err != nil {
+	if err := checkText(old); err != nil {
 		return res, errs.Invalid(path, "%s", errs.Problem(err))
 	}
+	// The file is walked as it was read, line by line, without a copy:
+	// nothing writes to the bytes a System read returns, and a 10,000-user
+	// file then costs its own size in memory, not ten times that.
+	text := unsafe.String(unsafe.SliceData(old), len(old))
 
-	hashes, statuses := resolve(f, want, opts)
-	out, users := edit(f, want, hashes, statuses, opts)
-	res.Users = users
-	if !existed && len(out.Lines) == 0 {
+	hashes, statuses := resolve(text, want, opts)
+	data, users, others := edit(text, want, hashes, statuses, opts)
+	res.Users, res.others = users, others
+	if !existed && len(data) == 0 {
 		return res, nil // nothing to hold: don't create an empty file
 	}
-	data := out.Bytes()
 	action, err := sys.WriteFile(path, data, attr)
 	if err != nil {
 		return res, err // it names the file and what failed
 	}
 	res.Action = action
-	res.Findings = out.Inspect()
+	res.Findings = inspect(lines(unsafe.String(unsafe.SliceData(data), len(data))))
 	detail := summary(res)
 	if action == system.Update && string(old) == string(data) {
 		detail = "owner and mode set to " + describeAttr(attr)
@@ -173,7 +184,7 @@ func summary(r Result) string {
 	var parts []string
 	for _, s := range []Status{Added, Updated, Removed, Unchanged} {
 		if n := r.Count(s); n > 0 {
-			if len(r.Users) == 1 {
+			if len(r.Users) == 1 && !r.others {
 				return r.Users[0].Name + " " + string(s)
 			}
 			parts = append(parts, fmt.Sprintf("%d %s", n, s))
@@ -231,24 +242,27 @@ func checkInput(want []Desired, opts *Options) error {
 // resolve finds each desired user's hash: the stored one when it verifies
 // the password (and matches opts), else a new one. The PBKDF2 work, both
 // verifying and hashing, runs on every core.
-func resolve(f *File, want []Desired, opts Options) (hashes []string, statuses []UserResult) {
+func resolve(text string, want []Desired, opts Options) (hashes []string, statuses []UserResult) {
 	hashes = make([]string, len(want))
 	statuses = make([]UserResult, len(want))
-	// How many lines each desired user has (only theirs: the file may hold
-	// thousands of others).
-	count := make(map[string]int, len(want))
+	// Each desired user's lines, in one walk of the file (only theirs: the
+	// file may hold thousands of others).
+	picks := make(map[string]*pick, len(want))
 	for _, d := range want {
-		count[d.Name] = 0
+		picks[d.Name] = &pick{}
 	}
-	for _, l := range f.Lines {
-		if n, ok := count[l.Name]; ok && l.Kind == Entry {
-			count[l.Name] = n + 1
+	if len(picks) > 0 {
+		for l := range lines(text) {
+			if p := picks[l.Name]; p != nil && l.Kind == Entry {
+				p.add(l)
+			}
 		}
 	}
 	work := func(i int) {
 		d := want[i]
 		st := UserResult{Name: d.Name}
-		line, exists := f.Lookup(d.Name)
+		p := picks[d.Name]
+		line, exists := p.line()
 		switch {
 		case d.Hash != "":
 			hashes[i] = d.Hash
@@ -268,7 +282,7 @@ func resolve(f *File, want []Desired, opts Options) (hashes []string, statuses [
 			st.Status = Added
 		case st.Status == "":
 			st.Status, st.Detail = Updated, "new password hash"
-		case count[d.Name] > 1:
+		case p.n > 1:
 			st.Status, st.Detail = Updated, "duplicate lines merged"
 		}
 		statuses[i] = st
@@ -329,24 +343,33 @@ func parallel(n int, fn func(i int)) {
 // edit builds the new file: a desired user's first line is replaced in
 // place (an unchanged one is kept byte for byte), its other lines are
 // dropped, removed (and, with Prune, unwanted) users' lines are dropped,
-// new users are appended, and every other line stays as it was.
-func edit(f *File, want []Desired, hashes []string, statuses []UserResult, opts Options) (*File, []UserResult) {
-	index := map[string]int{}
+// new users are appended, and every other line stays as it was. The file
+// is written straight into one buffer of its final size.
+func edit(text string, want []Desired, hashes []string, statuses []UserResult, opts Options) (out []byte, users []UserResult, others bool) {
+	index := make(map[string]int, len(want))
+	size := len(text) + 1
 	for i, d := range want {
 		index[d.Name] = i
+		size += len(entryLine(d.Name, hashes[i]))
 	}
 	remove := map[string]bool{}
 	for _, n := range opts.Remove {
 		remove[n] = true
 	}
-	out := &File{Lines: make([]Line, 0, len(f.Lines)+len(want))}
+	out = make([]byte, 0, size)
 	placed := make(map[string]bool, len(want))
 	removed := map[string]bool{}
+	// Users removed because the desired list leaves them out (Prune), each
+	// once, in file order.
+	var pruned []string
 	var unmanaged []string
-	seen := make(map[string]bool, len(f.Lines))
-	for _, l := range f.Lines {
+	var seen map[string]bool
+	if !opts.SkipUnmanaged {
+		seen = map[string]bool{}
+	}
+	for l := range lines(text) {
 		if l.Kind != Entry {
-			out.Lines = append(out.Lines, l)
+			out = append(out, l.Raw...)
 			continue
 		}
 		i, wanted := index[l.Name]
@@ -356,33 +379,34 @@ func edit(f *File, want []Desired, hashes []string, statuses []UserResult, opts 
 		case wanted:
 			placed[l.Name] = true
 			if statuses[i].Status == Unchanged {
-				out.Lines = append(out.Lines, l)
+				out = append(out, l.Raw...)
 			} else {
-				out.Lines = append(out.Lines, Line{Raw: entryLine(l.Name, hashes[i]), Kind: Entry, Name: l.Name, Hash: hashes[i], HasHash: true})
+				out = append(out, entryLine(l.Name, hashes[i])...)
 			}
 		case remove[l.Name] || opts.Prune:
+			if !removed[l.Name] && !remove[l.Name] {
+				pruned = append(pruned, l.Name)
+			}
 			removed[l.Name] = true
 		default:
-			if !seen[l.Name] {
+			others = true
+			if seen != nil && !seen[l.Name] {
 				seen[l.Name] = true
 				unmanaged = append(unmanaged, l.Name)
 			}
-			out.Lines = append(out.Lines, l)
+			out = append(out, l.Raw...)
 		}
 	}
 	for i, d := range want {
 		if placed[d.Name] {
 			continue
 		}
-		if n := len(out.Lines); n > 0 && !strings.HasSuffix(out.Lines[n-1].Raw, "\n") {
-			out.Lines[n-1].Raw += "\n"
+		if len(out) > 0 && out[len(out)-1] != '\n' {
+			out = append(out, '\n')
 		}
-		out.Lines = append(out.Lines, Line{Raw: entryLine(d.Name, hashes[i]), Kind: Entry, Name: d.Name, Hash: hashes[i], HasHash: true})
+		out = append(out, entryLine(d.Name, hashes[i])...)
 	}
-	for i := range out.Lines {
-		out.Lines[i].Num = i + 1
-	}
-	users := append([]UserResult(nil), statuses...)
+	users = append([]UserResult(nil), statuses...)
 	for _, n := range opts.Remove {
 		if removed[n] {
 			users = append(users, UserResult{Name: n, Status: Removed})
@@ -390,18 +414,13 @@ func edit(f *File, want []Desired, hashes []string, statuses []UserResult, opts 
 			users = append(users, UserResult{Name: n, Status: Absent, Detail: "not in the file"})
 		}
 	}
-	if opts.Prune {
-		for _, l := range f.Entries() {
-			if _, wanted := index[l.Name]; !wanted && !remove[l.Name] && removed[l.Name] {
-				users = append(users, UserResult{Name: l.Name, Status: Removed, Detail: "not in the desired list"})
-				removed[l.Name] = false // report each name once
-			}
-		}
+	for _, n := range pruned {
+		users = append(users, UserResult{Name: n, Status: Removed, Detail: "not in the desired list"})
 	}
 	for _, n := range unmanaged {
 		users = append(users, UserResult{Name: n, Status: Unmanaged})
 	}
-	return out, users
+	return out, users, others
 }
 
 // canGive refuses, before any folder is created, a run that could not give

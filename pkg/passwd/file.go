@@ -3,6 +3,7 @@ package passwd
 import (
 	"bytes"
 	"fmt"
+	"iter"
 	"strings"
 
 	"github.com/mosqprov/mosqprov/pkg/errs"
@@ -50,23 +51,44 @@ type File struct {
 // and both are trimmed of white space (isspace, which includes "\r").
 // Only a file that is not text at all (a NUL byte) is an error.
 func Parse(data []byte) (*File, error) {
-	if i := bytes.IndexByte(data, 0); i >= 0 {
-		return nil, errs.Invalid("password file", "line %d holds a NUL byte: not a text password file", bytes.Count(data[:i], []byte("\n"))+1)
+	if err := checkText(data); err != nil {
+		return nil, err
 	}
 	// One string for the whole file: each line's Raw, Name and Hash are
 	// slices of it, not copies (a 10,000-user file parses in one allocation
 	// per line, for the Line slice's growth only).
 	text := string(data)
-	f := &File{Lines: make([]Line, 0, bytes.Count(data, []byte("\n"))+1)}
-	for num := 1; len(text) > 0; num++ {
-		n := strings.IndexByte(text, '\n') + 1
-		if n == 0 {
-			n = len(text)
-		}
-		f.Lines = append(f.Lines, readLine(text[:n], num))
-		text = text[n:]
+	f := &File{Lines: make([]Line, 0, strings.Count(text, "\n")+1)}
+	for l := range lines(text) {
+		f.Lines = append(f.Lines, l)
 	}
 	return f, nil
+}
+
+// checkText refuses data that is not a text file.
+func checkText(data []byte) error {
+	if i := bytes.IndexByte(data, 0); i >= 0 {
+		return errs.Invalid("password file", "line %d holds a NUL byte: not a text password file", bytes.Count(data[:i], []byte("\n"))+1)
+	}
+	return nil
+}
+
+// lines yields text's lines as Parse reads them, each a view of text: an
+// edit walks a large file line by line without a Line slice for it.
+func lines(text string) iter.Seq[Line] {
+	return func(yield func(Line) bool) {
+		rest := text
+		for num := 1; len(rest) > 0; num++ {
+			n := strings.IndexByte(rest, '\n') + 1
+			if n == 0 {
+				n = len(rest)
+			}
+			if !yield(readLine(rest[:n], num)) {
+				return
+			}
+			rest = rest[n:]
+		}
+	}
 }
 
 func readLine(raw string, num int) Line {
@@ -150,21 +172,36 @@ func (f *File) Entries() []Line {
 // mosquitto_pub against a file holding one user twice). Without a valid
 // line it returns the last line for name.
 func (f *File) Lookup(name string) (Line, bool) {
-	var found Line
-	ok := false
-	for i := len(f.Lines) - 1; i >= 0; i-- {
-		l := f.Lines[i]
-		if l.Kind != Entry || l.Name != name {
-			continue
-		}
-		if validHash(l.Hash) {
-			return l, true
-		}
-		if !ok {
-			found, ok = l, true
+	var p pick
+	for _, l := range f.Lines {
+		if l.Kind == Entry && l.Name == name {
+			p.add(l)
 		}
 	}
-	return found, ok
+	return p.line()
+}
+
+// pick finds, among one user's lines in file order, the one the broker
+// uses (Lookup), and counts them.
+type pick struct {
+	last, lastValid Line
+	n               int
+	valid           bool
+}
+
+func (p *pick) add(l Line) {
+	p.n++
+	p.last = l
+	if validHash(l.Hash) {
+		p.lastValid, p.valid = l, true
+	}
+}
+
+func (p *pick) line() (Line, bool) {
+	if p.valid {
+		return p.lastValid, true
+	}
+	return p.last, p.n > 0
 }
 
 func validHash(s string) bool { return checkHash(s) == nil }

@@ -42,9 +42,9 @@ func FuzzParse(f *testing.F) {
 		}
 		file.Users()
 		want := []Desired{{Name: "fuzzuser", Hash: hash}}
-		hashes, st := resolve(file, want, Options{})
-		out, _ := edit(file, want, hashes, st, Options{})
-		back, err := Parse(out.Bytes())
+		hashes, st := resolve(string(data), want, Options{})
+		out, _, _ := edit(string(data), want, hashes, st, Options{})
+		back, err := Parse(out)
 		if err != nil {
 			t.Fatal(err)
 		}

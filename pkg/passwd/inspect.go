@@ -2,6 +2,9 @@ package passwd
 
 import (
 	"fmt"
+	"hash/maphash"
+	"iter"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -54,18 +57,22 @@ func Inspect(data []byte) []Finding {
 }
 
 // Inspect is Inspect on a parsed file.
-func (f *File) Inspect() []Finding {
+func (f *File) Inspect() []Finding { return inspect(slices.Values(f.Lines)) }
+
+// inspect is Inspect on a file's lines, which it walks three times; it
+// keeps nothing per line, so a 10,000-user file is checked in a few pages
+// of memory.
+func inspect(all iter.Seq[Line]) []Finding {
 	var out []Finding
-	last := make(map[string]int, len(f.Lines))
-	hashErr := make([]error, len(f.Lines))
-	for i, l := range f.Lines {
-		if l.Kind == Entry {
-			if hashErr[i] = checkHash(l.Hash); hashErr[i] == nil {
-				last[l.Name] = l.Num
-			}
+	// last is the last line with a valid hash of each name on more than
+	// one line (a line of a name found once is its own last).
+	last := repeated(all)
+	for l := range all {
+		if n, ok := last[l.Name]; ok && l.Kind == Entry && checkHash(l.Hash) == nil && l.Num > n {
+			last[l.Name] = l.Num
 		}
 	}
-	for i, l := range f.Lines {
+	for l := range all {
 		switch l.Kind {
 		case NoColon:
 			out = append(out, Finding{Line: l.Num, Kind: Ignored, Message: "the broker reads no user from it (no name before a ':')"})
@@ -94,7 +101,7 @@ func (f *File) Inspect() []Finding {
 			add(Ignored, "nothing after the ':': the broker skips the line")
 			continue
 		}
-		if err := hashErr[i]; err != nil {
+		if err := checkHash(l.Hash); err != nil {
 			kind := Rejected
 			switch {
 			case !strings.HasPrefix(l.Hash, "$") && l.Hash != "":
@@ -105,11 +112,41 @@ func (f *File) Inspect() []Finding {
 			add(kind, errs.Problem(err))
 			continue
 		}
-		if n := last[l.Name]; n != l.Num {
+		if n, ok := last[l.Name]; ok && n != 0 && n != l.Num {
 			add(Duplicate, fmt.Sprintf("user appears again on line %d; Mosquitto 2.0 uses only the last valid line", n))
 		}
 	}
 	return out
+}
+
+// repeated returns a map holding (with 0) at least every name on more than
+// one entry line. A bit per hash of a name, 16 bits per line, tells most
+// names apart; only the few whose hash was seen before go into the map,
+// where a map of every name would cost a 10,000-user file about a
+// megabyte on each edit.
+func repeated(all iter.Seq[Line]) map[string]int {
+	n := 0
+	for range all {
+		n++
+	}
+	size := uint64(1024)
+	for size < uint64(n)*16 {
+		size *= 2
+	}
+	seen := make([]uint64, size/64)
+	seed := maphash.MakeSeed()
+	maybe := map[string]int{}
+	for l := range all {
+		if l.Kind != Entry {
+			continue
+		}
+		h := maphash.String(seed, l.Name) & (size - 1)
+		if seen[h/64]&(1<<(h%64)) != 0 {
+			maybe[l.Name] = 0
+		}
+		seen[h/64] |= 1 << (h % 64)
+	}
+	return maybe
 }
 
 // printable makes a name from a file safe to print on one line.
