@@ -505,3 +505,51 @@ func TestConvergeConcurrentProcesses(t *testing.T) {
 		t.Fatal("comment lost")
 	}
 }
+
+// SkipUnmanaged leaves the file's other users out of Result.Users and
+// changes nothing else: the same file, the same report line, on a dry run
+// and for real.
+func TestSkipUnmanagedChangesOnlyTheList(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		want   []Desired
+		opts   Options
+		detail string
+	}{
+		{"add", []Desired{{Name: "carol", Password: "pw"}}, Options{Iterations: 101}, "1 added"},
+		{"rm", nil, Options{Remove: []string{"bob"}}, "1 removed"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			results := map[bool]Result{}
+			files := map[bool]string{}
+			for _, skip := range []bool{false, true} {
+				sys, host := newSys(t)
+				seed(t, host, []byte("alice:"+mustHash(t, "a")+"\nbob:"+mustHash(t, "b")+"\n"), 0o600)
+				o := tt.opts
+				o.SkipUnmanaged = skip
+				results[skip] = mustConverge(t, sys, tt.want, o)
+				data, _ := os.ReadFile(host)
+				files[skip] = strings.ReplaceAll(string(data), "\n", "|")
+			}
+			full, skipped := results[false], results[true]
+			if !strings.Contains(statuses(full), "alice=unmanaged") || strings.Contains(statuses(skipped), "unmanaged") {
+				t.Errorf("users: listed %q, skipped %q", statuses(full), statuses(skipped))
+			}
+			if len(full.Changes) != 1 || len(skipped.Changes) != 1 || full.Changes[0].Detail != tt.detail || skipped.Changes[0].Detail != tt.detail {
+				t.Errorf("report lines: listed %+v, skipped %+v, want detail %q", full.Changes, skipped.Changes, tt.detail)
+			}
+			if len(strings.Split(files[false], "|")) != len(strings.Split(files[true], "|")) || full.Action != skipped.Action {
+				t.Errorf("files: %q and %q, actions %s and %s", files[false], files[true], full.Action, skipped.Action)
+			}
+		})
+	}
+}
+
+func mustHash(t *testing.T, pw string) string {
+	t.Helper()
+	h, err := New(pw, PBKDF2, 101)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.String()
+}
