@@ -1,20 +1,28 @@
 #!/usr/bin/env bash
-# passwd.sh [N]: mosqprov against mosquitto_passwd on the password file.
+# passwd.sh [N] [one]: mosqprov against mosquitto_passwd on the password file.
 #  1. import N users (default 10000) with `mosqprov user import` against a
 #     `mosquitto_passwd -b` loop adding the same users: same hash, same
 #     iterations. Debian 12's mosquitto_passwd (2.0.11) can only write 101
 #     PBKDF2 iterations (no -I flag), so pbkdf2 is compared at 101; mosqprov's
-#     default 1000 is timed on its own.
-#  2. one more user into the N-user file: `mosqprov user add` against one
-#     `mosquitto_passwd -b`.
+#     default 1000 is timed on its own. The loop takes minutes (it rewrites
+#     the whole file for each user); `one` skips this part.
+#  2. one user added, then removed, in the N-user file: `mosqprov user add`
+#     (--password-stdin) and `user rm` against `mosquitto_passwd -b` and
+#     `-D`, whole processes side by side: wall and CPU time (user+sys, from
+#     the shell's `time`), peak memory (max RSS) and page faults (from
+#     /usr/bin/time), median of RUNS runs (default 9), next to the process
+#     start alone (`mosqprov version`). mosqprov is built as it ships
+#     (static, -trimpath -s -w).
 # Throwaway passwords; `mosquitto_passwd -b` gets them in argv, which is
 # exactly why mosqprov never does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-10000}
+only_one=${2:-}
+runs=${RUNS:-9}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-go build -o "$tmp/mosqprov" ./cmd/mosqprov
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$tmp/mosqprov" ./cmd/mosqprov
 mq=$tmp/mosqprov
 for i in $(seq -f '%05g' 1 "$n"); do echo "user$i:pw-$i-$RANDOM"; done > "$tmp/users.txt"
 
@@ -25,6 +33,7 @@ ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) * 1000 }'; }
 
 echo "machine: $(nproc) cores, $(uname -m); mosquitto_passwd from $(dpkg-query -W -f='${Version}' mosquitto 2>/dev/null || echo '?')"
 echo "users: $n"
+if [ "$only_one" != one ]; then
 printf '%-34s %12s %16s %7s\n' "hash" "mosqprov s" "mosquitto_passwd s" "m_p/mosqprov"
 
 mqtt_loop() { # $1 = -H value, $2 = output file
@@ -54,38 +63,70 @@ mkdir -p "$tmp/m-1000"
 t0=$(now); "$mq" --root "$tmp/m-1000" user import --no-reload "$tmp/users.txt" >/dev/null 2>&1; t1=$(now)
 printf '%-34s %12s %16s %7s\n' "pbkdf2 (1000, mosqprov's default)" "$(secs "$t0" "$t1")" "n/a (2.0.11: 101)" "-"
 
-echo
-echo "one more user into a file of $n (pbkdf2, 101 iterations; median of 5 runs, ms)"
-mosqprov_add=() mqtt_add=()
-for r in 1 2 3 4 5; do
-  cp -a "$tmp/m-pbkdf2" "$tmp/a"
-  t0=$(now); MOSQPROV_PASSWORD=newpw "$mq" --root "$tmp/a" user add newcomer --iterations 101 --no-reload >/dev/null 2>&1; t1=$(now)
-  rm -rf "$tmp/a"
-  cp "$tmp/p-pbkdf2/passwd" "$tmp/b"
-  t2=$(now); mosquitto_passwd -b -H sha512-pbkdf2 "$tmp/b" newcomer newpw; t3=$(now)
-  rm -f "$tmp/b"
-  mosqprov_add+=("$(ms "$t0" "$t1")") mqtt_add+=("$(ms "$t2" "$t3")")
-done
-median() { printf '%s\n' "$@" | sort -n | sed -n 3p; }
-a=$(median "${mosqprov_add[@]}") b=$(median "${mqtt_add[@]}")
-printf '%-34s %12s %16s %6sx\n' "user add vs mosquitto_passwd -b" "$a" "$b" "$(ratio "$a" "$b")"
+fi
+# The N-user file both tools edit: mosqprov's import at 101 iterations
+# (mosquitto_passwd reads and writes the same format).
+if [ ! -d "$tmp/m-pbkdf2" ]; then
+  mkdir -p "$tmp/m-pbkdf2"
+  "$mq" --root "$tmp/m-pbkdf2" user import --hash pbkdf2 --iterations 101 --no-reload "$tmp/users.txt" >/dev/null 2>&1
+fi
+file=$tmp/m-pbkdf2/etc/mosquitto/passwd
 
 echo
-echo "one user added then removed in a file of $n (pbkdf2, 101 iterations; median of 5 runs)"
-echo "  wall ms, and CPU ms (user+sys, from /usr/bin/time: steadier on a shared machine)"
-cpu() { /usr/bin/time -f "%U %S" -o "$tmp/cpu" "$@" >/dev/null 2>&1; awk '{printf "%d", ($1+$2)*1000}' "$tmp/cpu"; }
-mw=() mc=() pw=() pc=() vw=()
-for r in 1 2 3 4 5; do
-  cp -a "$tmp/m-pbkdf2" "$tmp/a"; cp "$tmp/p-pbkdf2/passwd" "$tmp/b"
-  t0=$(now); c1=$(MOSQPROV_PASSWORD=newpw cpu "$mq" --root "$tmp/a" user add newcomer --iterations 101 --no-reload)
-  c2=$(cpu "$mq" --root "$tmp/a" user rm newcomer --no-reload); t1=$(now)
-  t2=$(now); c3=$(cpu mosquitto_passwd -b -H sha512-pbkdf2 "$tmp/b" newcomer newpw)
-  c4=$(cpu mosquitto_passwd -D "$tmp/b" newcomer); t3=$(now)
-  t4=$(now); "$mq" version >/dev/null; "$mq" version >/dev/null; t5=$(now)
+echo "one user added, then removed, in a file of $n users (PBKDF2, 101 iterations; whole process; median of $runs runs)"
+# cpu CMD...: "wall_ms cpu_ms" of one run, from bash's `time` (getrusage of
+# the child: microseconds, where /usr/bin/time rounds to 10 ms).
+cpu() {
+  local TIMEFORMAT='%3R %3U %3S' t
+  t=$({ time "$@" >/dev/null 2>&1 <"$tmp/pw"; } 2>&1)
+  awk '{printf "%.1f %.1f", $1 * 1000, ($2 + $3) * 1000}' <<<"$t"
+}
+# mem CMD...: "max_rss_kib page_faults" of one run.
+mem() {
+  /usr/bin/time -f '%M %R' -o "$tmp/mem" "$@" >/dev/null 2>&1 <"$tmp/pw"
+  cat "$tmp/mem"
+}
+# fresh: both copies of the file, changed a tick of the kernel's clock
+# before the run, as a password file is (a file changed in the same tick
+# as a read is read again at its write: pkg/system readonce.go).
+fresh() {
   rm -rf "$tmp/a" "$tmp/b"
-  mw+=("$(ms "$t0" "$t1")") mc+=("$((c1 + c2))") pw+=("$(ms "$t2" "$t3")") pc+=("$((c3 + c4))") vw+=("$(ms "$t4" "$t5")")
+  mkdir -p "$tmp/a/etc/mosquitto"
+  cp -a "$file" "$tmp/a/etc/mosquitto/passwd"
+  cp "$file" "$tmp/b"
+  sleep 0.05
+}
+echo newpw >"$tmp/pw"
+add=("$mq" --root "$tmp/a" user add newcomer --password-stdin --iterations 101 --no-reload)
+rm_=("$mq" --root "$tmp/a" user rm newcomer --no-reload)
+badd=(mosquitto_passwd -b -H sha512-pbkdf2 "$tmp/b" newcomer newpw)
+brm=(mosquitto_passwd -D "$tmp/b" newcomer)
+declare -A col
+for r in $(seq "$runs"); do
+  fresh
+  col[mq_add]+="$(cpu "${add[@]}")"$'\n'
+  col[mq_rm]+="$(cpu "${rm_[@]}")"$'\n'
+  col[mp_add]+="$(cpu "${badd[@]}")"$'\n'
+  col[mp_rm]+="$(cpu "${brm[@]}")"$'\n'
+  col[start]+="$(cpu "$mq" version)"$'\n'
+  fresh
+  col[mq_add_mem]+="$(mem "${add[@]}")"$'\n'
+  col[mq_rm_mem]+="$(mem "${rm_[@]}")"$'\n'
+  col[mp_add_mem]+="$(mem "${badd[@]}")"$'\n'
+  col[mp_rm_mem]+="$(mem "${brm[@]}")"$'\n'
+  col[start_mem]+="$(mem "$mq" version)"$'\n'
+  grep -q '^newcomer:' "$tmp/b" && { echo "mosquitto_passwd -D left newcomer"; exit 1; }
+  grep -q '^newcomer:' "$tmp/a/etc/mosquitto/passwd" && { echo "mosqprov user rm left newcomer"; exit 1; }
 done
-printf '%-34s %12s %16s\n' "" "wall ms" "CPU ms"
-printf '%-34s %12s %16s\n' "mosqprov user add + user rm" "$(median "${mw[@]}")" "$(median "${mc[@]}")"
-printf '%-34s %12s %16s\n' "mosquitto_passwd -b + -D" "$(median "${pw[@]}")" "$(median "${pc[@]}")"
-printf '%-34s %12s %16s\n' "two process starts (version x2)" "$(median "${vw[@]}")" "-"
+# median FIELD of the lines in $1
+median() { awk -v f="$2" 'NF {print $f}' <<<"$1" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+sum2() { paste -d' ' <(awk 'NF {print $'"$3"'}' <<<"$1") <(awk 'NF {print $'"$3"'}' <<<"$2") | awk '{print $1 + $2}' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+printf '%-36s %9s %9s %13s %12s\n' "" "wall ms" "CPU ms" "max RSS KiB" "page faults"
+row() { printf '%-36s %9s %9s %13s %12s\n' "$1" "$(median "${col[$2]}" 1)" "$(median "${col[$2]}" 2)" "$(median "${col[${2}_mem]}" 1)" "$(median "${col[${2}_mem]}" 2)"; }
+row "mosqprov user add" mq_add
+row "mosquitto_passwd -b" mp_add
+row "mosqprov user rm" mq_rm
+row "mosquitto_passwd -D" mp_rm
+row "mosqprov version (process start)" start
+printf '%-36s %9s %9s %13s %12s\n' "mosqprov add + rm" "$(sum2 "${col[mq_add]}" "${col[mq_rm]}" 1)" "$(sum2 "${col[mq_add]}" "${col[mq_rm]}" 2)" "-" "$(sum2 "${col[mq_add_mem]}" "${col[mq_rm_mem]}" 2)"
+printf '%-36s %9s %9s %13s %12s\n' "mosquitto_passwd -b + -D" "$(sum2 "${col[mp_add]}" "${col[mp_rm]}" 1)" "$(sum2 "${col[mp_add]}" "${col[mp_rm]}" 2)" "-" "$(sum2 "${col[mp_add_mem]}" "${col[mp_rm_mem]}" 2)"
