@@ -61,8 +61,13 @@ LimitNOFILE=%d
 // DryRun or without systemd there is no daemon to reload and the change
 // says so.
 func EnsureLimits(ctx context.Context, sys system.System, limit int, booted bool) (system.Result, error) {
+	return ensureLimitsAt(ctx, sys, layout.LimitsDropIn, limit, booted)
+}
+
+// ensureLimitsAt is EnsureLimits for the drop-in at p (tests put it in a
+// temporary folder on the host's root, where daemon-reload runs).
+func ensureLimitsAt(ctx context.Context, sys system.System, p string, limit int, booted bool) (system.Result, error) {
 	var res system.Result
-	p := layout.LimitsDropIn
 	old, err := sys.ReadFile(p)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return res, fmt.Errorf("read %s: %w", p, err)

@@ -32,6 +32,10 @@ type fakeUnit struct {
 	port    int
 	ln      net.Listener
 	noKill  bool // the unit's ExecReload can't run (/bin/kill missing)
+	// dropIn is a drop-in of the unit: systemd reads it on daemon-reload
+	// (loaded) and a start runs the broker with what was loaded then
+	// (startedWith), as the real one does with LimitNOFILE.
+	dropIn, loaded, startedWith string
 }
 
 func newFakeUnit(t *testing.T, state string) *fakeUnit {
@@ -106,8 +110,12 @@ func (f *fakeUnit) Run(_ context.Context, cmd system.Cmd) (system.Output, error)
 		return system.Output{Stdout: []byte("enabled\n")}, nil
 	case "enable":
 		f.enabled = "enabled"
+	case "daemon-reload":
+		data, _ := os.ReadFile(f.dropIn)
+		f.loaded = string(data)
 	case "start", "restart":
 		f.close()
+		f.startedWith = f.loaded
 		data, _ := os.ReadFile(f.conf)
 		switch content := string(data); {
 		case strings.HasPrefix(content, "broken"):
@@ -533,5 +541,61 @@ func TestDescribeShowsBindAddresses(t *testing.T) {
 	}
 	if got := describe([]Listener{{Port: 1883, Bind: "127.0.0.1"}}); got != "active, accepting on 127.0.0.1:1883" {
 		t.Errorf("describe of a loopback listener: %s", got)
+	}
+}
+
+// A restart that fails after this run wrote the open-file drop-in (and ran
+// daemon-reload) puts back both the configuration and the drop-in, and
+// runs daemon-reload again before restarting: otherwise systemd would start
+// the broker on the old configuration with the new limit.
+func TestSettleRollbackRestoresDropIn(t *testing.T) {
+	for _, before := range []string{"", "[Service]\nLimitNOFILE=1500\n"} {
+		name := "created"
+		if before != "" {
+			name = "changed"
+		}
+		t.Run(name, func(t *testing.T) {
+			f := newFakeUnit(t, "active")
+			unitDir := t.TempDir()
+			f.dropIn = filepath.Join(unitDir, "mosquitto.service.d", "mosqprov-limits.conf")
+			if before != "" {
+				before = limitsHeader + "\n" + before
+				os.MkdirAll(filepath.Dir(f.dropIn), 0o755)
+				os.WriteFile(f.dropIn, []byte(before), 0o644)
+				f.loaded, f.startedWith = before, before
+			}
+			s := service(f, false)
+			s.UnitDir = unitDir
+			ctx := context.Background()
+			if _, err := ensureLimitsAt(ctx, s.Sys, f.dropIn, 2064, true); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(f.loaded, "LimitNOFILE=2064") {
+				t.Fatalf("systemd has %q after the drop-in was written", f.loaded)
+			}
+			if _, err := s.Sys.WriteFile(f.conf, []byte("broken"), system.Attr{Mode: 0o644}); err != nil {
+				t.Fatal(err)
+			}
+			_, err := s.Settle(ctx, system.NeedRestart)
+			if !errors.Is(err, errs.ErrRolledBack) || !strings.Contains(err.Error(), "(2 file(s))") {
+				t.Fatalf("Settle: %v, want a rollback of 2 files", err)
+			}
+			want := []string{"systemctl daemon-reload", "systemctl is-active mosquitto", "systemctl restart mosquitto",
+				"journalctl --sync", "journalctl -u mosquitto -n 20 --no-pager",
+				"systemctl daemon-reload", "systemctl reset-failed mosquitto", "systemctl restart mosquitto", "systemctl is-active mosquitto"}
+			if d := cmp.Diff(want, f.Calls()); d != "" {
+				t.Errorf("commands (-want +got):\n%s", d)
+			}
+			got, err := os.ReadFile(f.dropIn)
+			if before == "" && !os.IsNotExist(err) || before != "" && string(got) != before {
+				t.Errorf("drop-in after the rollback: %q %v, want %q", got, err, before)
+			}
+			if conf, _ := os.ReadFile(f.conf); string(conf) != "good" || f.state != "active" {
+				t.Errorf("after the rollback: config %q, unit %s", conf, f.state)
+			}
+			if f.startedWith != before {
+				t.Errorf("the broker was restarted with the drop-in %q, want %q", f.startedWith, before)
+			}
+		})
 	}
 }

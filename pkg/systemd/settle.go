@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/mosqprov/mosqprov/pkg/errs"
@@ -15,6 +16,9 @@ import (
 
 // Unit is the Debian package's service name.
 const Unit = "mosquitto"
+
+// UnitDir is where local unit files and drop-ins live (systemd.unit(5)).
+const UnitDir = "/etc/systemd/system"
 
 // Booted reports whether the host runs systemd as PID 1, the way
 // sd_booted(3) tells: /run/systemd/system exists.
@@ -38,6 +42,10 @@ type Service struct {
 	UpTimeout time.Duration
 	// Poll is the pause between two checks while waiting.
 	Poll time.Duration
+	// UnitDir holds the unit files and drop-ins mosqprov writes
+	// (layout.LimitsDropIn): a rollback that restores one runs
+	// daemon-reload.
+	UnitDir string
 	// BrokerLog returns the broker's own last log lines, shown after the
 	// journal on a failure: New reads the LogTail of the log_dest files the
 	// broker's configuration names. nil shows none.
@@ -46,7 +54,7 @@ type Service struct {
 
 // New returns the mosquitto service behind sys.
 func New(sys system.System) *Service {
-	s := &Service{Sys: sys, Unit: Unit, Booted: Booted, UpTimeout: 30 * time.Second, Poll: 200 * time.Millisecond}
+	s := &Service{Sys: sys, Unit: Unit, Booted: Booted, UnitDir: UnitDir, UpTimeout: 30 * time.Second, Poll: 200 * time.Millisecond}
 	s.Listeners = s.configuredListeners
 	s.BrokerLog = s.configuredLog
 	return s
@@ -147,6 +155,15 @@ func (s *Service) rollback(ctx context.Context, op string, cause error) (system.
 	}
 	if err := system.Restore(s.Sys, changes); err != nil {
 		return system.Change{}, &Error{Op: op, Err: fmt.Errorf("%v; restoring the previous files failed too: %v", cause, err), Journal: journal}
+	}
+	// A unit file put back (the open-file drop-in) is systemd's only after
+	// daemon-reload: without it the restart below would run the broker with
+	// the limit this run wrote, on the old configuration.
+	for _, c := range changes {
+		if strings.HasPrefix(c.Path, s.UnitDir+"/") {
+			s.Sys.Run(ctx, system.Cmd{Name: "systemctl", Args: []string{"daemon-reload"}})
+			break
+		}
 	}
 	// Restart=on-failure may have hit the start limit while the broker
 	// failed on the new files; clear it or the restart below is refused.
