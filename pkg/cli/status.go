@@ -52,7 +52,7 @@ its password is in /etc/mosqprov/status.secret, root's), so it needs root.`,
 		RunE: func(cmd *cobra.Command, args []string) error { return runStatus(cmd.Context(), o) },
 	}
 	cmd.Flags().StringVarP(&o.SpecFile, "file", "f", "", "broker.yaml to find the listeners in (default /etc/mosqprov/broker.yaml)")
-	cmd.Flags().BoolVar(&o.Watch, "watch", false, "refresh in place until Ctrl-C (terminal only)")
+	cmd.Flags().BoolVar(&o.Watch, "watch", false, "refresh in place until q or Ctrl-C (terminal only)")
 	cmd.Flags().DurationVar(&o.Interval, "interval", 2*time.Second, "time between refreshes with --watch")
 	cmd.Flags().DurationVar(&o.Wait, "wait", 1500*time.Millisecond, "how long to listen to $SYS for each look")
 	return cmd
@@ -83,7 +83,7 @@ func runStatus(ctx context.Context, o *statusOptions) error {
 	if err != nil {
 		return err
 	}
-	look := func() (*status.Report, error) {
+	look := func(ctx context.Context) (*status.Report, error) {
 		opts := mqtt.NewClientOptions().SetUsername(status.User).SetPassword(pw)
 		if tlsConf != nil {
 			opts.SetTLSConfig(tlsConf)
@@ -109,28 +109,14 @@ func runStatus(ctx context.Context, o *statusOptions) error {
 		return r, nil
 	}
 	if !o.Watch {
-		r, err := look()
+		r, err := look(ctx)
 		if err != nil {
 			return err
 		}
 		o.Result(r, func(w io.Writer) { printBrokerStatus(w, r) })
 		return nil
 	}
-	for {
-		r, err := look()
-		fmt.Fprint(o.IO.Out, "\033[H\033[2J")
-		if err != nil {
-			fmt.Fprintf(o.IO.Out, "%s  %v\n", time.Now().Format("15:04:05"), err)
-		} else {
-			fmt.Fprintf(o.IO.Out, "%s  (every %s, Ctrl-C to stop)\n", time.Now().Format("15:04:05"), o.Interval)
-			printBrokerStatus(o.IO.Out, r)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(o.Interval):
-		}
-	}
+	return watchStatus(ctx, o, look)
 }
 
 func stdoutIsTerminal(w io.Writer) bool {
