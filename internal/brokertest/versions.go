@@ -251,13 +251,18 @@ func suiteBroker(suite string, logf func(string, ...any)) (Mosquitto, error) {
 
 // Each runs check as a subtest per broker of Versions, named after it
 // ("2.0.21-trixie"), all at once: each check starts its own brokers on
-// ports of its own.
+// ports of its own, and spends its time waiting on them and on clients,
+// so they run together even beyond go test's -parallel (GOMAXPROCS, 2 on
+// CI), which t.Parallel would wait for.
 func Each(t *testing.T, check func(t *testing.T, m Mosquitto)) {
 	t.Helper()
+	var wg sync.WaitGroup
 	for _, m := range Versions(t) {
-		t.Run(m.String(), func(t *testing.T) {
-			t.Parallel()
-			check(t, m)
-		})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.Run(m.String(), func(t *testing.T) { check(t, m) })
+		}()
 	}
+	wg.Wait()
 }

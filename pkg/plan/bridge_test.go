@@ -28,14 +28,15 @@ type hub struct {
 	tls, mutual int
 	pi1, app    string // passwords
 	broker      *brokertest.Broker
+	m           brokertest.Mosquitto
 	ca          string // host path of its CA certificate
 	clientCert  string // host paths of the client certificate it issued for pi1
 	clientKey   string
 }
 
-func startHub(t *testing.T) *hub {
+func startHub(t *testing.T, m brokertest.Mosquitto) *hub {
 	t.Helper()
-	h := &hub{root: newRoot(t), tls: brokertest.FreePort(t), mutual: brokertest.FreePort(t), pi1: "pi1 bridge secret", app: "app-secret"}
+	h := &hub{m: m, root: newRoot(t), tls: brokertest.FreePort(t), mutual: brokertest.FreePort(t), pi1: "pi1 bridge secret", app: "app-secret"}
 	s, err := spec.Parse("hub.yaml", []byte(fmt.Sprintf(`
 hostname: localhost
 ips: [127.0.0.1]
@@ -68,7 +69,7 @@ acl:
 	files := certs.ClientFilesIn(layout.ClientDir+"/pi1", "pi1")
 	h.ca = filepath.Join(h.root, layout.BrokerCACert)
 	h.clientCert, h.clientKey = filepath.Join(h.root, files.Cert), filepath.Join(h.root, files.Key)
-	h.broker = brokertest.Start(t, h.root, rootedConf(t, h.root, layout.DropIn), h.tls, h.mutual)
+	h.broker = h.m.Start(t, h.root, rootedConf(t, h.root, layout.DropIn), h.tls, h.mutual)
 	return h
 }
 
@@ -102,6 +103,7 @@ type pi struct {
 	pw     string
 	env    map[string]string
 	broker *brokertest.Broker
+	m      brokertest.Mosquitto
 	inc    string
 }
 
@@ -137,6 +139,7 @@ users:
 func (p *pi) start(t *testing.T) {
 	t.Helper()
 	if p.broker != nil {
+		noDeprecation(t, p.m, p.broker)
 		p.broker.Stop()
 	}
 	p.inc = filepath.Join(p.root, "test-conf.d")
@@ -166,7 +169,7 @@ func (p *pi) start(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p.broker = brokertest.Start(t, p.root, "include_dir "+p.inc+"\n", p.port)
+	p.broker = p.m.Start(t, p.root, "include_dir "+p.inc+"\n", p.port)
 }
 
 // bridgeState waits for the bridge's state on A's $SYS topic to be want.
@@ -214,16 +217,22 @@ func flows(t *testing.T, sub brokertest.Client, subTopic string, pub brokertest.
 // hub's CA issued. Messages flow in each configured direction and not in
 // the others, the hub's ACL holds for the bridge's user, a second apply
 // changes nothing, a reload keeps the bridge, and a bridge removed from the
-// spec is gone after apply.
+// spec is gone after apply. Against each broker of brokertest.Versions
+// (2.0.11, 2.0.21, 2.1), both brokers of that version, and neither logs a
+// deprecation for what mosqprov wrote.
 func TestBridgeBetweenTwoBrokers(t *testing.T) {
 	brokertest.Require(t)
 	if _, err := realSys("/").LookupUser(layout.BrokerUser); err != nil {
 		t.Fatalf("this test needs the %s user: apt-get install -y mosquitto", layout.BrokerUser)
 	}
-	h := startHub(t)
+	brokertest.Each(t, testBridgeBetweenTwoBrokers)
+}
+
+func testBridgeBetweenTwoBrokers(t *testing.T, m brokertest.Mosquitto) {
+	h := startHub(t, m)
 	app := h.client("app", h.app)
 
-	a := &pi{root: newRoot(t), port: brokertest.FreePort(t), pw: "local-secret"}
+	a := &pi{m: m, root: newRoot(t), port: brokertest.FreePort(t), pw: "local-secret"}
 	os.WriteFile(filepath.Join(a.root, "etc/hostname"), []byte("raspberrypi\n"), 0o644)
 	os.WriteFile(filepath.Join(a.root, "etc/machine-id"), []byte("0123456789abcdef0123456789abcdef\n"), 0o444)
 	a.env = map[string]string{"PI_LOCAL": a.pw, "HUB_PASSWORD": h.pi1}
@@ -332,7 +341,7 @@ func TestBridgeBetweenTwoBrokers(t *testing.T) {
 	h.broker.Stop()
 	bridgeState(t, local, stateTopic, "0")
 	checkVerify(t, a, "not connected", false)
-	h.broker = brokertest.Start(t, h.root, rootedConf(t, h.root, layout.DropIn), h.tls, h.mutual)
+	h.broker = h.m.Start(t, h.root, rootedConf(t, h.root, layout.DropIn), h.tls, h.mutual)
 
 	// A second apply changes nothing and writes nothing.
 	before := mtimes(t, a.root)
@@ -388,6 +397,8 @@ func TestBridgeBetweenTwoBrokers(t *testing.T) {
 	if ok := flows(t, app, "pi1/sensors/gone", local, "sensors/gone"); ok {
 		t.Fatal("a message still crosses the removed bridge")
 	}
+	noDeprecation(t, m, a.broker)
+	noDeprecation(t, m, h.broker)
 }
 
 func waitLog(t *testing.T, b *brokertest.Broker, text string) {
