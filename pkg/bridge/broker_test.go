@@ -60,9 +60,15 @@ func TestAddressesRealBroker(t *testing.T) {
 }
 
 // Diagnose reads the causes from the real broker's log: bridges that fail
-// in each way the broker tells apart, and one that connects.
+// in each way the broker tells apart, and one that connects. Against each
+// broker of brokertest.Versions (2.0.11, 2.0.21, 2.1): doctor's bridge-down
+// reads the log of whichever is installed.
 func TestDiagnoseRealBroker(t *testing.T) {
 	brokertest.Require(t)
+	brokertest.Each(t, testDiagnose)
+}
+
+func testDiagnose(t *testing.T, m brokertest.Mosquitto) {
 	dir := brokertest.Dir(t)
 	now := time.Now()
 	ca, err := pki.NewCA(rand.Reader, now, pki.CARequest{CommonName: "hub CA", KeyType: pki.ECDSAP256})
@@ -86,7 +92,7 @@ func TestDiagnoseRealBroker(t *testing.T) {
 		}
 	}
 	hub, dead, local := brokertest.FreePort(t), brokertest.FreePort(t), brokertest.FreePort(t)
-	brokertest.Start(t, dir, fmt.Sprintf("listener %d\ncertfile %s/srv.crt\nkeyfile %s/srv.key\npassword_file %s/passwd\nallow_anonymous false\n", hub, dir, dir, dir), hub)
+	m.Start(t, dir, fmt.Sprintf("listener %d\ncertfile %s/srv.crt\nkeyfile %s/srv.key\npassword_file %s/passwd\nallow_anonymous false\n", hub, dir, dir, dir), hub)
 
 	mk := func(name, addr string, caPEM []byte, pw string) Bridge {
 		return Bridge{Name: name, Addresses: []string{addr}, Topics: []Topic{{Pattern: "x/#", Direction: Out}}, CA: caPEM,
@@ -125,12 +131,17 @@ func TestDiagnoseRealBroker(t *testing.T) {
 	}
 	conf = strings.ReplaceAll(conf, "bridge_capath "+SystemCAPath, "bridge_capath "+capath)
 	// The broker's default log levels, as Debian's mosquitto.conf leaves them.
-	b := startDefaultLog(t, fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\n%s", local, conf), local)
+	b := startDefaultLog(t, m, fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\n%s", local, conf), local)
 	want := map[string]Cause{"dns": CauseDNS, "refused": CauseRefused, "chain": CauseTLSChain, "name": CauseTLSName, "password": CauseCredentials}
+	if m.AtLeast(2, 1) {
+		// 2.1.2 logs "certificate verify failed" for both, without 2.0's
+		// "host name verification failed".
+		want["chain"], want["name"] = CauseTLSVerify, CauseTLSVerify
+	}
 	var got map[string]Cause
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
 		got = map[string]Cause{}
-		for _, d := range Diagnose(bridges, strings.Split(b.ReadLog(), "\n")) {
+		for _, d := range Diagnose(bridges, strings.Split(b.ReadLog(), "\n"), "") {
 			got[d.Bridge] = d.Cause
 		}
 		if fmt.Sprint(got) == fmt.Sprint(want) {
@@ -138,7 +149,7 @@ func TestDiagnoseRealBroker(t *testing.T) {
 		}
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("diagnosed %v, want %v; log:\n%s", got, want, b.ReadLog())
+		t.Fatalf("mosquitto %s: diagnosed %v, want %v; log:\n%s", m, got, want, b.ReadLog())
 	}
 	// The two that connect say so on $SYS.
 	for _, name := range []string{"good", "store"} {
@@ -154,7 +165,7 @@ func TestDiagnoseRealBroker(t *testing.T) {
 }
 
 // startDefaultLog runs the broker with a log file and no log_type line.
-func startDefaultLog(t *testing.T, conf string, port int) *brokertest.Broker {
+func startDefaultLog(t *testing.T, m brokertest.Mosquitto, conf string, port int) *brokertest.Broker {
 	t.Helper()
 	dir := brokertest.Dir(t)
 	log := filepath.Join(dir, "broker.log")
@@ -164,5 +175,5 @@ func startDefaultLog(t *testing.T, conf string, port int) *brokertest.Broker {
 	if err := os.WriteFile(path, []byte(conf+"\nlog_dest file "+log+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return brokertest.StartFile(t, path, log, port)
+	return m.StartFile(t, path, log, port)
 }

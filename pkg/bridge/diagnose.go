@@ -10,10 +10,14 @@ import (
 type Cause string
 
 const (
-	CauseDNS         Cause = "name-resolution"
-	CauseRefused     Cause = "connection-refused"
-	CauseTLSChain    Cause = "tls-chain"
-	CauseTLSName     Cause = "tls-name"
+	CauseDNS      Cause = "name-resolution"
+	CauseRefused  Cause = "connection-refused"
+	CauseTLSChain Cause = "tls-chain"
+	CauseTLSName  Cause = "tls-name"
+	// CauseTLSVerify is a certificate that failed verification, chain or
+	// name: mosquitto 2.1 logs "certificate verify failed" for both, where
+	// 2.0 adds "host name verification failed" for a name.
+	CauseTLSVerify   Cause = "tls-verify"
 	CauseCredentials Cause = "credentials"
 	CauseOther       Cause = "other"
 )
@@ -39,6 +43,8 @@ func (c Cause) Explain() string {
 		return "the remote's certificate does not chain to the CA the bridge trusts"
 	case CauseTLSName:
 		return "the remote's certificate does not name the address the bridge connects to"
+	case CauseTLSVerify:
+		return "the remote's certificate failed verification: it does not chain to the CA the bridge trusts, or does not name the address the bridge connects to (mosquitto 2.1's log does not say which)"
 	case CauseCredentials:
 		return "the remote broker refused the bridge's user name, password or client certificate"
 	}
@@ -56,6 +62,8 @@ func (c Cause) Fix(name string) string {
 		return "give the remote's CA: tls.ca_file (for a mosqprov remote its /etc/mosquitto/certs/ca.crt) or tls.system_ca for a public certificate"
 	case CauseTLSName:
 		return "connect with a name (or IP) the remote's certificate holds, or reissue the remote's certificate with it (mosqprov cert server --name ... on a mosqprov remote)"
+	case CauseTLSVerify:
+		return "see which with `openssl s_client -connect HOST:PORT -CAfile CA -verify_hostname HOST` (the bridge's address and CA file); then give the remote's CA (tls.ca_file, or tls.system_ca for a public certificate) or connect with a name the remote's certificate holds"
 	case CauseCredentials:
 		return "check the username and password (or the client certificate) of bridge " + name + " and the remote's users; then apply again"
 	}
@@ -69,7 +77,20 @@ var (
 	// "Client local.ID disconnected: ...", "Client local.ID closed its
 	// connection.", "Bad socket read/write on client local.ID: ...".
 	clientOf = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[Cc]lient local\.([^\s:]+)`) })
+	// "mosquitto version 2.1.2 starting", at each start of the broker.
+	versionLine = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`mosquitto version (\d+)\.(\d+)\S* (starting|running)`)
+	})
+	majorMinor = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(?:\d+:)?(\d+)\.(\d+)`) })
 )
+
+// namesHostFailure reports whether mosquitto version v ("2.0.11",
+// "2.1.2-1") logs "host name verification failed" when a bridge's remote
+// certificate does not name its address: 2.0 does, 2.1.2 does not
+// (TestDiagnoseRealBroker on each). An unknown version reads as 2.0.
+func namesHostFailure(major, minor string) bool {
+	return major == "" || major < "2" || major == "2" && minor == "0"
+}
 
 // Diagnose reads the broker's log (oldest line first) and tells, for each
 // bridge whose last attempt to connect failed, why. mosquitto 2.0's log
@@ -79,7 +100,16 @@ var (
 // bridge whose attempt is the open one. A bridge that connects logs
 // nothing more at the default levels, so an attempt with no error after it
 // counts as connected.
-func Diagnose(bridges []Bridge, log []string) []Diagnosis {
+//
+// broker is the installed broker's version ("2.1.2"), for a log that no
+// longer holds the broker's start line, which says which version wrote it:
+// 2.1 does not say whether a certificate failed on its chain or on its
+// name (CauseTLSVerify), 2.0 does.
+func Diagnose(bridges []Bridge, log []string, broker string) []Diagnosis {
+	var major, minor string
+	if m := majorMinor().FindStringSubmatch(broker); m != nil {
+		major, minor = m[1], m[2]
+	}
 	byClient := map[string]string{}
 	known := map[string]bool{}
 	for _, b := range bridges {
@@ -110,6 +140,10 @@ func Diagnose(bridges []Bridge, log []string) []Diagnosis {
 	var pending []string // unnamed error lines waiting for a "Client local.X" line
 	pendingCause := Cause("")
 	for i, line := range log {
+		if m := versionLine().FindStringSubmatch(line); m != nil {
+			major, minor = m[1], m[2]
+			continue
+		}
 		if m := stepLine().FindStringSubmatch(line); m != nil && known[m[2]] {
 			name := m[2]
 			if m[1] == "1" {
@@ -162,6 +196,9 @@ func Diagnose(bridges []Bridge, log []string) []Diagnosis {
 			cause = CauseTLSName
 		case strings.Contains(line, "certificate verify failed") || strings.Contains(line, "OpenSSL Error"):
 			cause = CauseTLSChain
+			if !namesHostFailure(major, minor) {
+				cause = CauseTLSVerify
+			}
 		case strings.Contains(line, "Connection Refused: not authorised"), strings.Contains(line, "bad user name or password"),
 			strings.Contains(line, "Connection Refused: bad"), strings.Contains(line, "not authorized"):
 			cause = CauseCredentials

@@ -46,7 +46,7 @@ func (c *Checker) checkBridges() {
 		}
 		log = append(log, strings.Split(strings.TrimRight(string(data), "\n"), "\n")...)
 	}
-	for _, d := range bridge.Diagnose(bridges, log) {
+	for _, d := range bridge.Diagnose(bridges, log, c.ver) {
 		sev := Error
 		if d.Cause == bridge.CauseRefused || d.Cause == bridge.CauseOther {
 			sev = Warning // the remote may be down for a moment
