@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -14,6 +15,8 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/conf"
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/layout"
+	"github.com/mosqprov/mosqprov/pkg/passwd"
+	"github.com/mosqprov/mosqprov/pkg/plan"
 )
 
 // confOptions are the flags of conf render, write and check: they describe
@@ -35,6 +38,9 @@ type confOptions struct {
 	pidFile        string
 	persistenceDir string
 	logFile        string
+	// limited are the password files of the listeners limited to some
+	// users (--listener ...,user=NAME), set by config.
+	limited []passwd.ListenerFile
 }
 
 func newConfCmd(a *App) *cobra.Command {
@@ -51,7 +57,14 @@ TYPE is mqtt (plain, default port 1883, bound to 127.0.0.1 unless a BIND is
 given), mqtts (TLS, 8883), ws (WebSockets, 8080, bound to 127.0.0.1) or wss
 (WebSockets over TLS, 9443); BIND is an IP address or * for every interface;
 ,mtls on a TLS listener requires a client certificate. Without --listener the
-set is mqtt:1883:127.0.0.1, mqtts:8883 and wss:9443.`,
+set is mqtt:1883:127.0.0.1, mqtts:8883 and wss:9443.
+
+Who may log in on a listener, as broker.yaml's listeners[].allow_anonymous and
+listeners[].users: ,anonymous lets clients without a user name in there
+(,no-anonymous keeps them out under --allow-anonymous); ,user=NAME
+(repeatable) lets only those users of the password file in, through the
+listener's own password file, PASSWORD_FILE.PORT, which conf write writes. Any
+of them makes authentication per listener, in the installed broker's form.`,
 	}
 	cmd.AddCommand(newConfRenderCmd(a), newConfWriteCmd(a), newConfCheckCmd(a))
 	return cmd
@@ -59,7 +72,7 @@ set is mqtt:1883:127.0.0.1, mqtts:8883 and wss:9443.`,
 
 func bindConfFlags(cmd *cobra.Command, o *confOptions) {
 	f := cmd.Flags()
-	f.StringArrayVar(&o.listeners, "listener", nil, "add a `TYPE[:PORT[:BIND]][,mtls]` listener (repeatable; see mosqprov conf --help)")
+	f.StringArrayVar(&o.listeners, "listener", nil, "add a `TYPE[:PORT[:BIND]][,mtls][,anonymous|,no-anonymous][,user=NAME]...` listener (repeatable; see mosqprov conf --help)")
 	f.BoolVar(&o.mutualTLS, "mutual-tls", false, "require a client certificate on every TLS listener (its CN becomes the user name)")
 	f.StringVar(&o.tlsVersion, "tls-version", conf.DefaultTLSVersion, "minimum TLS version of TLS listeners: tlsv1.2 or tlsv1.3")
 	f.BoolVar(&o.allowAnonymous, "allow-anonymous", false, "let clients connect without a user name")
@@ -123,7 +136,8 @@ reloaded when only allow_anonymous, password_file or acl_file changed.
 Unchanged: nothing is written or restarted.`,
 		Example: `  sudo mosqprov conf write                       # mqtt on 127.0.0.1:1883, mqtts:8883, wss:9443
   sudo mosqprov conf write --listener mqtts --listener wss:9443 --dry-run
-  sudo mosqprov conf write --listener 'mqtt:1883:*' --allow-anonymous   # a lab broker: clear text, no login`,
+  sudo mosqprov conf write --listener 'mqtt:1883:*' --allow-anonymous   # a lab broker: clear text, no login
+  sudo mosqprov conf write --listener mqtt:1883:127.0.0.1,anonymous --listener mqtts:8883,user=blinds,user=phone`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.flagsSeen(cmd); err != nil {
@@ -161,31 +175,48 @@ listeners binding every interface). Exit 1 when an error is found.`,
 	return cmd
 }
 
-// parseListener reads TYPE[:PORT[:BIND]][,mtls]. BIND is whatever follows
-// the second colon, so IPv6 addresses need no brackets (mqtt:1883:::1).
-func parseListener(spec string) (conf.Listener, error) {
+// listenerFlag is one --listener: the listener, and who may log in on it
+// when the flag says (,anonymous / ,no-anonymous, ,user=NAME), as
+// broker.yaml's listeners[].allow_anonymous and listeners[].users.
+type listenerFlag struct {
+	conf.Listener
+	spec      string
+	anonymous *bool
+	users     []string
+}
+
+// perListener reports whether the flag says who may log in on its listener.
+func (l listenerFlag) perListener() bool { return l.anonymous != nil || len(l.users) > 0 }
+
+// parseListener reads TYPE[:PORT[:BIND]][,OPTION]...: BIND is whatever
+// follows the second colon, so IPv6 addresses need no brackets
+// (mqtt:1883:::1); the options are mtls, anonymous, no-anonymous and
+// user=NAME (repeatable).
+func parseListener(spec string) (listenerFlag, error) {
 	main, opts, _ := strings.Cut(spec, ",")
 	parts := strings.SplitN(main, ":", 3)
-	l := conf.Listener{Type: conf.Type(parts[0])}
+	lf := listenerFlag{spec: spec}
+	l := &lf.Listener
+	l.Type = conf.Type(parts[0])
 	valid := false
 	for _, t := range conf.Types {
 		valid = valid || l.Type == t
 	}
 	if !valid {
-		return l, errs.Invalid("--listener", "%q: type %q is not mqtt, mqtts, ws or wss", spec, parts[0])
+		return lf, errs.Invalid("--listener", "%q: type %q is not mqtt, mqtts, ws or wss", spec, parts[0])
 	}
 	l.Port = l.Type.DefaultPort()
 	if len(parts) > 1 && parts[1] != "" {
 		p, err := strconv.Atoi(parts[1])
 		if err != nil {
-			return l, errs.Invalid("--listener", "%q: port %q is not a number", spec, parts[1])
+			return lf, errs.Invalid("--listener", "%q: port %q is not a number", spec, parts[1])
 		}
 		l.Port = p
 	}
 	if len(parts) > 2 {
 		l.Bind = strings.TrimSuffix(strings.TrimPrefix(parts[2], "["), "]")
 		if l.Bind == "" {
-			return l, errs.Invalid("--listener", "%q: empty bind address (write * for every interface)", spec)
+			return lf, errs.Invalid("--listener", "%q: empty bind address (write * for every interface)", spec)
 		}
 		if l.Bind == "*" {
 			l.Bind = ""
@@ -195,22 +226,38 @@ func parseListener(spec string) (conf.Listener, error) {
 		// (ws too: the flag's promise, though 2.0.11 binds it everywhere).
 		l.Bind = conf.LoopbackBind
 	}
+	if opts == "" {
+		return lf, nil
+	}
 	for _, opt := range strings.Split(opts, ",") {
-		switch opt {
-		case "":
-		case "mtls":
+		switch name, value, hasValue := strings.Cut(opt, "="); {
+		case opt == "mtls":
 			l.MutualTLS = true
+		case opt == "anonymous", opt == "no-anonymous":
+			allow := opt == "anonymous"
+			if lf.anonymous != nil && *lf.anonymous != allow {
+				return lf, errs.Invalid("--listener", "%q: anonymous and no-anonymous contradict each other", spec)
+			}
+			lf.anonymous = &allow
+		case name == "user" && hasValue:
+			if err := passwd.ValidateName(value); err != nil {
+				return lf, errs.Invalid("--listener", "%q: user %s", spec, errs.Problem(err))
+			}
+			if slices.Contains(lf.users, value) {
+				return lf, errs.Invalid("--listener", "%q: user %q is given twice", spec, value)
+			}
+			lf.users = append(lf.users, value)
 		default:
-			return l, errs.Invalid("--listener", "%q: option %q is not mtls", spec, opt)
+			return lf, errs.Invalid("--listener", "%q: option %q is not mtls, anonymous, no-anonymous or user=NAME", spec, opt)
 		}
 	}
-	return l, nil
+	return lf, nil
 }
 
 // config builds and validates the configuration the flags describe.
 // acl_file is referenced only when the ACL file has rules: an acl_file
 // without rules denies every client everything.
-func (o *confOptions) config() (conf.Config, error) {
+func (o *confOptions) config(ctx context.Context) (conf.Config, error) {
 	cfg := conf.Config{
 		AllowAnonymous: o.allowAnonymous,
 		PasswordFile:   o.passwordFile,
@@ -221,12 +268,16 @@ func (o *confOptions) config() (conf.Config, error) {
 	if len(o.listeners) == 0 {
 		cfg.Listeners = conf.Default().Listeners
 	}
+	var flags []listenerFlag
+	perListener := false
 	for _, spec := range o.listeners {
-		l, err := parseListener(spec)
+		lf, err := parseListener(spec)
 		if err != nil {
 			return cfg, err
 		}
-		cfg.Listeners = append(cfg.Listeners, l)
+		flags = append(flags, lf)
+		perListener = perListener || lf.perListener()
+		cfg.Listeners = append(cfg.Listeners, lf.Listener)
 	}
 	if o.mutualTLS && !cfg.HasTLS() {
 		return cfg, errs.Invalid("--mutual-tls", "no TLS listener (mqtts or wss) to require client certificates on")
@@ -235,6 +286,11 @@ func (o *confOptions) config() (conf.Config, error) {
 		if cfg.Listeners[i].TLS() {
 			cfg.Listeners[i].TLSVersion = o.tlsVersion
 			cfg.Listeners[i].MutualTLS = cfg.Listeners[i].MutualTLS || o.mutualTLS
+		}
+	}
+	if perListener {
+		if err := o.authPerListener(ctx, &cfg, flags); err != nil {
+			return cfg, err
 		}
 	}
 	if o.standalone {
@@ -260,6 +316,52 @@ func (o *confOptions) config() (conf.Config, error) {
 	return cfg, cfg.Validate()
 }
 
+// authPerListener makes cfg say per listener who may log in, as apply
+// does for broker.yaml's listeners[].allow_anonymous and users, in the
+// installed broker's form (2.0: per_listener_settings; 2.1: plugins). A
+// listener without ,anonymous or ,no-anonymous takes --allow-anonymous; one
+// without ,user=NAME lets every user of --password-file in; one with them
+// checks passwords against its own file, --password-file.PORT, holding
+// only their lines (written by conf write). A mutual-TLS listener takes the
+// user name from the certificate and checks no password.
+func (o *confOptions) authPerListener(ctx context.Context, cfg *conf.Config, flags []listenerFlag) error {
+	if err := conf.ValidatePath("--password-file", o.passwordFile, true); err != nil {
+		return err
+	}
+	form, dir, warning := plan.AuthForm(ctx, o.Sys)
+	if warning != "" {
+		o.Warn("%s", warning)
+	}
+	cfg.PerListener, cfg.AuthForm, cfg.PluginDir = true, form, dir
+	o.limited = nil
+	for i, lf := range flags {
+		l := &cfg.Listeners[i]
+		a := &conf.ListenerAuth{AllowAnonymous: o.allowAnonymous}
+		if lf.anonymous != nil {
+			a.AllowAnonymous = *lf.anonymous
+		}
+		switch {
+		case len(lf.users) > 0 && l.MutualTLS:
+			return errs.Invalid("--listener", "%q: user= on a mutual-TLS listener: the client certificate names the user, not a password", lf.spec)
+		case len(lf.users) > 0 && o.passwordFile == "":
+			return errs.Invalid("--listener", "%q: user= needs a password file (--password-file is empty)", lf.spec)
+		case l.MutualTLS:
+		case len(lf.users) > 0:
+			a.PasswordFile = conf.ListenerPasswordFile(o.passwordFile, l.Port)
+			o.limited = append(o.limited, passwd.ListenerFile{
+				Port:   l.Port,
+				Path:   a.PasswordFile,
+				Users:  lf.users,
+				Header: fmt.Sprintf("Managed by mosqprov: the users of %s who may log in on the %s listener on port %d\n(%s). Change them with `mosqprov conf write --listener ...,user=NAME`.", o.passwordFile, l.Type, l.Port, strings.Join(lf.users, ", ")),
+			})
+		default:
+			a.PasswordFile = o.passwordFile
+		}
+		l.Auth = a
+	}
+	return nil
+}
+
 func (o *confOptions) warn(cfg conf.Config) {
 	for _, f := range conf.Warnings(cfg) {
 		o.Warn("%s", f.Message)
@@ -272,8 +374,8 @@ type confRendered struct {
 	Text   string      `json:"text"`
 }
 
-func runConfRender(_ context.Context, o *confOptions) error {
-	cfg, err := o.config()
+func runConfRender(ctx context.Context, o *confOptions) error {
+	cfg, err := o.config(ctx)
 	if err != nil {
 		return err
 	}
@@ -290,11 +392,24 @@ func runConfWrite(ctx context.Context, o *confOptions) error {
 	if o.standalone && !o.pathSet {
 		return errs.Invalid("--conf", "--standalone writes a complete file: say where with --conf (Debian's %s is a conffile that package upgrades would ask about)", layout.MosquittoConf)
 	}
-	cfg, err := o.config()
+	cfg, err := o.config(ctx)
 	if err != nil {
 		return err
 	}
 	o.warn(cfg)
+	// The listeners' own password files first: the broker does not start
+	// on a password_file it can't open.
+	if len(o.limited) > 0 {
+		attr, fallback := layout.BrokerSecret(o.Sys)
+		res, err := passwd.WriteListenerFiles(o.Sys, o.passwordFile, o.limited, attr)
+		if err != nil {
+			return err
+		}
+		if fallback != "" && res.Changed() {
+			res.Warn("%s", fallback)
+		}
+		o.Take(res)
+	}
 	// What would stop the broker is worth saying now; it is not a reason to
 	// refuse: `setup` writes the configuration before the users and the
 	// certificates it names, and a failed restart is rolled back.
@@ -304,7 +419,23 @@ func runConfWrite(ctx context.Context, o *confOptions) error {
 		}
 	}
 	res, err := conf.Write(o.Sys, o.path, cfg)
-	return o.Converged(ctx, res, err)
+	if err != nil {
+		return err
+	}
+	o.Take(res)
+	// Then the listener password files the configuration no longer names.
+	if o.passwordFile != "" {
+		var keep []string
+		for _, f := range o.limited {
+			keep = append(keep, f.Path)
+		}
+		res, err := passwd.RemoveListenerFiles(o.Sys, o.passwordFile, keep)
+		if err != nil {
+			return err
+		}
+		o.Take(res)
+	}
+	return o.Settle(ctx)
 }
 
 type confChecked struct {
@@ -313,8 +444,8 @@ type confChecked struct {
 	Findings []conf.Finding `json:"findings"`
 }
 
-func runConfCheck(_ context.Context, o *confOptions) error {
-	cfg, err := o.config()
+func runConfCheck(ctx context.Context, o *confOptions) error {
+	cfg, err := o.config(ctx)
 	if err != nil {
 		return err
 	}

@@ -140,6 +140,13 @@ func checkFiles(sys system.System, cfg Config) []Finding {
 	if cfg.PasswordFile != "" {
 		refs = append(refs, ref{"password_file", cfg.PasswordFile})
 	}
+	seen := map[string]bool{cfg.PasswordFile: true}
+	for _, l := range cfg.Listeners {
+		if l.Auth != nil && l.Auth.PasswordFile != "" && !seen[l.Auth.PasswordFile] {
+			seen[l.Auth.PasswordFile] = true
+			refs = append(refs, ref{fmt.Sprintf("password_file of listener %d", l.Port), l.Auth.PasswordFile})
+		}
+	}
 	if cfg.ACLFile != "" {
 		refs = append(refs, ref{"acl_file", cfg.ACLFile})
 	}

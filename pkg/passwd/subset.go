@@ -114,6 +114,11 @@ func WriteListenerFiles(sys system.System, main string, files []ListenerFile, at
 	if len(files) == 0 {
 		return res, nil
 	}
+	unlock, err := lockBeside(sys, main)
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
 	data, err := sys.ReadFile(main)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return res, fmt.Errorf("read %s: %w", main, err)
@@ -146,6 +151,11 @@ func RemoveListenerFiles(sys system.System, main string, keep []string) (system.
 	for _, k := range keep {
 		kept[k] = true
 	}
+	unlock, err := lockBeside(sys, main)
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
 	for _, p := range subsetFiles(sys, main) {
 		if kept[p] {
 			continue
@@ -189,4 +199,14 @@ func subsetFiles(sys system.System, main string) []string {
 		}
 	}
 	return out
+}
+
+// lockBeside takes the lock `user add` and apply take on the password
+// file main (its folder), so a listener file is never rebuilt from a
+// password file another mosqprov is rewriting. No folder, nothing to lock.
+func lockBeside(sys system.System, main string) (func(), error) {
+	if _, err := sys.Stat(filepath.Dir(main)); errors.Is(err, fs.ErrNotExist) {
+		return func() {}, nil
+	}
+	return sys.Lock(main)
 }

@@ -42,6 +42,14 @@ func authPerListener(cfg *conf.Config, s *spec.Spec, withPasswords bool, form, p
 	}
 }
 
+// AuthForm is the form of per-listener authentication the installed
+// broker takes (conf.AuthForm20 or conf.AuthForm21 with its plugin
+// folder), for `conf write`; warning is set when 2.1 is installed without
+// its plugin.
+func AuthForm(ctx context.Context, sys system.System) (form, dir, warning string) {
+	return authForm(ctx, sys, &Result{})
+}
+
 // authForm is the form the installed broker takes: 2.1's plugins when
 // mosquitto 2.1 or later is installed and its password-file plugin is
 // found, else 2.0's per_listener_settings (which 2.1 still reads, with a
