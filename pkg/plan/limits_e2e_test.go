@@ -21,7 +21,11 @@ import (
 // listener with max_connections: 2000 makes apply write the drop-in, run
 // daemon-reload and restart, and the broker then runs with 2064 and takes
 // a client after 1100 others; a second apply changes nothing; without
-// max_connections the drop-in is removed and the limit is 1024 again.
+// max_connections the drop-in is removed and the limit is 1024 again. A
+// restart that fails after the drop-in was written rolls back the
+// configuration and the drop-in, with daemon-reload, so the broker runs
+// with 1024 again; and status_reader turned off takes the status identity
+// away (its password no longer logs in).
 func TestOpenFileLimitInRealSystemd(t *testing.T) {
 	nspawn.Require(t)
 	brokertest.Require(t)
@@ -103,8 +107,37 @@ func TestOpenFileLimitInRealSystemd(t *testing.T) {
 		t.Fatal("a client got through 1100 open connections with 1024 open files: the drop-in proves nothing")
 	}
 
+	// A restart that fails after the drop-in was written (a second listener
+	// on a port something else holds) is rolled back: the configuration
+	// and the drop-in are put back, systemd reloaded, and the broker runs
+	// on the old files with the old limit.
+	busy, err := c.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	busyPort := busy.Addr().(*net.TCPAddr).Port
+	confBefore, _ := os.ReadFile(c.Path(layout.DropIn))
+	failing := fmt.Sprintf("listeners:\n  - {type: mqtt, port: %d, bind: 127.0.0.1, max_connections: 2000}\n  - {type: mqtt, port: %d, bind: 127.0.0.1}\nallow_anonymous: true\n", port, busyPort)
+	if err := os.WriteFile(c.Path(layout.Spec), []byte(failing), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.Exec(ctx, "mosqprov", "apply", "--yes")
+	busy.Close()
+	if err == nil || !strings.Contains(out, "+ unit open-file limit: created") || !strings.Contains(out, "previous files restored") {
+		t.Fatalf("apply with a listener that can't open: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(c.Path(layout.LimitsDropIn)); !os.IsNotExist(err) {
+		t.Fatalf("the drop-in survived the rollback: %v", err)
+	}
+	if confAfter, _ := os.ReadFile(c.Path(layout.DropIn)); string(confAfter) != string(confBefore) {
+		t.Fatalf("configuration not restored:\n%s", confAfter)
+	}
+	if got := limit(); got != fmt.Sprint(systemd.DefaultNOFILE) {
+		t.Fatalf("after the rollback the broker runs with %s open files, want %d: systemd kept the drop-in it no longer has", got, systemd.DefaultNOFILE)
+	}
+
 	writeSpec(", max_connections: 2000")
-	out := apply()
+	out = apply()
 	if !strings.Contains(out, "+ unit open-file limit: created "+layout.LimitsDropIn+" (LimitNOFILE=2064 for the listeners' max_connections; systemctl daemon-reload done)") ||
 		!strings.Contains(out, "restart") {
 		t.Fatalf("apply with max_connections 2000:\n%s", out)
@@ -148,7 +181,7 @@ func TestOpenFileLimitInRealSystemd(t *testing.T) {
 	if out := apply(); !strings.Contains(out, "No changes") {
 		t.Fatalf("second apply with status_reader:\n%s", out)
 	}
-	out, err := c.Exec(ctx, "mosqprov", "status", "-o", "json")
+	out, err = c.Exec(ctx, "mosqprov", "status", "-o", "json")
 	if err != nil || !strings.Contains(out, `"version": "2.0.11"`) || !strings.Contains(out, `"uptime_seconds"`) {
 		t.Fatalf("status -o json: %v\n%s", err, out)
 	}
@@ -157,4 +190,29 @@ func TestOpenFileLimitInRealSystemd(t *testing.T) {
 		t.Fatalf("status: %v\n%s", err, out)
 	}
 	t.Logf("mosqprov status on the real unit:\n%s", out)
+
+	// status_reader off: apply takes the identity away and its password
+	// no longer logs in.
+	secret, err := os.ReadFile(c.Path("/etc/mosqprov/status.secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := brokertest.Client{Port: port, NetNS: c.NetNS(), User: "mosqprov-status", Password: strings.TrimSpace(string(secret))}
+	if err := reader.Publish("$SYS/x", "x"); err != nil && strings.Contains(err.Error(), "not authori") {
+		t.Fatalf("the identity can't log in while on: %v", err)
+	}
+	spec = strings.Replace(spec, "status_reader: true\n", "", 1)
+	if err := os.WriteFile(c.Path(layout.Spec), []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out = apply()
+	if !strings.Contains(out, "- status identity password: removed /etc/mosqprov/status.secret") {
+		t.Fatalf("apply with status_reader off:\n%s", out)
+	}
+	if err := reader.Publish("$SYS/x", "x"); err == nil {
+		t.Fatal("the status identity still logs in after status_reader was turned off")
+	}
+	if out := apply(); !strings.Contains(out, "No changes") {
+		t.Fatalf("second apply with status_reader off:\n%s", out)
+	}
 }
