@@ -144,6 +144,34 @@ acl:
 	})
 
 	log := u.logSince(t, mark)
+	defer func() {
+		// A conf.d file only root can read (someone's own, 0600), sorted
+		// before mosqprov.conf: on SIGHUP the broker, by then the mosquitto
+		// user, stops reading at it and never re-reads the password file.
+		// Such a reload is not a success: apply says so and puts its files
+		// back (the broker restarted on them, as root), and so does
+		// `service reload`.
+		local := "/etc/mosquitto/conf.d/local.conf"
+		u.writeFile(t, local, "# a setting of this machine's own\n", 0o600)
+		defer os.Remove(u.c.Path(local))
+		u.writeSpec(t, spec(u.hash(t, "sensor-third-secret")))
+		r := u.applyExit(t, 5)
+		if !strings.Contains(r.Error, "the broker could not read its configuration again on reload") || !strings.Contains(r.Error, "Unable to open config file "+local) || !strings.Contains(r.Error, "restored") {
+			t.Errorf("apply with %s unreadable by the broker: %q", local, r.Error)
+		}
+		check(t, "after the refused reload and the rollback", []login{
+			{sensorPort, "sensor", sensorNew, true},
+			{sensorPort, "sensor", "sensor-third-secret", false},
+		})
+		out, err := u.c.Exec(u.ctx, "mosqprov", "service", "reload")
+		if err == nil || !strings.Contains(out, "the broker could not read its configuration again on reload") || !strings.Contains(out, "Unable to open config file "+local) {
+			t.Errorf("service reload with %s unreadable by the broker: %v\n%s", local, err, out)
+		}
+		os.Chmod(u.c.Path(local), 0o644)
+		if out, err := u.c.Exec(u.ctx, "mosqprov", "service", "reload"); err != nil {
+			t.Errorf("service reload with %s readable: %v\n%s", local, err, out)
+		}
+	}()
 	if !strings.Contains(log, "Reloading config.") {
 		t.Fatalf("the broker's log shows no reload:\n%s", log)
 	}

@@ -59,13 +59,23 @@ func (u *inUnit) run(t *testing.T, name string, args ...string) string {
 	return strings.TrimSpace(out)
 }
 
-// apply runs `mosqprov apply --yes -o json` (after env, KEY=VALUE words).
+// apply runs `mosqprov apply --yes -o json` (after env, KEY=VALUE words),
+// which must succeed.
 func (u *inUnit) apply(t *testing.T, env ...string) unitReport {
+	t.Helper()
+	return u.applyExit(t, 0, env...)
+}
+
+// applyExit is apply with the exit code it must end with.
+func (u *inUnit) applyExit(t *testing.T, code int, env ...string) unitReport {
 	t.Helper()
 	args := append(append([]string{}, env...), "mosqprov", "apply", "--yes", "-o", "json")
 	out, err := u.c.Exec(u.ctx, "env", args...)
+	got := 0
 	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
+	if errors.As(err, &ee) {
+		got = ee.ExitCode()
+	} else if err != nil {
 		t.Fatal(err)
 	}
 	var r unitReport
@@ -73,8 +83,8 @@ func (u *inUnit) apply(t *testing.T, env ...string) unitReport {
 	if i < 0 {
 		t.Fatalf("apply: %v\n%s", err, out)
 	}
-	if jerr := json.Unmarshal([]byte(out[i:]), &r); jerr != nil || err != nil {
-		t.Fatalf("apply: %v %v\n%s", err, jerr, out)
+	if jerr := json.Unmarshal([]byte(out[i:]), &r); jerr != nil || got != code {
+		t.Fatalf("apply: exit %d, want %d, %v\n%s", got, code, jerr, out)
 	}
 	return r
 }

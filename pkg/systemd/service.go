@@ -279,7 +279,9 @@ func (s *Service) sendReload(ctx context.Context) (system.Cmd, error) {
 func (s *Service) run(ctx context.Context, verb string, wait bool) (system.Change, error) {
 	cmd := s.systemctl(verb)
 	var err error
+	var mark logMark
 	if verb == "reload" {
+		mark = s.markLogs()
 		cmd, err = s.sendReload(ctx)
 	} else {
 		_, err = s.Sys.Run(ctx, cmd)
@@ -292,6 +294,9 @@ func (s *Service) run(ctx context.Context, verb string, wait bool) (system.Chang
 		up, err := s.WaitUp(ctx)
 		if err != nil {
 			return system.Change{}, s.fail(ctx, verb, err)
+		}
+		if refused := s.reloadRefused(mark); len(refused) > 0 {
+			return system.Change{}, s.fail(ctx, verb, fmt.Errorf("%w: %s", errReloadRefused, strings.Join(refused, " ")))
 		}
 		detail += "; " + up
 	}

@@ -50,6 +50,10 @@ type Service struct {
 	// journal on a failure: New reads the LogTail of the log_dest files the
 	// broker's configuration names. nil shows none.
 	BrokerLog func() []string
+	// LogFiles are the broker's log files, where a reload is checked for
+	// a configuration the broker could not read again (reloadRefused):
+	// New reads them from its configuration. nil: not checked.
+	LogFiles func() []string
 }
 
 // New returns the mosquitto service behind sys.
@@ -57,6 +61,7 @@ func New(sys system.System) *Service {
 	s := &Service{Sys: sys, Unit: Unit, Booted: Booted, UnitDir: UnitDir, UpTimeout: 30 * time.Second, Poll: 200 * time.Millisecond}
 	s.Listeners = s.configuredListeners
 	s.BrokerLog = s.configuredLog
+	s.LogFiles = s.configuredLogFiles
 	return s
 }
 
@@ -113,10 +118,12 @@ func (s *Service) Settle(ctx context.Context, need system.Need) (system.Change, 
 	op := need.String() + " " + s.Unit
 	var cmd system.Cmd
 	var err error
+	var mark logMark
 	if need == system.NeedRestart {
 		cmd = s.systemctl("restart")
 		_, err = s.Sys.Run(ctx, cmd)
 	} else {
+		mark = s.markLogs()
 		cmd, err = s.sendReload(ctx)
 	}
 	if err != nil {
@@ -129,6 +136,9 @@ func (s *Service) Settle(ctx context.Context, need system.Need) (system.Change, 
 	up, err := s.WaitUp(ctx)
 	if err != nil {
 		return s.rollback(ctx, op, err)
+	}
+	if refused := s.reloadRefused(mark); len(refused) > 0 {
+		return s.rollback(ctx, op, fmt.Errorf("%w: %s", errReloadRefused, strings.Join(refused, " ")))
 	}
 	if cmd.Args[0] == "kill" {
 		up += "; SIGHUP sent with " + cmd.String() + " because systemctl reload failed"
