@@ -189,21 +189,30 @@ func checkDurableWrite(t *testing.T, events []syscallEvent, target string) {
 	}
 }
 
-// TestAtomicWriteSyscalls runs a first apply (every managed file created)
-// and one that changes the password file (an update) under strace, and
-// checks the order of the system calls for every managed file.
-func TestAtomicWriteSyscalls(t *testing.T) {
+// straceRig is what a test of the binary under strace needs: the binary,
+// the example spec, and a target root (as given, and with links resolved,
+// as strace -y names files).
+func straceRig(t *testing.T) (bin string, env *exampleEnv, spec, root, resolved string) {
+	t.Helper()
 	if _, err := exec.LookPath("strace"); err != nil {
 		t.Fatal("strace not found: install it with `apt-get install -y strace`")
 	}
-	bin := buildBinary(t)
-	_, env := loadExample(t, 0)
-	spec := filepath.Join(env.dir, "broker.yaml")
-	root := newRoot(t)
+	bin = buildBinary(t)
+	_, env = loadExample(t, 0)
+	spec = filepath.Join(env.dir, "broker.yaml")
+	root = newRoot(t)
 	resolved, err := filepath.EvalSymlinks(root)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return bin, env, spec, root, resolved
+}
+
+// TestAtomicWriteSyscalls runs a first apply (every managed file created)
+// and one that changes the password file (an update) under strace, and
+// checks the order of the system calls for every managed file.
+func TestAtomicWriteSyscalls(t *testing.T) {
+	bin, env, spec, root, resolved := straceRig(t)
 	run := func(label, password string) []syscallEvent {
 		trace := filepath.Join(t.TempDir(), "trace")
 		cmd := exec.Command("strace", "-f", "-y", "-qq", "-s", "0", "-o", trace,
@@ -227,17 +236,7 @@ func TestAtomicWriteSyscalls(t *testing.T) {
 // each file once (issue 12 §5): the write compares with the bytes already
 // read, and every later step reads them again from memory.
 func TestEachFileIsOpenedOnce(t *testing.T) {
-	if _, err := exec.LookPath("strace"); err != nil {
-		t.Fatal("strace not found: install it with `apt-get install -y strace`")
-	}
-	bin := buildBinary(t)
-	_, env := loadExample(t, 0)
-	spec := filepath.Join(env.dir, "broker.yaml")
-	root := newRoot(t)
-	resolved, err := filepath.EvalSymlinks(root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin, env, spec, root, resolved := straceRig(t)
 	// opens runs the binary under strace and counts the files under the
 	// root it opened (folders left out: each access walks them).
 	opens := func(stdin string, args ...string) map[string]int {
