@@ -12,7 +12,7 @@
 #     the shell's `time`), peak memory (max RSS) and page faults (from
 #     /usr/bin/time), median of RUNS runs (default 9), next to the process
 #     start alone (`mosqprov version`). mosqprov is built as it ships
-#     (static, -trimpath -s -w).
+#     (static, -trimpath -s -w), or MOSQPROV=path names another build.
 # Throwaway passwords; `mosquitto_passwd -b` gets them in argv, which is
 # exactly why mosqprov never does.
 set -euo pipefail
@@ -22,7 +22,11 @@ only_one=${2:-}
 runs=${RUNS:-9}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$tmp/mosqprov" ./cmd/mosqprov
+if [ -n "${MOSQPROV:-}" ]; then
+  cp "$MOSQPROV" "$tmp/mosqprov" # another build, to compare versions
+else
+  CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$tmp/mosqprov" ./cmd/mosqprov
+fi
 mq=$tmp/mosqprov
 for i in $(seq -f '%05g' 1 "$n"); do echo "user$i:pw-$i-$RANDOM"; done > "$tmp/users.txt"
 

@@ -153,7 +153,8 @@ func Converge(sys system.System, path string, want []Desired, opts Options) (Res
 		return res, err // it names the file and what failed
 	}
 	res.Action = action
-	res.Findings = inspect(lines(unsafe.String(unsafe.SliceData(data), len(data))))
+	written := unsafe.String(unsafe.SliceData(data), len(data))
+	res.Findings = inspect(lines(written), strings.Count(written, "\n")+1)
 	detail := summary(res)
 	if action == system.Update && string(old) == string(data) {
 		detail = "owner and mode set to " + describeAttr(attr)

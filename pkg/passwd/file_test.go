@@ -1,6 +1,7 @@
 package passwd
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -145,5 +146,48 @@ func TestUsers(t *testing.T) {
 	}
 	if u := byName["crypt"]; u.Hash != "invalid" || !strings.Contains(u.Problem, "crypt(3)") {
 		t.Errorf("crypt %+v", u)
+	}
+}
+
+// In a file of thousands, where the duplicate search keeps a bit per name
+// hash and exact names only for the few that share one, every duplicate is
+// found, at its line, and no other line is called one: the same findings a
+// map of every name gives.
+func TestInspectFindsEveryDuplicateInALargeFile(t *testing.T) {
+	valid, _ := New("x", PBKDF2, 1)
+	var b strings.Builder
+	for i := range 20000 {
+		fmt.Fprintf(&b, "user%05d:%s\n", i, valid)
+	}
+	// user00007 twice valid; user00042 valid then broken; user19999 three times.
+	fmt.Fprintf(&b, "user00007:%s\nuser00042:$7$nope\nuser19999:%s\nuser19999:%s\n", valid, valid, valid)
+	f, err := Parse([]byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, fd := range f.Inspect() {
+		if fd.Kind == Duplicate {
+			got = append(got, fmt.Sprintf("%d %s: %s", fd.Line, fd.User, fd.Message))
+		}
+	}
+	// The reference: the last valid line of every name, from a map of all.
+	last := map[string]int{}
+	for _, l := range f.Lines {
+		if l.Kind == Entry && validHash(l.Hash) {
+			last[l.Name] = l.Num
+		}
+	}
+	var want []string
+	for _, l := range f.Lines {
+		if l.Kind == Entry && validHash(l.Hash) && last[l.Name] != l.Num {
+			want = append(want, fmt.Sprintf("%d %s: user appears again on line %d; Mosquitto 2.0 uses only the last valid line", l.Num, l.Name, last[l.Name]))
+		}
+	}
+	if len(want) != 3 {
+		t.Fatalf("reference found %d duplicates, the file has 3", len(want))
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Fatalf("duplicates (-map of every name +inspect):\n%s", d)
 	}
 }

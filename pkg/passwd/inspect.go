@@ -57,21 +57,17 @@ func Inspect(data []byte) []Finding {
 }
 
 // Inspect is Inspect on a parsed file.
-func (f *File) Inspect() []Finding { return inspect(slices.Values(f.Lines)) }
+func (f *File) Inspect() []Finding { return inspect(slices.Values(f.Lines), len(f.Lines)) }
 
-// inspect is Inspect on a file's lines, which it walks three times; it
-// keeps nothing per line, so a 10,000-user file is checked in a few pages
-// of memory.
-func inspect(all iter.Seq[Line]) []Finding {
+// inspect is Inspect on a file's n lines, which it walks twice; it keeps
+// nothing per line, so a 10,000-user file is checked in a few pages of
+// memory.
+func inspect(all iter.Seq[Line], n int) []Finding {
 	var out []Finding
-	// last is the last line with a valid hash of each name on more than
-	// one line (a line of a name found once is its own last).
-	last := repeated(all)
-	for l := range all {
-		if n, ok := last[l.Name]; ok && l.Kind == Entry && checkHash(l.Hash) == nil && l.Num > n {
-			last[l.Name] = l.Num
-		}
-	}
+	maybe := repeated(all, n)
+	// The valid lines of the names in maybe, in file order: a name's lines
+	// other than its last valid one are duplicates.
+	var valid []Line
 	for l := range all {
 		switch l.Kind {
 		case NoColon:
@@ -112,37 +108,47 @@ func inspect(all iter.Seq[Line]) []Finding {
 			add(kind, errs.Problem(err))
 			continue
 		}
-		if n, ok := last[l.Name]; ok && n != 0 && n != l.Num {
-			add(Duplicate, fmt.Sprintf("user appears again on line %d; Mosquitto 2.0 uses only the last valid line", n))
+		if maybe[l.Name] {
+			valid = append(valid, l)
 		}
 	}
+	if len(valid) == 0 {
+		return out
+	}
+	last := map[string]int{}
+	for _, l := range valid {
+		last[l.Name] = l.Num
+	}
+	for _, l := range valid {
+		if n := last[l.Name]; n != l.Num {
+			out = append(out, Finding{Line: l.Num, User: printable(l.Name), Kind: Duplicate, Message: fmt.Sprintf("user appears again on line %d; Mosquitto 2.0 uses only the last valid line", n)})
+		}
+	}
+	// A line has one finding at most: file order is line order.
+	slices.SortStableFunc(out, func(a, b Finding) int { return a.Line - b.Line })
 	return out
 }
 
-// repeated returns a map holding (with 0) at least every name on more than
-// one entry line. A bit per hash of a name, 16 bits per line, tells most
-// names apart; only the few whose hash was seen before go into the map,
+// repeated returns a set holding at least every name on more than one of
+// the n lines. A bit per hash of a name, 16 bits per line, tells most
+// names apart; only the few whose hash was seen before go into the set,
 // where a map of every name would cost a 10,000-user file about a
 // megabyte on each edit.
-func repeated(all iter.Seq[Line]) map[string]int {
-	n := 0
-	for range all {
-		n++
-	}
+func repeated(all iter.Seq[Line], n int) map[string]bool {
 	size := uint64(1024)
 	for size < uint64(n)*16 {
 		size *= 2
 	}
 	seen := make([]uint64, size/64)
 	seed := maphash.MakeSeed()
-	maybe := map[string]int{}
+	maybe := map[string]bool{}
 	for l := range all {
 		if l.Kind != Entry {
 			continue
 		}
 		h := maphash.String(seed, l.Name) & (size - 1)
 		if seen[h/64]&(1<<(h%64)) != 0 {
-			maybe[l.Name] = 0
+			maybe[l.Name] = true
 		}
 		seen[h/64] |= 1 << (h % 64)
 	}
