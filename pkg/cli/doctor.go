@@ -62,6 +62,9 @@ func runDoctor(ctx context.Context, o *doctorOptions) error {
 			return specErr
 		}
 	}
+	if c.Spec != nil && c.Spec.StatusReader {
+		c.BridgeStates = statusBridgeStates(o.Sys, c.Spec)
+	}
 	rep := c.Run(ctx)
 	if specErr != nil {
 		rep.Findings = append([]doctor.Finding{{ID: "spec-invalid", Severity: doctor.Error, Subject: c.SpecPath,

@@ -2,14 +2,18 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/mosqprov/mosqprov/pkg/bridge"
 	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/probe"
+	"github.com/mosqprov/mosqprov/pkg/spec"
 	"github.com/mosqprov/mosqprov/pkg/status"
+	"github.com/mosqprov/mosqprov/pkg/system"
 )
 
 // verifyBridges checks the bridges of the broker on this machine (from its
@@ -64,24 +68,55 @@ func (o *verifyOptions) bridgeLogin(want probe.Expectations, opts probe.Options)
 	if o.spec == nil || !o.spec.StatusReader {
 		return nil, "needs a login: pass --user NAME, or set status_reader: true in broker.yaml and apply (verify then reads it as " + status.User + ")"
 	}
-	t, err := statusListener(o.spec)
-	if err != nil {
-		return nil, "the status identity needs an mqtt or mqtts listener on 127.0.0.1; or pass --user NAME"
-	}
-	pw, err := status.ReadSecret(o.Sys)
+	bo, err := statusBridgeLogin(o.Sys, o.spec, opts)
 	if err != nil {
 		return nil, fmt.Sprintf("%v; or pass --user NAME", err)
+	}
+	return bo, ""
+}
+
+// statusBridgeLogin is the status identity on its loopback listener
+// (statusListener), reading bridge states only; opts gives the timeout.
+func statusBridgeLogin(sys system.System, s *spec.Spec, opts probe.Options) (*probe.BridgeOptions, error) {
+	t, err := statusListener(s)
+	if err != nil {
+		return nil, errors.New("the status identity needs an mqtt or mqtts listener on 127.0.0.1")
+	}
+	pw, err := status.ReadSecret(sys)
+	if err != nil {
+		return nil, err
 	}
 	lo := opts
 	lo.User, lo.Password, lo.ClientCert = status.User, pw, nil
 	if t.Scheme.TLS() {
-		ca, err := o.Sys.ReadFile(layout.BrokerCACert)
+		ca, err := sys.ReadFile(layout.BrokerCACert)
 		if err != nil {
-			return nil, fmt.Sprintf("read the broker's CA %s: %v; or pass --user NAME", layout.BrokerCACert, err)
+			return nil, fmt.Errorf("read the broker's CA %s: %v", layout.BrokerCACert, err)
 		}
-		lo.CA, lo.ServerName = ca, o.spec.Hostname
+		lo.CA, lo.ServerName = ca, s.Hostname
 	}
-	return &probe.BridgeOptions{Local: t, Options: lo, StateOnly: "needs --user NAME"}, ""
+	return &probe.BridgeOptions{Local: t, Options: lo, StateOnly: "needs --user NAME"}, nil
+}
+
+// statusBridgeStates reads each bridge's state as the status identity, for
+// doctor: by bridge name, "connected", "not connected" or "unknown".
+func statusBridgeStates(sys system.System, s *spec.Spec) func(context.Context, []bridge.Bridge) (map[string]string, error) {
+	return func(ctx context.Context, bridges []bridge.Bridge) (map[string]string, error) {
+		bo, err := statusBridgeLogin(sys, s, probe.Options{Timeout: 3 * time.Second})
+		if err != nil {
+			return nil, err
+		}
+		out := map[string]string{}
+		for _, b := range bridges {
+			r := probe.ProbeBridge(ctx, b, *bo)
+			out[b.Name] = r.State
+			if r.State == "not checked" && len(r.Checks) > 0 {
+				// notifications off, or the login failed: say why.
+				out[b.Name] += " (" + r.Checks[0].Detail + ")"
+			}
+		}
+		return out, nil
+	}
 }
 
 func printVerifyBridges(w io.Writer, results []probe.BridgeResult, verbose bool) {

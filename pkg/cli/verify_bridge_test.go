@@ -102,6 +102,11 @@ acl:
 	if strings.Contains(out+errOut, secret) {
 		t.Fatal("the status identity's password was printed")
 	}
+	// doctor reads the states the same way.
+	_, out, errOut = vdRun(t, root, "", nil, "doctor")
+	if !strings.Contains(out, "cloud connected (read as the status identity)") || strings.Contains(out, "bridge-down") {
+		t.Fatalf("doctor with the bridge up:\n%s%s", out, errOut)
+	}
 	// Its secret unreadable (not root, or apply never ran): not checked,
 	// with why and the other way.
 	os.Rename(filepath.Join(root, status.SecretFile), filepath.Join(root, status.SecretFile+".away"))
@@ -126,4 +131,9 @@ acl:
 	if code != ExitError || !strings.Contains(out, "FAIL bridge cloud state: not connected") || !strings.Contains(out, "1 bridge: 0 connected, 1 failed") {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
+	_, out, errOut = vdRun(t, root, "", nil, "doctor")
+	if !strings.Contains(out, "cloud not connected (read as the status identity)") || !strings.Contains(out, "the broker says the bridge is not connected ($SYS/broker/connection/cloud.test/state is 0)") {
+		t.Fatalf("doctor with the bridge down:\n%s%s", out, errOut)
+	}
+	t.Logf("doctor:\n%s", out)
 }

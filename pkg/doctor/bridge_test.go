@@ -1,6 +1,8 @@
 package doctor
 
 import (
+	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -57,6 +59,30 @@ func TestBridgeFindings(t *testing.T) {
 	}
 	if hub == nil || !strings.Contains(hub.Problem, "does not chain to the CA") || !strings.Contains(hub.Fix, "tls.ca_file") {
 		t.Fatalf("hub: %+v%s", hub, dump(r))
+	}
+
+	// With the broker's own word on the states (the status identity): a
+	// bridge the log explains gets one finding, not two; one that is down
+	// without a word in the log gets its own; the states are a fact.
+	r = in.run(func(c *Checker) {
+		c.BridgeStates = func(context.Context, []bridge.Bridge) (map[string]string, error) {
+			return map[string]string{"cloud": "not connected", "hub": "not connected", "ok": "not connected"}, nil
+		}
+	})
+	down := map[string]int{}
+	for _, f := range r.Findings {
+		if f.ID == IDBridgeDown {
+			down[strings.Fields(f.Subject)[1]]++
+			if strings.HasPrefix(f.Subject, "bridge ok ") && (f.Severity != Warning || !strings.Contains(f.Problem, "the broker says the bridge is not connected ($SYS/broker/connection/ok.pi/state is 0)")) {
+				t.Errorf("ok: %+v", f)
+			}
+		}
+	}
+	if down["cloud"] != 1 || down["hub"] != 1 || down["ok"] != 1 {
+		t.Errorf("bridge-down findings per bridge %v, want one each%s", down, dump(r))
+	}
+	if !slices.Contains(r.Facts, Fact{Name: "bridge states", Value: "cloud not connected, hub not connected, ok not connected (read as the status identity)"}) {
+		t.Errorf("no fact of the states: %+v", r.Facts)
 	}
 
 	// A bridges file others may read is an error: it holds passwords.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/mosqprov/mosqprov/pkg/bridge"
 	"github.com/mosqprov/mosqprov/pkg/certs"
 	"github.com/mosqprov/mosqprov/pkg/conf"
 	"github.com/mosqprov/mosqprov/pkg/layout"
@@ -108,6 +109,11 @@ type Checker struct {
 	Host certs.Host
 	// MainConf is the broker's main configuration file (default layout.MosquittoConf).
 	MainConf string
+	// BridgeStates asks the running broker for each bridge's state
+	// ("connected", "not connected", "unknown"; by bridge name), as the
+	// status identity reads it from $SYS; nil when there is no such login
+	// (status_reader off): bridges are then judged from the log alone.
+	BridgeStates func(ctx context.Context, bridges []bridge.Bridge) (map[string]string, error)
 
 	r      Report
 	broker *system.Account
@@ -135,7 +141,7 @@ func (c *Checker) Run(ctx context.Context) Report {
 	c.checkCertificate()
 	c.checkCRL()
 	c.checkDrift()
-	c.checkBridges()
+	c.checkBridges(ctx)
 	c.checkDatabase()
 	c.checkService(ctx)
 	sort.SliceStable(c.r.Findings, func(i, j int) bool {
