@@ -25,12 +25,6 @@ type debian struct {
 	m                           brokertest.Mosquitto
 }
 
-// newDebian is newDebianWith the host's broker.
-func newDebian(t *testing.T) *debian {
-	t.Helper()
-	return newDebianWith(t, brokertest.Host(t))
-}
-
 // newDebianWith is m's Debian main configuration (the one its package
 // ships; trixie's and sid's have no pid_file line, their unit passes it)
 // with m's broker.
