@@ -36,7 +36,60 @@ type CRLOptions struct {
 	Revoke []string
 	// Field names the input in errors ("NAME", "revoked").
 	Field string
-	Rand  io.Reader
+	// Targets are certificates named another way than by a client folder:
+	// a certificate file or a serial number (`cert revoke --cert FILE`,
+	// `--serial HEX`, broker.yaml's `revoked: [serial:HEX]`).
+	Targets []Target
+	Rand    io.Reader
+}
+
+// Target is a certificate to revoke that is not (or no longer) in the
+// clients folder: one mosqprov's CA issued with `cert client --out` (a
+// bridge's client certificate, a device's exported bundle), given as its
+// certificate or only as its serial number.
+type Target struct {
+	// Field names the input in errors ("--cert", "revoked[2]").
+	Field string
+	// Cert, when set, is the certificate: it must be signed by this CA.
+	Cert *x509.Certificate
+	// Serial is the serial number (Cert's, when Cert is set).
+	Serial *big.Int
+}
+
+// Label is how the target is shown: "serial 4a3f…" or "CN (serial 4a3f…)".
+func (t Target) Label() string {
+	if t.Cert != nil && t.Cert.Subject.CommonName != "" {
+		return fmt.Sprintf("%s (serial %s)", t.Cert.Subject.CommonName, t.Serial.Text(16))
+	}
+	return "serial " + t.Serial.Text(16)
+}
+
+// checkTarget refuses what must never go on the list: the CA itself, the
+// broker's server certificate, a certificate this CA did not sign, and one
+// that is not a client certificate.
+func checkTarget(sys system.System, p Paths, ca *x509.Certificate, field string, cert *x509.Certificate, serial *big.Int) error {
+	if serial.Cmp(ca.SerialNumber) == 0 || cert != nil && cert.IsCA {
+		return errs.Invalid(field, "serial %s is the CA's own certificate: revoking it would lock out every client; replace the CA with `mosqprov cert ca --force` instead", serial.Text(16))
+	}
+	if data, err := sys.ReadFile(p.ServerCert); err == nil {
+		if server, err := pki.ParseCertificate(data); err == nil && server.SerialNumber.Cmp(serial) == 0 {
+			return errs.Invalid(field, "serial %s is the broker's server certificate: the revocation list is for client certificates; reissue the server's with `mosqprov cert server` instead", serial.Text(16))
+		}
+	}
+	if cert == nil {
+		return nil
+	}
+	if err := cert.CheckSignatureFrom(ca); err != nil {
+		return errs.Invalid(field, "%q (serial %s) was not issued by this broker's CA (%s): only certificates it signed can go on its revocation list", cert.Subject.CommonName, serial.Text(16), ca.Subject.CommonName)
+	}
+	client := len(cert.ExtKeyUsage) == 0
+	for _, u := range cert.ExtKeyUsage {
+		client = client || u == x509.ExtKeyUsageClientAuth || u == x509.ExtKeyUsageAny
+	}
+	if !client {
+		return errs.Invalid(field, "%q (serial %s) is not a client certificate (no clientAuth): the broker checks the revocation list only for client certificates", cert.Subject.CommonName, serial.Text(16))
+	}
+	return nil
 }
 
 // CRLResult is what EnsureCRL did.
@@ -67,7 +120,7 @@ func EnsureCRL(sys system.System, o CRLOptions) (CRLResult, error) {
 			return res, err
 		}
 	}
-	if len(o.Revoke) == 0 && !layout.Exists(sys, o.Paths.CACRL) && !layout.Exists(sys, o.Paths.BrokerCRL) {
+	if len(o.Revoke) == 0 && len(o.Targets) == 0 && !layout.Exists(sys, o.Paths.CACRL) && !layout.Exists(sys, o.Paths.BrokerCRL) {
 		return res, nil
 	}
 	ca, err := LoadCA(sys, o.Paths)
@@ -103,11 +156,27 @@ func EnsureCRL(sys system.System, o CRLOptions) (CRLResult, error) {
 		if err != nil {
 			return res, err
 		}
+		if err := checkTarget(sys, o.Paths, ca.Cert, o.Field, cert, cert.SerialNumber); err != nil {
+			return res, err
+		}
 		if current != nil && pki.IsRevoked(current, cert.SerialNumber) || hasSerial(entries, cert.SerialNumber) {
 			continue
 		}
 		entries = append(entries, pki.Revoked{Serial: cert.SerialNumber, At: now})
 		res.Revoked = append(res.Revoked, name)
+	}
+	for _, t := range o.Targets {
+		if t.Cert != nil {
+			t.Serial = t.Cert.SerialNumber
+		}
+		if err := checkTarget(sys, o.Paths, ca.Cert, t.Field, t.Cert, t.Serial); err != nil {
+			return res, err
+		}
+		if current != nil && pki.IsRevoked(current, t.Serial) || hasSerial(entries, t.Serial) {
+			continue
+		}
+		entries = append(entries, pki.Revoked{Serial: t.Serial, At: now})
+		res.Revoked = append(res.Revoked, t.Label())
 	}
 	if len(res.Revoked) > 0 {
 		reasons = append(reasons, "revoked "+strings.Join(res.Revoked, ", "))

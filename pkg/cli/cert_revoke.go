@@ -12,8 +12,10 @@ import (
 
 	"github.com/mosqprov/mosqprov/pkg/certs"
 	"github.com/mosqprov/mosqprov/pkg/conf"
+	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/pki"
+	"github.com/mosqprov/mosqprov/pkg/system"
 )
 
 // --- cert revoke ---
@@ -22,6 +24,9 @@ type certRevokeOptions struct {
 	*App
 	Paths *certPathFlags
 	Names []string
+	// Serials and CertFiles name certificates outside the clients folder.
+	Serials   []string
+	CertFiles []string
 	// Conf is the mosqprov configuration whose mutual-TLS listeners get
 	// the crlfile line.
 	Conf string
@@ -30,7 +35,7 @@ type certRevokeOptions struct {
 func newCertRevokeCmd(a *App, pf *certPathFlags) *cobra.Command {
 	o := &certRevokeOptions{App: a, Paths: pf}
 	cmd := &cobra.Command{
-		Use:   "revoke NAME...",
+		Use:   "revoke [NAME...] [--cert FILE]... [--serial HEX]...",
 		Short: "Revoke client certificates: the broker refuses them from now on",
 		Long: `Put the current certificate of each client NAME (under --clients-dir) on the
 CA's certificate revocation list (CRL), copy the list to the broker
@@ -44,18 +49,33 @@ certificate (mosquitto issue 1826). mosqprov signs it for 365 days and
 re-signs it when fewer than 90 are left, on every cert renew and apply: keep
 the daily cert renew cron job. cert status and doctor show the date.
 
+A certificate the CA issued that is not in --clients-dir (one written with
+cert client --out, such as a bridge's client certificate, or a device's whose
+local copy is lost) is revoked with --cert FILE (the certificate, a file on
+this machine; it must be signed by this CA and be a client certificate) or
+--serial HEX (its serial number, as openssl x509 -noout -serial or cert status
+prints it; colons and 0x are fine). The CA's own certificate and the broker's
+server certificate are refused.
+
 WebSockets listeners (wss) don't check the CRL (mosquitto issue 3042): a
 revoked certificate still connects there. Revoking is for good: to let the
 device back in, issue it a new certificate (cert client NAME), which gets a
 new serial number.`,
 		Example: `  sudo mosqprov cert revoke lost-phone
-  sudo mosqprov cert revoke sold-esp32 old-laptop`,
-		Args: cobra.MinimumNArgs(1),
+  sudo mosqprov cert revoke sold-esp32 old-laptop
+  sudo mosqprov cert revoke --cert ./bridge/garage-bridge.crt
+  sudo mosqprov cert revoke --serial 4a:3f:9c:01:77:e2:5b:8d:10:aa:42:6e:93:c5:0f:21`,
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Names = args
+			if len(args) == 0 && len(o.Serials) == 0 && len(o.CertFiles) == 0 {
+				return flagErrorf("name a client (NAME), a certificate (--cert FILE) or a serial number (--serial HEX) to revoke")
+			}
 			return runCertRevoke(cmd.Context(), o)
 		},
 	}
+	cmd.Flags().StringArrayVar(&o.CertFiles, "cert", nil, "revoke the certificate in `FILE` (PEM, a file on this machine; repeatable)")
+	cmd.Flags().StringArrayVar(&o.Serials, "serial", nil, "revoke the certificate with serial number `HEX` (repeatable)")
 	cmd.Flags().StringVar(&o.Conf, "conf", layout.DropIn, "the mosqprov configuration `FILE` whose mutual-TLS listeners get the crlfile line")
 	markTargetPath(cmd.Flags(), "conf")
 	return cmd
@@ -66,7 +86,29 @@ func runCertRevoke(ctx context.Context, o *certRevokeOptions) error {
 		return err
 	}
 	p := o.Paths.paths()
-	res, err := certs.EnsureCRL(o.Sys, certs.CRLOptions{Paths: p, Revoke: o.Names, Field: "NAME"})
+	var targets []certs.Target
+	for _, f := range o.CertFiles {
+		data, err := system.ReadInputFile("--cert", f, system.MaxPEM)
+		if errs.IsInput(err) {
+			return err
+		}
+		if err != nil {
+			return errs.Invalid("--cert", "can't read %s: %v", f, errs.PathCause(err))
+		}
+		cert, err := pki.ParseCertificate(data)
+		if err != nil {
+			return errs.Invalid("--cert", "%s: %v", f, err)
+		}
+		targets = append(targets, certs.Target{Field: "--cert", Cert: cert})
+	}
+	for _, h := range o.Serials {
+		n, err := pki.ParseSerial("--serial", h)
+		if err != nil {
+			return err
+		}
+		targets = append(targets, certs.Target{Field: "--serial", Serial: n})
+	}
+	res, err := certs.EnsureCRL(o.Sys, certs.CRLOptions{Paths: p, Revoke: o.Names, Field: "NAME", Targets: targets})
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,10 @@ import (
 	"io"
 	"math/big"
 	"sort"
+	"strings"
 	"time"
+
+	"github.com/mosqprov/mosqprov/pkg/errs"
 )
 
 // CRL lifetimes, in days.
@@ -107,4 +110,27 @@ func IsRevoked(crl *x509.RevocationList, serial *big.Int) bool {
 // CRLDaysLeft is the number of whole days until the CRL's next update.
 func CRLDaysLeft(crl *x509.RevocationList, now time.Time) int {
 	return int(crl.NextUpdate.Sub(now).Hours() / 24)
+}
+
+// ParseSerial reads a certificate serial number as people copy it: hex,
+// upper or lower case, with or without a 0x prefix and colons between the
+// bytes (openssl's `serial=4A3F...`, a browser's `4A:3F:...`, cert
+// status's `4a3f...`). RFC 5280 §4.1.2.2: positive, at most 20 octets.
+func ParseSerial(field, s string) (*big.Int, error) {
+	h := strings.TrimPrefix(strings.TrimPrefix(strings.TrimPrefix(s, "serial="), "0x"), "0X")
+	h = strings.ReplaceAll(h, ":", "")
+	if h == "" {
+		return nil, errs.Invalid(field, "empty serial number")
+	}
+	if strings.Trim(strings.ToLower(h), "0123456789abcdef") != "" {
+		return nil, errs.Invalid(field, "%q is not a hexadecimal serial number (as `openssl x509 -noout -serial` or `mosqprov cert status` prints it)", s)
+	}
+	n, _ := new(big.Int).SetString(h, 16)
+	if n.Sign() <= 0 {
+		return nil, errs.Invalid(field, "%q: a certificate serial number is positive", s)
+	}
+	if n.BitLen() > 20*8 {
+		return nil, errs.Invalid(field, "%q is longer than 20 bytes, the most a certificate serial number holds (RFC 5280)", s)
+	}
+	return n, nil
 }

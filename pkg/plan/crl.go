@@ -3,6 +3,7 @@ package plan
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/mosqprov/mosqprov/pkg/certs"
 	"github.com/mosqprov/mosqprov/pkg/conf"
@@ -23,10 +24,14 @@ func crlStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired, o
 	if !d.tls {
 		return nil
 	}
-	res, err := certs.EnsureCRL(sys, certs.CRLOptions{Paths: certs.DefaultPaths(), Revoke: s.Revoked, Field: "revoked", Rand: o.Rand})
+	var targets []certs.Target
+	for _, r := range s.RevokedSerials() {
+		targets = append(targets, certs.Target{Field: r.Field, Serial: r.Serial})
+	}
+	res, err := certs.EnsureCRL(sys, certs.CRLOptions{Paths: certs.DefaultPaths(), Revoke: s.RevokedNames(), Targets: targets, Field: "revoked", Rand: o.Rand})
 	var ie *errs.InputError
-	if errors.As(err, &ie) && ie.Field == "revoked" {
-		return s.At("revoked", err)
+	if errors.As(err, &ie) && strings.HasPrefix(ie.Field, "revoked") {
+		return s.At(ie.Field, err)
 	}
 	if err != nil {
 		return err
