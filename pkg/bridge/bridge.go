@@ -205,6 +205,14 @@ func ClientIDFor(name, hostname string, machineID []byte) string {
 	return id
 }
 
+// Caps of one bridge (docs/reference.md, "Limits"; broker.yaml's decoder
+// and its JSON Schema take the same figures): a failover list of 16
+// brokers, 256 forwarded topic patterns.
+const (
+	MaxAddresses = 16
+	MaxTopics    = 256
+)
+
 // Validate checks every value. The error names the field, relative to the
 // bridge ("addresses[1]", "topics[0].pattern"): broker.yaml puts it under
 // bridges[N], the bridge command under the bridge's name.
@@ -215,8 +223,8 @@ func (b Bridge) Validate() error {
 	if len(b.Addresses) == 0 {
 		return errs.Invalid("addresses", "at least one remote address (host:port) is needed")
 	}
-	if len(b.Addresses) > 16 {
-		return errs.Invalid("addresses", "%d addresses; at most 16", len(b.Addresses))
+	if len(b.Addresses) > MaxAddresses {
+		return errs.Invalid("addresses", "%d addresses; at most %d", len(b.Addresses), MaxAddresses)
 	}
 	for i, a := range b.Addresses {
 		if err := ValidateAddress(fmt.Sprintf("addresses[%d]", i), a); err != nil {
@@ -226,8 +234,8 @@ func (b Bridge) Validate() error {
 	if len(b.Topics) == 0 {
 		return errs.Invalid("topics", "at least one topic is needed: a bridge without topics forwards nothing")
 	}
-	if len(b.Topics) > 256 {
-		return errs.Invalid("topics", "%d topics; at most 256", len(b.Topics))
+	if len(b.Topics) > MaxTopics {
+		return errs.Invalid("topics", "%d topics; at most %d", len(b.Topics), MaxTopics)
 	}
 	for i, t := range b.Topics {
 		if err := t.Validate(fmt.Sprintf("topics[%d]", i)); err != nil {

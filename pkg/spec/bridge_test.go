@@ -53,7 +53,7 @@ func TestBadBridges(t *testing.T) {
 		{"protocol 3", `protocol: "5"`, `protocol: "3"`, `b.yaml:11:15: bridges[0].protocol: "3" is not 3.1.1 or 5`},
 		{"keepalive", "keepalive: 30", "keepalive: 1", "b.yaml:12:16: bridges[0].keepalive: 1 is not between 5 and 65535"},
 		{"keepalive zero", "keepalive: 30", "keepalive: 0", "b.yaml:12:16: bridges[0].keepalive: 0 is not between 5 and 65535"},
-		{"too many topics", "    topics:\n", "    topics:\n" + strings.Repeat("      - {pattern: a, direction: out}\n", 999), "bridges[0].topics: 1001 items; at most 1000 are allowed"},
+		{"too many topics", "    topics:\n", "    topics:\n" + strings.Repeat("      - {pattern: a, direction: out}\n", 999), "bridges[0].topics: 1001 items; at most 256 are allowed"},
 		{"start type", "start_type: automatic", "start_type: manual", `b.yaml:17:17: bridges[0].start_type: "manual" is not one of automatic, lazy, once`},
 		{"cert without key", "tls: {system_ca: true}", "tls: {system_ca: true, cert_file: /x.crt}", "bridges[0].tls: a client certificate needs both cert_file and key_file"},
 		{"ca file and system", "tls: {system_ca: true}", "tls: {system_ca: true, ca_file: /ca.crt}", "bridges[0].tls: give one of ca_file or system_ca"},

@@ -12,6 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/mosqprov/mosqprov/pkg/bridge"
 	"github.com/mosqprov/mosqprov/pkg/errs"
 )
 
@@ -98,17 +99,20 @@ const (
 	MaxTopics = 1000
 	// MaxListeners bounds the listeners.
 	MaxListeners = 100
-	// MaxBridges bounds the bridges, and MaxAddresses each bridge's
-	// failover addresses.
-	MaxBridges   = 100
-	MaxAddresses = 100
+	// MaxBridges bounds the bridges; each bridge's failover addresses and
+	// topics have pkg/bridge's caps.
+	MaxBridges = 100
+	// MaxRevoked bounds `revoked:` (a CRL of 1,000 entries is about 40 KB;
+	// `cert revoke` adds beyond it without the spec).
+	MaxRevoked = 1000
 )
 
 // listCaps is the longest list each list field may hold.
 var listCaps = map[string]int{
 	"names": MaxNames, "ips": MaxNames, "users": MaxUsers, "acl": MaxRules, "listeners": MaxListeners,
 	"acl[].read": MaxTopics, "acl[].write": MaxTopics, "acl[].readwrite": MaxTopics, "acl[].deny": MaxTopics,
-	"bridges": MaxBridges, "bridges[].addresses": MaxAddresses, "bridges[].topics": MaxTopics,
+	"bridges": MaxBridges, "bridges[].addresses": bridge.MaxAddresses, "bridges[].topics": bridge.MaxTopics,
+	"listeners[].users": MaxUsers, "revoked": MaxRevoked,
 }
 
 // listCap is the cap of the list at path ("acl[3].read" -> "acl[].read").

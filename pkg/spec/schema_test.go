@@ -221,6 +221,32 @@ func TestSchemaAcceptsExamples(t *testing.T) {
 	}
 }
 
+// Specs using each key added after the schema was first written
+// (per-listener authentication, revoked by name and by serial, bridges,
+// broker settings) pass both the Go decoder and the schema.
+func TestSchemaAcceptsNewKeys(t *testing.T) {
+	good := []string{
+		"listeners:\n  - {type: mqtt, port: 1883, bind: 127.0.0.1, allow_anonymous: true}\n  - {type: mqtt, port: 1884, users: [alice]}\nusers: [{name: alice, password_env: A}]\n",
+		"hostname: pi.local\nlisteners: [{type: mqtts, mutual_tls: true}]\nrevoked: [lost-phone, \"serial:4A:3F:9C\", \"serial:0x1f\"]\n",
+		"listeners: [{type: mqtt}]\nbridges:\n  - {name: cloud, addresses: [\"cloud.example.org:8883\", \"[2001:db8::1]:8883\"], topics: [{pattern: \"sensors/#\", direction: out, qos: 1}], tls: {system_ca: true}, username: pi, password_env: P, protocol: \"5\", keepalive: 30, start_type: lazy}\n",
+		"listeners: [{type: mqtt, max_connections: 50}]\nbroker: {persistence: false, autosave_interval: 3600, log_types: [error, warning], log_dest: [syslog], persistent_client_expiration: 14d}\n",
+	}
+	for _, doc := range good {
+		s, err := Parse("b.yaml", []byte(doc))
+		if err == nil {
+			err = s.Validate()
+		}
+		if err != nil {
+			t.Errorf("Go rejects %s: %v", doc, err)
+		}
+	}
+	for i, p := range validateAll(t, good) {
+		if p != "" {
+			t.Errorf("schema rejects %s: %s", good[i], p)
+		}
+	}
+}
+
 // Specs the Go decoder rejects for shape (not cross-field rules) are
 // rejected by the schema too, so an editor flags them as well.
 func TestSchemaRejects(t *testing.T) {
@@ -252,6 +278,19 @@ func TestSchemaRejects(t *testing.T) {
 		"broker: {log_dest: [file, file]}",
 		"broker: {log_dest: [stdout]}",
 		"listeners: [{type: mqtt, max_connections: 0}]",
+		"listeners: [{type: mqtt, allow_anonymous: \"yes\"}]",
+		"listeners: [{type: mqtt, users: alice}]",
+		"listeners: [{type: mqtt, users: [\"\"]}]",
+		"listeners: [{type: mqtt, users: [alice, alice]}]",
+		"listeners: [{type: mqtt, users: [" + strings.TrimSuffix(strings.Repeat("u,", MaxUsers+1), ",") + "]}]",
+		"revoked: [\"bad/name\"]",
+		"revoked: [\"serial:4a:zz\"]",
+		"revoked: [" + strings.TrimSuffix(strings.Repeat("\"serial:1\",", MaxRevoked+1), ",") + "]",
+		"bridges: [{name: b, addresses: [\"remote:8883\"]}]",
+		"bridges: [{name: b, addresses: [\"remote:8883\"], topics: [{pattern: \"#\", direction: sideways}]}]",
+		"bridges: [{name: b, addresses: [" + strings.TrimSuffix(strings.Repeat("\"remote:8883\",", 17), ",") + "], topics: [{pattern: \"#\", direction: in}]}]",
+		"bridges: [{name: b, addresses: [\"remote:8883\"], topics: [{pattern: \"#\", direction: in}], keepalive: 1}]",
+		"names: [" + strings.TrimSuffix(strings.Repeat("a.example,", MaxNames+1), ",") + "]",
 	}
 	for i, p := range validateAll(t, bad) {
 		if p == "" {
@@ -293,4 +332,60 @@ func resolve(t *testing.T, root, node map[string]any) map[string]any {
 		return root["$defs"].(map[string]any)[name].(map[string]any)
 	}
 	return node
+}
+
+// The schema's maxItems are the decoder's list caps (listCaps, the figures
+// docs/reference.md's "Limits" gives), so the two can't drift: every list
+// of the Go types has the same cap in both, or, in neither, is a list of
+// distinct values of an enum (bounded by the enum); and every cap belongs
+// to a list that exists.
+func TestSchemaListCaps(t *testing.T) {
+	schema := loadSchema(t)
+	seen := map[string]bool{}
+	walkLists(t, schema, schema, reflect.TypeOf(Spec{}), "", seen)
+	for key := range listCaps {
+		if !seen[key] {
+			t.Errorf("listCaps has %q, which is no list of broker.yaml", key)
+		}
+	}
+	if len(seen) < len(listCaps) {
+		t.Errorf("walked %d lists, fewer than the %d caps: is the walk broken?", len(seen), len(listCaps))
+	}
+}
+
+func walkLists(t *testing.T, root, node map[string]any, typ reflect.Type, path string, seen map[string]bool) {
+	t.Helper()
+	node = resolve(t, root, node)
+	for typ.Kind() == reflect.Pointer {
+		typ = typ.Elem()
+	}
+	switch typ.Kind() {
+	case reflect.Struct:
+		props, _ := node["properties"].(map[string]any)
+		for name, idx := range yamlFields(typ) {
+			p, ok := props[name].(map[string]any)
+			if !ok {
+				continue // TestSchemaMatchesTypes reports it
+			}
+			sub := name
+			if path != "" {
+				sub = path + "." + name
+			}
+			walkLists(t, root, p, typ.Field(idx).Type, sub, seen)
+		}
+	case reflect.Slice:
+		seen[path] = true
+		want, capped := listCaps[path]
+		got, has := node["maxItems"].(float64)
+		items, _ := node["items"].(map[string]any)
+		switch {
+		case capped && (!has || int(got) != want):
+			t.Errorf("%s: the decoder caps it at %d (listCaps), the schema's maxItems is %v", path, want, node["maxItems"])
+		case !capped && has:
+			t.Errorf("%s: the schema says maxItems %v, the decoder has no cap (listCaps)", path, got)
+		case !capped && !(node["uniqueItems"] == true && items["enum"] != nil):
+			t.Errorf("%s: a list without a cap: add it to listCaps (pkg/spec/decode.go), maxItems to the schema and a row to docs/reference.md's Limits", path)
+		}
+		walkLists(t, root, items, typ.Elem(), path+"[]", seen)
+	}
 }
