@@ -136,6 +136,7 @@ func (c *Checker) Run(ctx context.Context) Report {
 	c.checkPackage(ctx)
 	c.checkSpec()
 	c.checkFiles()
+	c.checkConfReadable()
 	c.checkPasswordFile()
 	c.checkListeners()
 	c.checkCertificate()

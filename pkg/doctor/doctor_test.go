@@ -248,6 +248,9 @@ func TestFindings(t *testing.T) {
 		{"password file only root can read", func(in *install, _ *Checker) {
 			os.Chown(in.sys.HostPath(layout.PasswordFile), 0, 0)
 		}, IDSecretUnreadable, Error, "password file is not readable by the broker's user mosquitto (owner root:root, mode 0600)", ""},
+		{"a conf.d file only root can read (the broker stops its reload there)", func(in *install, _ *Checker) {
+			in.write("/etc/mosquitto/conf.d/local.conf", []byte("# this machine's own\n"), 0o600, 0, 0)
+		}, IDConfUnreadable, Error, "configuration file /etc/mosquitto/conf.d/local.conf is not readable by its user mosquitto (owner root:root, mode 0600)", "sudo chgrp mosquitto /etc/mosquitto/conf.d/local.conf && sudo chmod 640 /etc/mosquitto/conf.d/local.conf"},
 		{"ACL file root:mosquitto 0640", func(in *install, _ *Checker) {
 			os.Chown(in.sys.HostPath(layout.ACLFile), 0, in.gid)
 			os.Chmod(in.sys.HostPath(layout.ACLFile), 0o640)

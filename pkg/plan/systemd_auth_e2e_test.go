@@ -167,6 +167,11 @@ acl:
 		if err == nil || !strings.Contains(out, "the broker could not read its configuration again on reload") || !strings.Contains(out, "Unable to open config file "+local) {
 			t.Errorf("service reload with %s unreadable by the broker: %v\n%s", local, err, out)
 		}
+		// doctor names the file and says how to fix it.
+		out, _ = u.c.Exec(u.ctx, "mosqprov", "doctor")
+		if !strings.Contains(out, "configuration file "+local+" is not readable by its user mosquitto") || !strings.Contains(out, "sudo chgrp mosquitto "+local+" && sudo chmod 640 "+local) {
+			t.Errorf("doctor with %s unreadable by the broker:\n%s", local, out)
+		}
 		os.Chmod(u.c.Path(local), 0o644)
 		if out, err := u.c.Exec(u.ctx, "mosqprov", "service", "reload"); err != nil {
 			t.Errorf("service reload with %s readable: %v\n%s", local, err, out)
