@@ -240,7 +240,7 @@ func parseListener(spec string) (listenerFlag, error) {
 			}
 			lf.anonymous = &allow
 		case name == "user" && hasValue:
-			if err := passwd.ValidateName(value); err != nil {
+			if err := passwd.ValidateListenerUser(value); err != nil {
 				return lf, errs.Invalid("--listener", "%q: user %s", spec, errs.Problem(err))
 			}
 			if slices.Contains(lf.users, value) {

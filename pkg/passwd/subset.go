@@ -8,7 +8,9 @@ import (
 	"io/fs"
 	"path/filepath"
 	"strings"
+	"unicode"
 
+	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/system"
 )
 
@@ -51,6 +53,19 @@ func Subset(data []byte, names []string, header string) []byte {
 		}
 	}
 	return out.Bytes()
+}
+
+// ValidateListenerUser checks that name can be limited to a listener: its
+// file's first line lists the names separated by blanks, so a name with a
+// blank in it would come back as two.
+func ValidateListenerUser(name string) error {
+	if err := ValidateName(name); err != nil {
+		return err
+	}
+	if strings.ContainsFunc(name, unicode.IsSpace) {
+		return errs.Invalid("username", "%q contains a blank; a user limited to a listener can't (use another name)", name)
+	}
+	return nil
 }
 
 // parseSubset reads the names and header of a listener's password file;
@@ -123,7 +138,18 @@ func WriteListenerFiles(sys system.System, main string, files []ListenerFile, at
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return res, fmt.Errorf("read %s: %w", main, err)
 	}
+	have := map[string]bool{}
+	for _, line := range strings.Split(string(data), "\n") {
+		if name, _, ok := strings.Cut(line, ":"); ok && !strings.HasPrefix(line, "#") {
+			have[strings.TrimSpace(name)] = true
+		}
+	}
 	for _, f := range files {
+		for _, u := range f.Users {
+			if !have[u] {
+				res.Warn("%s: user %q is not in %s, so nobody logs in as %q on port %d until it is added (`mosqprov user add`)", f.Path, u, main, u, f.Port)
+			}
+		}
 		act, err := sys.WriteFile(f.Path, Subset(data, f.Users, f.Header), attr)
 		if err != nil {
 			return res, fmt.Errorf("write %s: %w", f.Path, err)

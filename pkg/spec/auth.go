@@ -45,7 +45,7 @@ func (s *Spec) validateListenerAuth() (string, error) {
 		seen := map[string]bool{}
 		for j, u := range l.Users {
 			f := fmt.Sprintf("listeners[%d].users[%d]", i, j)
-			if err := refield(f, passwd.ValidateName(u)); err != nil {
+			if err := refield(f, passwd.ValidateListenerUser(u)); err != nil {
 				return f, err
 			}
 			if seen[u] {

@@ -126,6 +126,7 @@ func TestBadSpecs(t *testing.T) {
 		{"broker empty log dest", "broker:\n  log_dest: []\nlisteners: [{type: mqtt}]\n", `b.yaml:2:13: broker.log_dest: empty list`},
 		{"status reader without acl", "listeners: [{type: mqtt}]\nstatus_reader: true\n", "b.yaml:2:16: status_reader: needs acl rules"},
 		{"status user taken", "listeners: [{type: mqtt}]\nusers:\n  - {name: mosqprov-status, password_env: A}\n", `b.yaml:3:12: users[0].name: "mosqprov-status" is reserved`},
+		{"listener user with a blank", "listeners:\n  - {type: mqtt, users: [\"ali ce\"]}\n", `b.yaml:2:26: listeners[0].users[0]: "ali ce" contains a blank`},
 		{"revoked bad serial", "listeners: [{type: mqtts, mutual_tls: true}]\nhostname: pi\nrevoked: [kitchen, \"serial:4a:zz\"]\n", `b.yaml:3:20: revoked[1]: "4a:zz" is not a hexadecimal serial number`},
 		{"revoked serial twice", "listeners: [{type: mqtts, mutual_tls: true}]\nhostname: pi\nrevoked: [\"serial:4A:3F\", \"serial:0x4a3f\"]\n", `b.yaml:3:27: revoked[1]: "serial:0x4a3f" is already listed as revoked[0]`},
 		{"revoked zero serial", "listeners: [{type: mqtts, mutual_tls: true}]\nhostname: pi\nrevoked: [\"serial:00\"]\n", `revoked[0]: "00": a certificate serial number is positive`},
