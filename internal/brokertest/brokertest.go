@@ -331,6 +331,10 @@ type Subscription struct {
 	done   chan struct{}
 }
 
+// Done is closed once the subscriber has ended (its count reached or its
+// wait over).
+func (s *Subscription) Done() <-chan struct{} { return s.done }
+
 // Wait returns the lines received ("topic payload") once the subscriber ends.
 func (s *Subscription) Wait() ([]string, error) {
 	<-s.done
