@@ -24,6 +24,9 @@ type System interface {
 	// IsDryRun reports whether writes and mutating commands are only recorded.
 	IsDryRun() bool
 
+	// ReadFile returns path's bytes. Real keeps them to compare a later
+	// write of the same file with (each file is read once, readonce.go):
+	// callers never write into them.
 	ReadFile(path string) ([]byte, error)
 	// Stat does not follow a final symlink.
 	Stat(path string) (FileInfo, error)
