@@ -707,13 +707,16 @@ func Chroot(ctx context.Context, dir string, name string, args ...string) *exec.
 // BrokerTree is image unpacked once into cacheDir/brokers, shared by every
 // test binary that runs the tree's mosquitto in a chroot
 // (brokertest.Mosquitto, which mounts it read-only), with that mosquitto
-// ready to run: sid's is installed by its recipe; a suite whose recipe
-// keeps mosquitto in LocalRepo (trixie) gets the packages of that
-// repository unpacked into the tree (dpkg-deb -x: files only, no
-// maintainer scripts, so nothing is started; the chroot gets the host's
-// accounts). version is the broker package's Debian version ("2.0.21-1").
+// installed: sid's by its recipe; a suite whose recipe keeps mosquitto in
+// LocalRepo (trixie) gets the packages of that repository installed with
+// the tree's dpkg (a policy-rc.d forbids starting anything), so the tree's
+// dpkg database says which version it has, as a Pi's does. version is
+// that package version ("2.0.21-1").
 func BrokerTree(ctx context.Context, cacheDir, image string) (dir, version string, err error) {
-	key := strings.TrimSuffix(filepath.Base(image), ".tar.zst")
+	// brokerTreeVersion changes when what BrokerTree does to a tree changes.
+	const brokerTreeVersion = "2"
+	image0 := strings.TrimSuffix(filepath.Base(image), ".tar.zst")
+	key := image0 + "-" + brokerTreeVersion
 	parent := filepath.Join(cacheDir, "brokers")
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return "", "", err
@@ -729,6 +732,8 @@ func BrokerTree(ctx context.Context, cacheDir, image string) (dir, version strin
 	dir = filepath.Join(parent, key)
 	const versionFile = "mosqprov-broker-version"
 	if data, err := os.ReadFile(filepath.Join(dir, versionFile)); err == nil {
+		now := time.Now()
+		os.Chtimes(dir, now, now) // in use: pruning keeps it
 		return dir, string(data), nil
 	}
 	os.RemoveAll(dir) // an older layout, or one cut short
@@ -743,29 +748,26 @@ func BrokerTree(ctx context.Context, cacheDir, image string) (dir, version strin
 	if out, err := exec.CommandContext(ctx, "tar", "--numeric-owner", "--xattrs", "-I", "zstd", "-C", tmp, "-xpf", image).CombinedOutput(); err != nil {
 		return "", "", fmt.Errorf("unpack %s: %v\n%s", image, err, out)
 	}
-	version, err = installedVersion(ctx, tmp, "mosquitto")
-	if err != nil {
+	if _, err := installedVersion(ctx, tmp, "mosquitto"); err != nil {
 		debs, _ := filepath.Glob(filepath.Join(tmp, LocalRepo, "*.deb"))
-		var broker string
-		for _, deb := range debs {
-			if out, err := exec.CommandContext(ctx, "dpkg-deb", "-x", deb, tmp).CombinedOutput(); err != nil {
-				return "", "", fmt.Errorf("dpkg-deb -x %s: %v\n%s", deb, err, out)
-			}
-			if strings.HasPrefix(filepath.Base(deb), "mosquitto_") {
-				broker = deb
-			}
-		}
-		if broker == "" {
+		if len(debs) == 0 {
 			return "", "", fmt.Errorf("%s: mosquitto is neither installed nor in %s", image, LocalRepo)
 		}
-		out, err := exec.CommandContext(ctx, "dpkg-deb", "-f", broker, "Version").Output()
-		if err != nil {
-			return "", "", fmt.Errorf("dpkg-deb -f %s: %v", broker, err)
+		policy := filepath.Join(tmp, "usr/sbin/policy-rc.d")
+		if err := os.WriteFile(policy, []byte("#!/bin/sh\n# mosqprov tests: never start a service in this tree\nexit 101\n"), 0o755); err != nil {
+			return "", "", err
 		}
-		version = strings.TrimSpace(string(out))
-		if out, err := exec.CommandContext(ctx, "chroot", tmp, "ldconfig").CombinedOutput(); err != nil {
-			return "", "", fmt.Errorf("ldconfig in %s: %v\n%s", tmp, err, out)
+		args := []string{"dpkg", "-i"}
+		for _, d := range debs {
+			args = append(args, strings.TrimPrefix(d, tmp))
 		}
+		cmd := Chroot(ctx, tmp, "env", append([]string{"DEBIAN_FRONTEND=noninteractive"}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", "", fmt.Errorf("dpkg -i in %s: %v\n%s", tmp, err, tail(out, 30))
+		}
+	}
+	if version, err = installedVersion(ctx, tmp, "mosquitto"); err != nil {
+		return "", "", err
 	}
 	if err := os.WriteFile(filepath.Join(tmp, versionFile), []byte(version), 0o644); err != nil {
 		return "", "", err
@@ -773,10 +775,13 @@ func BrokerTree(ctx context.Context, cacheDir, image string) (dir, version strin
 	if err := os.Rename(tmp, dir); err != nil {
 		return "", "", err
 	}
-	// Trees of images no longer cached (an older recipe) go.
+	// Trees of this suite no test used for a week (an older recipe or
+	// layout) go; a tree in use by another run is touched at every use.
+	suite := image0[:strings.LastIndexByte(image0, '-')+1]
 	entries, _ := os.ReadDir(parent)
 	for _, e := range entries {
-		if _, err := os.Stat(filepath.Join(cacheDir, e.Name()+".tar.zst")); e.IsDir() && os.IsNotExist(err) && !strings.Contains(e.Name(), ".tmp-") {
+		fi, err := e.Info()
+		if err == nil && e.IsDir() && e.Name() != key && strings.HasPrefix(e.Name(), suite) && time.Since(fi.ModTime()) > 7*24*time.Hour {
 			os.RemoveAll(filepath.Join(parent, e.Name()))
 		}
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/passwd"
 	"github.com/mosqprov/mosqprov/pkg/spec"
-	"github.com/mosqprov/mosqprov/pkg/state"
 	"github.com/mosqprov/mosqprov/pkg/system"
 )
 
@@ -39,17 +38,9 @@ func testPerListenerAuth(t *testing.T, m brokertest.Mosquitto) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root := newRoot(t)
-	// The broker version and its plugins as the target has them: m's.
-	if _, err := state.Record(realSys(root), nil, v.String()); err != nil {
-		t.Fatal(err)
-	}
-	if dir := pluginDir(realSys(m.File("/"))); dir != "" {
-		if err := os.MkdirAll(filepath.Join(root, dir), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		os.WriteFile(filepath.Join(root, dir, "mosquitto_password_file.so"), nil, 0o644)
-	}
+	// The target has m's dpkg database and plugins, and no state.json yet:
+	// apply finds the version with dpkg, as on a Pi.
+	root := brokerRoot(t, m)
 	local, lan, all := brokertest.FreePort(t), brokertest.FreePort(t), brokertest.FreePort(t)
 	text := fmt.Sprintf(`listeners:
   - {type: mqtt, port: %d, bind: 127.0.0.1, allow_anonymous: true}
@@ -74,7 +65,7 @@ service: {enable: false}
 	env := map[string]string{"ALICE": "alice-secret", "BOB": "bob-secret"}
 	o := Options{LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
 	ctx := context.Background()
-	res, err := Converge(ctx, realSys(root), s, o)
+	res, err := Converge(ctx, dpkgSys(root), s, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +161,7 @@ service: {enable: false}
 	}()
 
 	before := mtimes(t, root)
-	sys2 := realSys(root)
+	sys2 := dpkgSys(root)
 	res2, err := Converge(ctx, sys2, s, o)
 	if err != nil {
 		t.Fatal(err)

@@ -19,7 +19,6 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/pki"
 	"github.com/mosqprov/mosqprov/pkg/spec"
-	"github.com/mosqprov/mosqprov/pkg/state"
 	"github.com/mosqprov/mosqprov/pkg/system"
 )
 
@@ -95,19 +94,16 @@ func TestApplyRevokedRealBroker(t *testing.T) {
 }
 
 func testApplyRevoked(t *testing.T, m brokertest.Mosquitto) {
-	root := newRoot(t)
-	// The broker version the target has: m's.
-	if _, err := state.Record(realSys(root), nil, m.Version); err != nil {
-		t.Fatal(err)
-	}
+	// The target has m's dpkg database: plan finds the version with dpkg.
+	root := brokerRoot(t, m)
 	ctx := context.Background()
 	mqtts, wss := brokertest.FreePort(t), brokertest.FreePort(t)
 
-	if _, err := Converge(ctx, realSys(root), revokeSpec(t, mqtts, wss), Options{}); err != nil {
+	if _, err := Converge(ctx, dpkgSys(root), revokeSpec(t, mqtts, wss), Options{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range []string{"kitchen", "lost-phone"} {
-		if _, err := certs.EnsureClient(realSys(root), certs.ClientOptions{Paths: certs.DefaultPaths(), Name: n, KeyType: pki.ECDSAP256}); err != nil {
+		if _, err := certs.EnsureClient(dpkgSys(root), certs.ClientOptions{Paths: certs.DefaultPaths(), Name: n, KeyType: pki.ECDSAP256}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -116,7 +112,7 @@ func testApplyRevoked(t *testing.T, m brokertest.Mosquitto) {
 	}
 
 	s := revokeSpec(t, mqtts, wss, "lost-phone")
-	plan, err := Converge(ctx, system.NewDryRun(realSys(root)), s, Options{})
+	plan, err := Converge(ctx, system.NewDryRun(dpkgSys(root)), s, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +120,7 @@ func testApplyRevoked(t *testing.T, m brokertest.Mosquitto) {
 	if warned := strings.Contains(strings.Join(plan.Warnings, "\n"), fmt.Sprintf("wss listener on port %d does not check the revocation list", wss)); warned == wssChecksCRL {
 		t.Errorf("mosquitto %s: plan warns about the wss listener: %v (warnings %q)", m, warned, plan.Warnings)
 	}
-	res, err := Converge(ctx, realSys(root), s, Options{})
+	res, err := Converge(ctx, dpkgSys(root), s, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +157,7 @@ func testApplyRevoked(t *testing.T, m brokertest.Mosquitto) {
 
 	// A second apply changes nothing and writes nothing.
 	before := mtimes(t, root)
-	sys2 := realSys(root)
+	sys2 := dpkgSys(root)
 	res2, err := Converge(ctx, sys2, s, Options{})
 	if err != nil {
 		t.Fatal(err)
