@@ -14,14 +14,19 @@ import (
 // DatabaseProblem agrees with the real broker: on a database the broker
 // itself wrote it finds nothing, and every damage it names is one the
 // broker refuses to start with, while an empty file (which the broker
-// accepts) passes.
+// accepts) passes. Against each broker of brokertest.Versions (2.0.11,
+// 2.0.21, 2.1.2).
 func TestDatabaseProblemMatchesTheBroker(t *testing.T) {
 	brokertest.Require(t)
+	brokertest.Each(t, testDatabaseProblem)
+}
+
+func testDatabaseProblem(t *testing.T, m brokertest.Mosquitto) {
 	dir := brokertest.Dir(t)
 	os.Chmod(dir, 0o777) // the broker writes its database as mosquitto
 	port := brokertest.FreePort(t)
 	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\n", port, dir)
-	b := brokertest.Start(t, dir, conf, port)
+	b := m.Start(t, dir, conf, port)
 	c := brokertest.Client{Port: port, Extra: []string{"-r"}}
 	for i := 0; i < 20; i++ {
 		if err := c.Publish(fmt.Sprintf("home/sensor/%d", i), strings.Repeat("x", i*10+1)); err != nil {
@@ -37,7 +42,7 @@ func TestDatabaseProblemMatchesTheBroker(t *testing.T) {
 		t.Fatalf("the broker wrote no database: %v", err)
 	}
 	if p := DatabaseProblem(good); p != "" {
-		t.Fatalf("the broker's own database: %s", p)
+		t.Fatalf("mosquitto %s: the broker's own database: %s", m, p)
 	}
 
 	starts := func(data []byte) (bool, string) {
@@ -47,7 +52,7 @@ func TestDatabaseProblemMatchesTheBroker(t *testing.T) {
 		}
 		uid, gid := brokerIDs(t)
 		os.Chown(db, uid, gid)
-		b, err := brokertest.StartErr(dir, conf, port)
+		b, err := m.StartErr(dir, conf, port)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -55,7 +60,7 @@ func TestDatabaseProblemMatchesTheBroker(t *testing.T) {
 		return true, ""
 	}
 	if ok, log := starts(nil); !ok || DatabaseProblem(nil) != "" {
-		t.Fatalf("an empty database: the broker starts=%v (%s), problem %q", ok, log, DatabaseProblem(nil))
+		t.Fatalf("mosquitto %s: an empty database: the broker starts=%v (%s), problem %q", m, ok, log, DatabaseProblem(nil))
 	}
 	for name, data := range map[string][]byte{
 		"zero-filled":    make([]byte, len(good)),
@@ -68,7 +73,7 @@ func TestDatabaseProblemMatchesTheBroker(t *testing.T) {
 			t.Errorf("%s: no problem found", name)
 		}
 		if ok, _ := starts(data); ok {
-			t.Errorf("%s: the real broker starts with it, yet doctor says %q", name, problem)
+			t.Errorf("mosquitto %s: %s: the real broker starts with it, yet doctor says %q", m, name, problem)
 		}
 	}
 }
