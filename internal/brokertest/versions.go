@@ -181,13 +181,7 @@ var OtherSuites = []string{"trixie", "sid"}
 func Versions(t testing.TB) []Mosquitto {
 	t.Helper()
 	all := []Mosquitto{Host(t)}
-	if why := nspawn.Missing(); why != "" {
-		msg := "CHECKS AGAINST MOSQUITTO 2.0.21 AND 2.1 NOT RUN: " + why
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg + "; CI=true, so this is a failure")
-		}
-		fmt.Fprintln(os.Stderr, "*** "+msg)
-		t.Log(msg)
+	if !othersPossible(t) {
 		return all
 	}
 	var (
@@ -210,6 +204,23 @@ func Versions(t testing.TB) []Mosquitto {
 		all = append(all, got[i])
 	}
 	return all
+}
+
+// othersPossible reports whether the other suites' trees can be had here,
+// saying why not (a failure with CI=true) when they can't.
+func othersPossible(t testing.TB) bool {
+	t.Helper()
+	why := nspawn.Missing()
+	if why == "" {
+		return true
+	}
+	msg := "CHECKS AGAINST MOSQUITTO 2.0.21 AND 2.1 NOT RUN: " + why
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg + "; CI=true, so this is a failure")
+	}
+	fmt.Fprintln(os.Stderr, "*** "+msg)
+	t.Log(msg)
+	return false
 }
 
 var suiteBrokers = struct {
@@ -253,16 +264,35 @@ func suiteBroker(suite string, logf func(string, ...any)) (Mosquitto, error) {
 // ("2.0.21-trixie"), all at once: each check starts its own brokers on
 // ports of its own, and spends its time waiting on them and on clients,
 // so they run together even beyond go test's -parallel (GOMAXPROCS, 2 on
-// CI), which t.Parallel would wait for.
+// CI), which t.Parallel would wait for. The host's check starts at once,
+// each other one as soon as its tree is there (on a cold CI machine the
+// trees may still be building).
 func Each(t *testing.T, check func(t *testing.T, m Mosquitto)) {
 	t.Helper()
+	host := Host(t)
+	others := othersPossible(t) // before any subtest: it may fail t
 	var wg sync.WaitGroup
-	for _, m := range Versions(t) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t.Run(m.String(), func(t *testing.T) { check(t, m) })
-		}()
+	run := func(m Mosquitto) {
+		t.Run(m.String(), func(t *testing.T) { check(t, m) })
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		run(host)
+	}()
+	if others {
+		for _, suite := range OtherSuites {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				m, err := suiteBroker(suite, t.Logf)
+				if err != nil {
+					t.Errorf("mosquitto of %s: %v", suite, err)
+					return
+				}
+				run(m)
+			}()
+		}
 	}
 	wg.Wait()
 }
