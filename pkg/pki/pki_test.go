@@ -88,12 +88,18 @@ func TestNewCAWithExistingKey(t *testing.T) {
 
 func TestSerialComesFromTheGivenReader(t *testing.T) {
 	// Same random stream, same serial: callers can make tests deterministic.
-	src := func() *mrand.ChaCha8 { return mrand.NewChaCha8([32]byte{1}) }
-	a, err := NewCA(src(), now, CARequest{CommonName: "x", KeyType: ECDSAP256})
+	// The key is given: ECDSA key generation reads a random extra byte from
+	// its reader (crypto/internal/randutil), which would shift the serial.
+	key, err := GenerateKey(rand.Reader, ECDSAP256)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := NewCA(src(), now, CARequest{CommonName: "x", KeyType: ECDSAP256})
+	src := func() *mrand.ChaCha8 { return mrand.NewChaCha8([32]byte{1}) }
+	a, err := NewCA(src(), now, CARequest{CommonName: "x", Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewCA(src(), now, CARequest{CommonName: "x", Key: key})
 	if err != nil {
 		t.Fatal(err)
 	}
