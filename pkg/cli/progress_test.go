@@ -55,12 +55,29 @@ func TestApplyShowsSlowStepsInRealTerminal(t *testing.T) {
 	root := t.TempDir()
 	spec := filepath.Join(t.TempDir(), "broker.yaml")
 	os.WriteFile(spec, []byte("hostname: pi.home.arpa\ntls: {key_type: rsa-4096}\nlisteners: [{type: mqtts}]\nusers:\n  - {name: blinds, hash: \"$7$101$74G1pCqSt4EPbk0k$l5MijUNV9xjqd00TZnXHrKfdQLEzw0r1/XtNYNjAtCSyFhoAf7c0oIpZunEjhWIbesnOMGnfc7atQzv+bWZ7qA==\"}\n"), 0o644)
-	s := startTmux(t, fmt.Sprintf("%s --root %s apply -f %s --yes", bin, root, spec))
+	s := startRecordedTmux(t, fmt.Sprintf("%s --root %s apply -f %s --yes", bin, root, spec))
 	s.sawWhileRunning(t, "making its key (RSA takes seconds on a Pi)…", "Apply complete")
 
 	// The single-step command that makes a key says so too.
-	s = startTmux(t, fmt.Sprintf("%s --root %s cert ca --force --key-type rsa-4096", bin, t.TempDir()))
+	s = startRecordedTmux(t, fmt.Sprintf("%s --root %s cert ca --force --key-type rsa-4096", bin, t.TempDir()))
 	s.sawWhileRunning(t, "CA: making its key (RSA takes seconds on a Pi)…", "+ CA key: created")
+}
+
+// startRecordedTmux runs command in tmux with every byte it writes to the
+// terminal recorded (pipe-pane, attached before the command starts) and
+// the spinner's delay at 0: an RSA key made in less time than a screen
+// capture takes is still seen, on a fast machine as on a slow one.
+func startRecordedTmux(t *testing.T, command string) *tmuxSession {
+	t.Helper()
+	dir := t.TempDir()
+	goFile, stream := filepath.Join(dir, "go"), filepath.Join(dir, "stream")
+	s := startTmux(t, fmt.Sprintf("while [ ! -e %s ]; do sleep 0.02; done; MOSQPROV_PROGRESS_DELAY=0s %s", goFile, command))
+	s.run("pipe-pane", "-t", "w", "-o", "cat >> "+stream)
+	s.stream = stream
+	if err := os.WriteFile(goFile, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // sawWhileRunning polls the screen until the command ends and checks that
@@ -80,6 +97,20 @@ func (s *tmuxSession) sawWhileRunning(t *testing.T, busy, want string) {
 		time.Sleep(30 * time.Millisecond)
 	}
 	scr := s.waitFor("EXIT=")
+	if s.stream != "" {
+		// The recording holds the spinner's frames, each erased by the next
+		// (\r\033[K), so a frame on it was on the screen while the step ran.
+		// tmux hands the bytes to the recorder as it draws them: wait for
+		// the recording to reach the end too.
+		var raw []byte
+		for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+			raw, _ = os.ReadFile(s.stream)
+			if bytes.Contains(raw, []byte("EXIT=")) {
+				break
+			}
+		}
+		saw = saw || strings.Contains(string(raw), busy)
+	}
 	if !strings.Contains(scr, "EXIT=0") || !strings.Contains(scr, want) {
 		t.Fatalf("the command failed:\n%s", scr)
 	}

@@ -17,6 +17,7 @@ import (
 type tmuxSession struct {
 	t      *testing.T
 	socket string
+	stream string // the terminal's bytes, recorded by startRecordedTmux
 }
 
 func requireTmux(t *testing.T) {
