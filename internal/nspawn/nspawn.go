@@ -24,6 +24,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -731,7 +732,7 @@ func BrokerTree(ctx context.Context, cacheDir, image string) (dir, version strin
 	}
 	dir = filepath.Join(parent, key)
 	const versionFile = "mosqprov-broker-version"
-	if data, err := os.ReadFile(filepath.Join(dir, versionFile)); err == nil {
+	if data, err := readVersionFile(filepath.Join(dir, versionFile)); err == nil {
 		now := time.Now()
 		os.Chtimes(dir, now, now) // in use: pruning keeps it
 		return dir, string(data), nil
@@ -799,4 +800,15 @@ func installedVersion(ctx context.Context, tree, pkg string) (string, error) {
 		return "", fmt.Errorf("%s is %s in %s", pkg, status, tree)
 	}
 	return v, nil
+}
+
+// readVersionFile reads the version an unpacked broker tree was marked
+// with ("2.0.21-1"): 64 bytes at most, whatever the cache holds.
+func readVersionFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, 64))
 }

@@ -3,6 +3,7 @@ package systemd
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -26,7 +27,7 @@ type listenSocket struct {
 // They are the host's state, not a managed file, so they are read directly.
 func readListening() (socks []listenSocket, ok bool) {
 	for _, f := range socketTables {
-		data, err := os.ReadFile(f) // kernel-made, a few KiB per hundred sockets
+		data, err := readSocketTable(f)
 		if err != nil {
 			continue
 		}
@@ -34,6 +35,20 @@ func readListening() (socks []listenSocket, ok bool) {
 		socks = append(socks, parseListening(data)...)
 	}
 	return socks, ok
+}
+
+// maxSocketTable caps a socket table's read: 150 bytes a socket, so 16 MiB
+// is about 110,000 sockets. A busier machine's table is cut there, and its
+// cut last line is skipped like any line that doesn't parse.
+const maxSocketTable = 16 << 20
+
+func readSocketTable(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, maxSocketTable))
 }
 
 // parseListening reads /proc/net/tcp or tcp6: after a header line, one
