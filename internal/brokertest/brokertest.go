@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -27,6 +28,23 @@ func Require(t testing.TB) {
 			t.Fatalf("%s not found: install it with `apt-get install -y mosquitto mosquitto-clients`", bin)
 		}
 	}
+}
+
+// RequireBrokerUser is Require for a test whose files must be owned by the
+// broker's account, as on a machine where the mosquitto package is installed.
+func RequireBrokerUser(t testing.TB) {
+	t.Helper()
+	Require(t)
+	if _, err := user.Lookup("mosquitto"); err != nil {
+		t.Fatalf("this test needs the mosquitto user: apt-get install -y mosquitto")
+	}
+}
+
+// Rooted is conf, a configuration mosqprov wrote under root, with its
+// /etc/mosquitto/ paths moved under root, so a test's broker reads the
+// test's files.
+func Rooted(root, conf string) string {
+	return strings.ReplaceAll(conf, " /etc/mosquitto/", " "+root+"/etc/mosquitto/")
 }
 
 func lookPath(bin string) (string, error) {

@@ -34,10 +34,7 @@ func sys(root string) *system.Real {
 // real broker accepts the old user's password and the old client's
 // certificate, and a following apply changes nothing.
 func TestRestoredBrokerAcceptsOldClients(t *testing.T) {
-	brokertest.Require(t)
-	if _, err := sys("/").LookupUser(layout.BrokerUser); err != nil {
-		t.Fatalf("this test needs the %s user: apt-get install -y mosquitto", layout.BrokerUser)
-	}
+	brokertest.RequireBrokerUser(t)
 	ctx := context.Background()
 	port := brokertest.FreePort(t)
 	dir := t.TempDir()

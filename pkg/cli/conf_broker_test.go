@@ -25,10 +25,7 @@ import (
 // is removed and, after the one reload or restart conf write asks for, bob
 // logs in there; a rerun asks nothing of the broker.
 func TestConfWritePerListenerRealBroker(t *testing.T) {
-	brokertest.Require(t)
-	if _, err := system.NewReal("/").LookupUser(layout.BrokerUser); err != nil {
-		t.Fatalf("this test needs the %s user: apt-get install -y mosquitto", layout.BrokerUser)
-	}
+	brokertest.RequireBrokerUser(t)
 	brokertest.Each(t, testConfWritePerListener)
 }
 
@@ -70,7 +67,7 @@ func testConfWritePerListener(t *testing.T, m brokertest.Mosquitto) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return strings.ReplaceAll(string(data), " /etc/mosquitto/", " "+root+"/etc/mosquitto/")
+		return brokertest.Rooted(root, string(data))
 	}
 	if calls := write(",user=alice"); !cmp.Equal(calls, []string{"systemctl restart mosquitto"}) {
 		t.Errorf("first write: systemctl calls %q", calls)

@@ -54,7 +54,7 @@ service: {enable: false}
 	if err != nil {
 		t.Fatal(err)
 	}
-	brokertest.Start(t, root, strings.ReplaceAll(string(conf), " /etc/mosquitto/", " "+root+"/etc/mosquitto/"), port)
+	brokertest.Start(t, root, brokertest.Rooted(root, string(conf)), port)
 
 	// The shell records the terminal's modes before and after, so the test
 	// can tell they were given back (echo, line editing).

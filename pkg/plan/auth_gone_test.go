@@ -59,10 +59,7 @@ func parseSpec(t *testing.T, text string) *spec.Spec {
 // the broker, given what apply says it needs, lets bob in there; a second
 // apply changes nothing. Against each broker of brokertest.Versions.
 func TestApplyDropListenerUsersRealBroker(t *testing.T) {
-	brokertest.Require(t)
-	if _, err := realSys("/").LookupUser(layout.BrokerUser); err != nil {
-		t.Fatalf("this test needs the %s user: apt-get install -y mosquitto", layout.BrokerUser)
-	}
+	brokertest.RequireBrokerUser(t)
 	brokertest.Each(t, testDropListenerUsers)
 }
 
@@ -107,7 +104,7 @@ service: {enable: false}
 		if err != nil {
 			t.Fatal(err)
 		}
-		return strings.ReplaceAll(string(data), " /etc/mosquitto/", " "+root+"/etc/mosquitto/")
+		return brokertest.Rooted(root, string(data))
 	}
 	b := m.Start(t, root, confText(), local, lan)
 	try := func(user, pw string) error {

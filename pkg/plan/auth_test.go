@@ -26,10 +26,7 @@ import (
 // a second apply changes nothing. Against each broker of
 // brokertest.Versions: Debian 12's 2.0.11, trixie's 2.0.21, sid's 2.1.
 func TestApplyPerListenerAuthRealBroker(t *testing.T) {
-	brokertest.Require(t)
-	if _, err := realSys("/").LookupUser(layout.BrokerUser); err != nil {
-		t.Fatalf("this test needs the %s user: apt-get install -y mosquitto", layout.BrokerUser)
-	}
+	brokertest.RequireBrokerUser(t)
 	brokertest.Each(t, testPerListenerAuth)
 }
 
@@ -91,7 +88,7 @@ service: {enable: false}
 		}
 	}
 	t.Logf("mosquitto %s, the configuration mosqprov wrote:\n%s", v, confData)
-	conf := strings.ReplaceAll(string(confData), " /etc/mosquitto/", " "+root+"/etc/mosquitto/")
+	conf := brokertest.Rooted(root, string(confData))
 	b := m.Start(t, root, conf, local, lan, all)
 
 	try := func(port int, user, pw string) error {

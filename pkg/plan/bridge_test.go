@@ -221,10 +221,7 @@ func flows(t *testing.T, sub brokertest.Client, subTopic string, pub brokertest.
 // (2.0.11, 2.0.21, 2.1), both brokers of that version, and neither logs a
 // deprecation for what mosqprov wrote.
 func TestBridgeBetweenTwoBrokers(t *testing.T) {
-	brokertest.Require(t)
-	if _, err := realSys("/").LookupUser(layout.BrokerUser); err != nil {
-		t.Fatalf("this test needs the %s user: apt-get install -y mosquitto", layout.BrokerUser)
-	}
+	brokertest.RequireBrokerUser(t)
 	brokertest.Each(t, testBridgeBetweenTwoBrokers)
 }
 

@@ -27,10 +27,7 @@ import (
 // brokertest.Versions) then refuses both on mqtts and still accepts a
 // third device; a rerun of each changes nothing.
 func TestRevokeOutsideClientsRealBroker(t *testing.T) {
-	brokertest.Require(t)
-	if _, err := realSys("/").LookupUser(layout.BrokerUser); err != nil {
-		t.Fatalf("this test needs the %s user: apt-get install -y mosquitto", layout.BrokerUser)
-	}
+	brokertest.RequireBrokerUser(t)
 	brokertest.Each(t, testRevokeOutsideClients)
 }
 
@@ -100,7 +97,7 @@ service: {enable: false}
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := m.Start(t, root, strings.ReplaceAll(string(confData), " /etc/mosquitto/", " "+root+"/etc/mosquitto/"), mqtts)
+	b := m.Start(t, root, brokertest.Rooted(root, string(confData)), mqtts)
 	cafile := filepath.Join(root, layout.BrokerCACert)
 	client := func(f certs.ClientFiles) brokertest.Client {
 		return brokertest.Client{Host: "localhost", Port: mqtts, Extra: []string{"--cafile", cafile, "--cert", f.Cert, "--key", f.Key}}

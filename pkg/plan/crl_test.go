@@ -38,14 +38,7 @@ service: {enable: false}
 	if len(revoked) > 0 {
 		text += "revoked: [" + strings.Join(revoked, ", ") + "]\n"
 	}
-	s, err := spec.Parse("broker.yaml", []byte(text))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return parseSpec(t, text)
 }
 
 // wssWithCert connects over wss with a client certificate; nil when the
@@ -86,10 +79,7 @@ func wssWithCert(root string, port int, name string) error {
 // (mosquitto issue 3042), so plan warns there; 2.1.2 refuses it there too,
 // and plan says nothing.
 func TestApplyRevokedRealBroker(t *testing.T) {
-	brokertest.Require(t)
-	if _, err := realSys("/").LookupUser(layout.BrokerUser); err != nil {
-		t.Fatalf("this test needs the %s user: apt-get install -y mosquitto", layout.BrokerUser)
-	}
+	brokertest.RequireBrokerUser(t)
 	brokertest.Each(t, testApplyRevoked)
 }
 
@@ -134,7 +124,7 @@ func testApplyRevoked(t *testing.T, m brokertest.Mosquitto) {
 	if n := strings.Count(string(confData), "crlfile "+layout.BrokerCRL); n != 2 {
 		t.Fatalf("want crlfile on both mutual-TLS listeners, got %d:\n%s", n, confData)
 	}
-	conf := strings.ReplaceAll(string(confData), " /etc/mosquitto/", " "+root+"/etc/mosquitto/")
+	conf := brokertest.Rooted(root, string(confData))
 	b := m.Start(t, root, conf, mqtts, wss)
 
 	cafile := filepath.Join(root, layout.BrokerCACert)

@@ -93,10 +93,7 @@ func realSys(root string) *system.Real {
 // The article's spec, applied under a root, is a broker the real mosquitto
 // runs and the article's three clients use, each within its ACL.
 func TestApplyExampleRealBroker(t *testing.T) {
-	brokertest.Require(t)
-	if _, err := realSys("/").LookupUser(layout.BrokerUser); err != nil {
-		t.Fatalf("this test needs the %s user: apt-get install -y mosquitto", layout.BrokerUser)
-	}
+	brokertest.RequireBrokerUser(t)
 	s, env := loadExample(t, 0)
 	root := newRoot(t)
 	ctx := context.Background()
@@ -114,7 +111,7 @@ func TestApplyExampleRealBroker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf := strings.ReplaceAll(string(confData), " /etc/mosquitto/", " "+root+"/etc/mosquitto/")
+	conf := brokertest.Rooted(root, string(confData))
 	brokertest.Start(t, root, conf, env.ports["mqtt"], env.ports["mqtts"], env.ports["wss"])
 
 	cafile := filepath.Join(root, layout.BrokerCACert)
