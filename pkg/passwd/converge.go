@@ -3,12 +3,13 @@ package passwd
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"iter"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
-	"unsafe"
 
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/layout"
@@ -113,7 +114,8 @@ func Converge(sys system.System, path string, want []Desired, opts Options) (Res
 		if len(want) == 0 {
 			// Only removals, from a file that can't exist: nothing to do,
 			// and no folder to create for it.
-			_, res.Users, _ = edit("", nil, nil, nil, opts)
+			e, _ := edit(&walk{src: emptySource{}}, nil, nil, nil, opts, io.Discard, nil)
+			res.Users = e.users
 			return res, nil
 		}
 		if _, err := sys.EnsureDir(dir, system.Attr{Mode: 0o755}); err != nil {
@@ -129,34 +131,64 @@ func Converge(sys system.System, path string, want []Desired, opts Options) (Res
 	}
 	defer unlock()
 
-	old, err := sys.ReadFile(path)
+	src, err := sys.Open(path)
 	existed := err == nil
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) {
+		src = emptySource{}
+	} else if err != nil {
 		return res, fmt.Errorf("read password file %s: %w", path, err)
 	}
-	if err := checkText(old); err != nil {
+	old := &walk{src: src}
+	picks, err := old.scan(want)
+	if errs.IsInput(err) {
 		return res, errs.Invalid(path, "%s", errs.Problem(err))
 	}
-	// The file is walked as it was read, line by line, without a copy:
-	// nothing writes to the bytes a System read returns, and a 10,000-user
-	// file then costs its own size in memory, not ten times that.
-	text := unsafe.String(unsafe.SliceData(old), len(old))
-
-	hashes, statuses := resolve(text, want, opts)
-	data, users, others := edit(text, want, hashes, statuses, opts)
-	res.Users, res.others = users, others
-	if !existed && len(data) == 0 {
+	if err != nil {
+		return res, fmt.Errorf("read password file %s: %w", path, err)
+	}
+	hashes, statuses := resolve(picks, want, opts)
+	// One walk of the edit tells what changes, the new file's size and
+	// what the broker will make of each of its lines; the write walks it
+	// once more.
+	// A user line is about 120 bytes: a table sized for every line at
+	// once, as growing it would touch twice the memory.
+	ins := newInspector(int(src.Size() / 120))
+	e, err := edit(old, want, hashes, statuses, opts, io.Discard, ins)
+	if err != nil {
+		return res, fmt.Errorf("read password file %s: %w", path, err)
+	}
+	res.Users, res.others = e.users, e.others
+	if !existed && e.size == 0 {
 		return res, nil // nothing to hold: don't create an empty file
 	}
-	action, err := sys.WriteFile(path, data, attr)
+	action, err := sys.WriteFrom(path, e.size, func(w io.Writer) error {
+		_, err := edit(old, want, hashes, statuses, opts, w, nil)
+		return err
+	}, attr)
 	if err != nil {
 		return res, err // it names the file and what failed
 	}
 	res.Action = action
-	written := unsafe.String(unsafe.SliceData(data), len(data))
-	res.Findings = inspect(lines(written), strings.Count(written, "\n")+1)
+	var again error
+	res.Findings = ins.findings(func() iter.Seq[Line] {
+		// Two lines' names hash alike: read the file as written to see
+		// whether they are one name.
+		now, err := sys.Open(path)
+		if err != nil {
+			again = err
+			return func(func(Line) bool) {}
+		}
+		w := &walk{src: now}
+		return func(yield func(Line) bool) {
+			w.lines()(yield)
+			again = w.err
+		}
+	})
+	if again != nil {
+		return res, fmt.Errorf("read password file %s: %w", path, again)
+	}
 	detail := summary(res)
-	if action == system.Update && string(old) == string(data) {
+	if action == system.Update && !e.changed {
 		detail = "owner and mode set to " + describeAttr(attr)
 	}
 	res.Add(system.NewChange("password file", path, action, detail))
@@ -165,7 +197,7 @@ func Converge(sys system.System, path string, want []Desired, opts Options) (Res
 	}
 	// The listeners limited to some users (broker.yaml listeners[].users)
 	// follow the password file at once.
-	if err := refreshSubsets(sys, path, data, attr, &res); err != nil {
+	if err := refreshSubsets(sys, path, attr, &res); err != nil {
 		return res, err
 	}
 	return res, nil
@@ -241,24 +273,12 @@ func checkInput(want []Desired, opts *Options) error {
 }
 
 // resolve finds each desired user's hash: the stored one when it verifies
-// the password (and matches opts), else a new one. The PBKDF2 work, both
-// verifying and hashing, runs on every core.
-func resolve(text string, want []Desired, opts Options) (hashes []string, statuses []UserResult) {
+// the password (and matches opts), else a new one, from each user's lines
+// in the file (scan). The PBKDF2 work, both verifying and hashing, runs on
+// every core.
+func resolve(picks map[string]*pick, want []Desired, opts Options) (hashes []string, statuses []UserResult) {
 	hashes = make([]string, len(want))
 	statuses = make([]UserResult, len(want))
-	// Each desired user's lines, in one walk of the file (only theirs: the
-	// file may hold thousands of others).
-	picks := make(map[string]*pick, len(want))
-	for _, d := range want {
-		picks[d.Name] = &pick{}
-	}
-	if len(picks) > 0 {
-		for l := range lines(text) {
-			if p := picks[l.Name]; p != nil && l.Kind == Entry {
-				p.add(l)
-			}
-		}
-	}
 	work := func(i int) {
 		d := want[i]
 		st := UserResult{Name: d.Name}
@@ -341,24 +361,34 @@ func parallel(n int, fn func(i int)) {
 	wg.Wait()
 }
 
-// edit builds the new file: a desired user's first line is replaced in
-// place (an unchanged one is kept byte for byte), its other lines are
+// edited is what an edit wrote and found.
+type edited struct {
+	users  []UserResult
+	others bool
+	// changed: a line was dropped, replaced or added; size and lines are
+	// the new file's.
+	changed bool
+	size    int64
+	lines   int
+}
+
+// edit writes the new file to out: a desired user's first line is replaced
+// in place (an unchanged one is kept byte for byte), its other lines are
 // dropped, removed (and, with Prune, unwanted) users' lines are dropped,
-// new users are appended, and every other line stays as it was. The file
-// is written straight into one buffer of its final size.
-func edit(text string, want []Desired, hashes []string, statuses []UserResult, opts Options) (out []byte, users []UserResult, others bool) {
+// new users are appended, and every other line stays as it was. ins, when
+// set, inspects each line written.
+func edit(old *walk, want []Desired, hashes []string, statuses []UserResult, opts Options, out io.Writer, ins *inspector) (edited, error) {
+	var e edited
+	w := &counter{w: out}
 	index := make(map[string]int, len(want))
-	size := len(text) + 1
 	for i, d := range want {
 		index[d.Name] = i
-		size += len(entryLine(d.Name, hashes[i]))
 	}
 	remove := map[string]bool{}
 	for _, n := range opts.Remove {
 		remove[n] = true
 	}
-	out = make([]byte, 0, size)
-	placed := make(map[string]bool, len(want))
+	placed := make([]bool, len(want))
 	removed := map[string]bool{}
 	// Users removed because the desired list leaves them out (Prune), each
 	// once, in file order.
@@ -368,60 +398,92 @@ func edit(text string, want []Desired, hashes []string, statuses []UserResult, o
 	if !opts.SkipUnmanaged {
 		seen = map[string]bool{}
 	}
-	for l := range lines(text) {
-		if l.Kind != Entry {
-			out = append(out, l.Raw...)
-			continue
+	var last byte
+	put := func(l Line) error {
+		if l.Raw == "" {
+			return nil
 		}
+		e.lines++
+		if ins != nil {
+			l.Num = e.lines
+			ins.add(l)
+		}
+		last = l.Raw[len(l.Raw)-1]
+		_, err := io.WriteString(w, l.Raw)
+		return err
+	}
+	for l := range old.lines() {
+		var err error
 		i, wanted := index[l.Name]
 		switch {
-		case wanted && placed[l.Name]:
-			// a duplicate: drop it
+		case l.Kind != Entry:
+			err = put(l)
+		case wanted && placed[i]:
+			e.changed = true // a duplicate: drop it
 		case wanted:
-			placed[l.Name] = true
+			placed[i] = true
 			if statuses[i].Status == Unchanged {
-				out = append(out, l.Raw...)
+				err = put(l)
 			} else {
-				out = append(out, entryLine(l.Name, hashes[i])...)
+				e.changed = true
+				err = put(readLine(entryLine(want[i].Name, hashes[i]), 0))
 			}
 		case remove[l.Name] || opts.Prune:
-			if !removed[l.Name] && !remove[l.Name] {
-				pruned = append(pruned, l.Name)
+			e.changed = true
+			if !removed[l.Name] {
+				name := strings.Clone(l.Name)
+				if !remove[name] {
+					pruned = append(pruned, name)
+				}
+				removed[name] = true
 			}
-			removed[l.Name] = true
 		default:
-			others = true
+			e.others = true
 			if seen != nil && !seen[l.Name] {
-				seen[l.Name] = true
-				unmanaged = append(unmanaged, l.Name)
+				name := strings.Clone(l.Name)
+				seen[name] = true
+				unmanaged = append(unmanaged, name)
 			}
-			out = append(out, l.Raw...)
+			err = put(l)
 		}
+		if err != nil {
+			return e, err
+		}
+	}
+	if old.err != nil {
+		return e, old.err
 	}
 	for i, d := range want {
-		if placed[d.Name] {
+		if placed[i] {
 			continue
 		}
-		if len(out) > 0 && out[len(out)-1] != '\n' {
-			out = append(out, '\n')
+		e.changed = true
+		if e.lines > 0 && last != '\n' {
+			if _, err := io.WriteString(w, "\n"); err != nil {
+				return e, err
+			}
+			last = '\n'
 		}
-		out = append(out, entryLine(d.Name, hashes[i])...)
+		if err := put(readLine(entryLine(d.Name, hashes[i]), 0)); err != nil {
+			return e, err
+		}
 	}
-	users = append([]UserResult(nil), statuses...)
+	e.size = w.n
+	e.users = append([]UserResult(nil), statuses...)
 	for _, n := range opts.Remove {
 		if removed[n] {
-			users = append(users, UserResult{Name: n, Status: Removed})
+			e.users = append(e.users, UserResult{Name: n, Status: Removed})
 		} else {
-			users = append(users, UserResult{Name: n, Status: Absent, Detail: "not in the file"})
+			e.users = append(e.users, UserResult{Name: n, Status: Absent, Detail: "not in the file"})
 		}
 	}
 	for _, n := range pruned {
-		users = append(users, UserResult{Name: n, Status: Removed, Detail: "not in the desired list"})
+		e.users = append(e.users, UserResult{Name: n, Status: Removed, Detail: "not in the desired list"})
 	}
 	for _, n := range unmanaged {
-		users = append(users, UserResult{Name: n, Status: Unmanaged})
+		e.users = append(e.users, UserResult{Name: n, Status: Unmanaged})
 	}
-	return out, users, others
+	return e, nil
 }
 
 // canGive refuses, before any folder is created, a run that could not give

@@ -1,8 +1,11 @@
 package passwd
 
 import (
+	"bytes"
+	"encoding/base64"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -42,9 +45,26 @@ func FuzzParse(f *testing.F) {
 		}
 		file.Users()
 		want := []Desired{{Name: "fuzzuser", Hash: hash}}
-		hashes, st := resolve(string(data), want, Options{})
-		out, _, _ := edit(string(data), want, hashes, st, Options{})
-		back, err := Parse(out)
+		// The walk reads through a buffer of 1 to 16 bytes here, so lines
+		// are cut at every place; it must see the lines Parse sees.
+		old := &walk{src: byteSource{bytes.NewReader(data)}, buffer: 1 + len(data)%16}
+		var walked []Line
+		for l := range old.lines() {
+			walked = append(walked, owned(l))
+		}
+		if old.err != nil || !slices.Equal(walked, file.Lines) {
+			t.Fatalf("walk (buffer %d) differs from Parse: %v\n%+v\n%+v", old.buffer, old.err, walked, file.Lines)
+		}
+		picks, err := old.scan(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hashes, st := resolve(picks, want, Options{})
+		var out bytes.Buffer
+		if _, err := edit(old, want, hashes, st, Options{}, &out, nil); err != nil {
+			t.Fatal(err)
+		}
+		back, err := Parse(out.Bytes())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,6 +107,18 @@ func FuzzParseHash(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
+		// checkBase64 accepts what Go's strict decoder does, \r and \n
+		// aside, for both a salt and a key.
+		for _, n := range []int{saltLen, keyLen} {
+			text := (n + 2) / 3 * 4
+			for _, c := range []string{s, s + strings.Repeat("A", max(0, text-len(s)))} {
+				got, err := base64.StdEncoding.Strict().DecodeString(c)
+				want := err == nil && len(got) == n && !strings.ContainsAny(c, "\r\n")
+				if ok := checkBase64(c, text, n) == nil; ok != want {
+					t.Fatalf("checkBase64(%q, %d) = %v, the strict decoder says %v", c, n, ok, want)
+				}
+			}
+		}
 		h, err := ParseHash(s)
 		if err != nil {
 			if strings.Contains(err.Error(), "\n") {
@@ -99,3 +131,8 @@ func FuzzParseHash(f *testing.F) {
 		}
 	})
 }
+
+// byteSource is a system.Source over bytes.
+type byteSource struct{ *bytes.Reader }
+
+func (b byteSource) Size() int64 { return b.Reader.Size() }

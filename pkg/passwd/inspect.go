@@ -59,69 +59,142 @@ func Inspect(data []byte) []Finding {
 // Inspect is Inspect on a parsed file.
 func (f *File) Inspect() []Finding { return inspect(slices.Values(f.Lines), len(f.Lines)) }
 
-// inspect is Inspect on a file's n lines, which it walks twice; it keeps
-// nothing per line, so a 10,000-user file is checked in a few pages of
-// memory.
+// inspect is Inspect on a file's lines (n of them, a capacity hint).
 func inspect(all iter.Seq[Line], n int) []Finding {
-	var out []Finding
-	maybe := repeated(all, n)
-	// The valid lines of the names in maybe, in file order: a name's lines
-	// other than its last valid one are duplicates.
-	var valid []Line
+	ins := newInspector(n)
 	for l := range all {
-		switch l.Kind {
-		case NoColon:
-			out = append(out, Finding{Line: l.Num, Kind: Ignored, Message: "the broker reads no user from it (no name before a ':')"})
-			continue
-		case Comment, Blank:
-			continue
-		}
-		add := func(kind FindingKind, msg string) {
-			out = append(out, Finding{Line: l.Num, User: printable(l.Name), Kind: kind, Message: msg})
-		}
-		trimmed := trimC(l.Raw)
-		switch {
-		case strings.HasPrefix(trimmed, "#"):
-			add(Rejected, "'#' after blanks does not make a comment: the broker reads this line as a user")
-			continue
-		case l.Name == "":
-			add(Ignored, "no username before the ':'")
-			continue
-		case len(l.Name) > maxField:
-			add(Ignored, fmt.Sprintf("username is %d bytes; the broker skips names over %d", len(l.Name), maxField))
-			continue
-		case !utf8.ValidString(l.Name):
-			add(Rejected, "username is not valid UTF-8: no MQTT client can send it")
-			continue
-		case !l.HasHash:
-			add(Ignored, "nothing after the ':': the broker skips the line")
-			continue
-		}
-		if err := checkHash(l.Hash); err != nil {
-			kind := Rejected
-			switch {
-			case !strings.HasPrefix(l.Hash, "$") && l.Hash != "":
-				kind = Plaintext
-			case cryptSHA512().MatchString(l.Hash):
-				kind = Crypt
+		ins.add(l)
+	}
+	return ins.findings(func() iter.Seq[Line] { return all })
+}
+
+// An inspector takes a file's lines one at a time (an edit gives it the
+// lines it writes), keeping nothing of a line but its finding and, for a
+// valid user line, a 32-bit hash of its name in an open-addressing table
+// (4 to 8 bytes a line). Only when two valid lines' names hash alike (a
+// duplicate, or about one 10,000-user file in a hundred by chance) are the
+// lines walked again, to tell duplicates by name. A 10,000-user file is
+// checked in 64 KB, in one walk.
+type inspector struct {
+	out   []Finding
+	table []uint32 // name hashes, 0 for a free slot
+	used  int
+	seed  maphash.Seed
+	// twice holds the hashes seen on more than one line.
+	twice map[uint32]bool
+}
+
+// newInspector sizes the table for about n lines.
+func newInspector(n int) *inspector {
+	size := 64
+	for size < n+n/2 {
+		size *= 2
+	}
+	return &inspector{table: make([]uint32, size), seed: maphash.MakeSeed()}
+}
+
+func (in *inspector) hash(name string) uint32 {
+	return uint32(maphash.String(in.seed, name)) | 1 // never 0, the free mark
+}
+
+// remember puts h in the table, growing it past two thirds full.
+func (in *inspector) remember(h uint32) {
+	if 3*(in.used+1) > 2*len(in.table) {
+		old := in.table
+		in.table, in.used = make([]uint32, 2*len(old)), 0
+		for _, v := range old {
+			if v != 0 {
+				in.insert(v)
 			}
-			add(kind, errs.Problem(err))
-			continue
-		}
-		if maybe[l.Name] {
-			valid = append(valid, l)
 		}
 	}
-	if len(valid) == 0 {
-		return out
+	if !in.insert(h) {
+		if in.twice == nil {
+			in.twice = map[uint32]bool{}
+		}
+		in.twice[h] = true
 	}
-	last := map[string]int{}
-	for _, l := range valid {
-		last[l.Name] = l.Num
+}
+
+// insert reports false when h was there already.
+func (in *inspector) insert(h uint32) bool {
+	mask := uint32(len(in.table) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		switch in.table[i] {
+		case 0:
+			in.table[i] = h
+			in.used++
+			return true
+		case h:
+			return false
+		}
 	}
-	for _, l := range valid {
-		if n := last[l.Name]; n != l.Num {
-			out = append(out, Finding{Line: l.Num, User: printable(l.Name), Kind: Duplicate, Message: fmt.Sprintf("user appears again on line %d; Mosquitto 2.0 uses only the last valid line", n)})
+}
+
+func (in *inspector) add(l Line) {
+	switch l.Kind {
+	case NoColon:
+		in.out = append(in.out, Finding{Line: l.Num, Kind: Ignored, Message: "the broker reads no user from it (no name before a ':')"})
+		return
+	case Comment, Blank:
+		return
+	}
+	add := func(kind FindingKind, msg string) {
+		in.out = append(in.out, Finding{Line: l.Num, User: strings.Clone(printable(l.Name)), Kind: kind, Message: msg})
+	}
+	trimmed := trimC(l.Raw)
+	switch {
+	case strings.HasPrefix(trimmed, "#"):
+		add(Rejected, "'#' after blanks does not make a comment: the broker reads this line as a user")
+		return
+	case l.Name == "":
+		add(Ignored, "no username before the ':'")
+		return
+	case len(l.Name) > maxField:
+		add(Ignored, fmt.Sprintf("username is %d bytes; the broker skips names over %d", len(l.Name), maxField))
+		return
+	case !utf8.ValidString(l.Name):
+		add(Rejected, "username is not valid UTF-8: no MQTT client can send it")
+		return
+	case !l.HasHash:
+		add(Ignored, "nothing after the ':': the broker skips the line")
+		return
+	}
+	if err := checkHash(l.Hash); err != nil {
+		kind := Rejected
+		switch {
+		case !strings.HasPrefix(l.Hash, "$") && l.Hash != "":
+			kind = Plaintext
+		case cryptSHA512().MatchString(l.Hash):
+			kind = Crypt
+		}
+		add(kind, errs.Problem(err))
+		return
+	}
+	in.remember(in.hash(l.Name))
+}
+
+// findings are the lines' findings in file order; again walks the same
+// lines once more when names may repeat.
+func (in *inspector) findings(again func() iter.Seq[Line]) []Finding {
+	out := in.out
+	if in.twice != nil {
+		// The valid lines whose names hash as another's, in file order: a
+		// name's lines other than its last valid one are duplicates.
+		var valid []Line
+		for l := range again() {
+			if l.Kind == Entry && in.twice[in.hash(l.Name)] && validLine(l) {
+				valid = append(valid, Line{Num: l.Num, Name: strings.Clone(l.Name)})
+			}
+		}
+		last := map[string]int{}
+		for _, l := range valid {
+			last[l.Name] = l.Num
+		}
+		for _, l := range valid {
+			if n := last[l.Name]; n != l.Num {
+				out = append(out, Finding{Line: l.Num, User: printable(l.Name), Kind: Duplicate, Message: fmt.Sprintf("user appears again on line %d; Mosquitto 2.0 uses only the last valid line", n)})
+			}
 		}
 	}
 	// A line has one finding at most: file order is line order.
@@ -129,30 +202,10 @@ func inspect(all iter.Seq[Line], n int) []Finding {
 	return out
 }
 
-// repeated returns a set holding at least every name on more than one of
-// the n lines. A bit per hash of a name, 16 bits per line, tells most
-// names apart; only the few whose hash was seen before go into the set,
-// where a map of every name would cost a 10,000-user file about a
-// megabyte on each edit.
-func repeated(all iter.Seq[Line], n int) map[string]bool {
-	size := uint64(1024)
-	for size < uint64(n)*16 {
-		size *= 2
-	}
-	seen := make([]uint64, size/64)
-	seed := maphash.MakeSeed()
-	maybe := map[string]bool{}
-	for l := range all {
-		if l.Kind != Entry {
-			continue
-		}
-		h := maphash.String(seed, l.Name) & (size - 1)
-		if seen[h/64]&(1<<(h%64)) != 0 {
-			maybe[l.Name] = true
-		}
-		seen[h/64] |= 1 << (h % 64)
-	}
-	return maybe
+// validLine reports whether add found nothing wrong with an Entry line.
+func validLine(l Line) bool {
+	return !strings.HasPrefix(trimC(l.Raw), "#") && l.Name != "" && len(l.Name) <= maxField &&
+		utf8.ValidString(l.Name) && l.HasHash && checkHash(l.Hash) == nil
 }
 
 // printable makes a name from a file safe to print on one line.

@@ -86,12 +86,20 @@ func parseSubset(data []byte) (names []string, header string, ok bool) {
 }
 
 // refreshSubsets rebuilds every listener password file beside path
-// (path.PORT, marked by subsetMarker) from data, the password file just
+// (path.PORT, marked by subsetMarker) from the password file just
 // written, so a changed password or a removed user reaches the listeners
 // limited to some users at once. Symlinks are left alone.
-func refreshSubsets(sys system.System, path string, data []byte, attr system.Attr, res *Result) error {
+func refreshSubsets(sys system.System, path string, attr system.Attr, res *Result) error {
 	base := filepath.Base(path)
+	var data []byte
 	for _, p := range subsetFiles(sys, path) {
+		if data == nil {
+			// Read whole only when a listener needs its part of it.
+			var err error
+			if data, err = sys.ReadFile(path); err != nil {
+				return fmt.Errorf("read password file %s: %w", path, err)
+			}
+		}
 		old, err := sys.ReadFile(p)
 		if err != nil {
 			continue

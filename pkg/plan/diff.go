@@ -75,16 +75,26 @@ func diffs(changes []system.FileChange, issued map[string]bool) []FileDiff {
 		if before == nil && action != system.Delete {
 			action = system.Create
 		}
-		out = append(out, fileDiff(p, action, before, c.After, issued))
+		out = append(out, fileDiff(p, action, before, c, issued))
 	}
 	return out
 }
 
-func fileDiff(path string, action system.Action, before *system.Snapshot, after []byte, issued map[string]bool) FileDiff {
+func fileDiff(path string, action system.Action, before *system.Snapshot, change system.FileChange, issued map[string]bool) FileDiff {
 	fd := FileDiff{Path: path, Action: action}
+	// A streamed write (the password file) is read back only here.
 	var old []byte
 	if before != nil {
-		old = before.Data
+		var err error
+		if old, err = before.Content(); err != nil {
+			fd.Note = "content before the change unreadable: " + err.Error()
+			return fd
+		}
+	}
+	after, err := change.Content()
+	if err != nil {
+		fd.Note = "content unreadable: " + err.Error()
+		return fd
 	}
 	if action != system.Delete && before != nil && bytes.Equal(old, after) {
 		fd.Note = fmt.Sprintf("owner or mode only (was %04o)", before.Mode)

@@ -54,7 +54,17 @@ func atomicWrite(path string, data []byte, mode fs.FileMode, uid, gid int) error
 // is relative to dir, so nothing on the way can be swapped for a link
 // meanwhile, and the temp file is created with O_EXCL|O_NOFOLLOW. host
 // names the target in errors.
-func atomicWriteAt(dir *os.File, name, host string, data []byte, mode fs.FileMode, uid, gid int) (err error) {
+func atomicWriteAt(dir *os.File, name, host string, data []byte, mode fs.FileMode, uid, gid int) error {
+	fill := func(f *os.File) error {
+		_, err := f.Write(data)
+		return err
+	}
+	return atomicFillAt(dir, name, host, fill, mode, uid, gid)
+}
+
+// atomicFillAt is atomicWriteAt of what fill writes into the temp file
+// (WriteFrom streams a large file into it).
+func atomicFillAt(dir *os.File, name, host string, fill func(*os.File) error, mode fs.FileMode, uid, gid int) (err error) {
 	sweepStaleTemps(dir, name)
 	f, tmp, err := createLockedTemp(dir, tempPrefix(name))
 	if err != nil {
@@ -84,7 +94,7 @@ func atomicWriteAt(dir *os.File, name, host string, data []byte, mode fs.FileMod
 	if err = step("write", f); err != nil {
 		return err
 	}
-	if _, err = f.Write(data); err != nil {
+	if err = fill(f); err != nil {
 		return err
 	}
 	if err = step("sync", f); err != nil {

@@ -240,6 +240,10 @@ func (s *Real) readFile(p string) ([]byte, error) {
 		if data, ok := s.readBefore(s.HostPath(p), &st); ok {
 			return data, nil
 		}
+		// A file open for streamed reads is read through that descriptor.
+		if k := s.kept(s.HostPath(p), &st); k != nil {
+			return k.bytes()
+		}
 	}
 	f, err := s.openFileAt(p, dir, name)
 	if err != nil {

@@ -29,6 +29,8 @@ type Real struct {
 	// reads are the files read, by host path, with what they were then:
 	// WriteFile compares with them instead of reading the file again.
 	reads map[string]readCopy
+	// streams are the files open for streamed reads, by host path (stream.go).
+	streams map[string]*keptFile
 
 	rootMu  sync.Mutex
 	rootDir *os.Root // s.root, opened on first use (fsops.go)

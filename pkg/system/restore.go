@@ -33,5 +33,8 @@ func restoreSnapshot(sys System, path string, s *Snapshot) error {
 	if sys.IsDryRun() {
 		return nil // a dry run changed nothing
 	}
+	if s.kept != nil {
+		return sys.real().restoreStream(path, s)
+	}
 	return sys.real().write(path, s.Data, s.Mode, s.UID, s.GID)
 }

@@ -9,6 +9,7 @@ package system
 
 import (
 	"context"
+	"io"
 	"io/fs"
 	"net"
 	"time"
@@ -38,6 +39,11 @@ type System interface {
 	// EnsureDir creates path (and missing parents with the same attr) or fixes
 	// its owner and mode.
 	EnsureDir(path string, attr Attr) (Action, error)
+	// Open opens path for a streamed read, with ReadFile's rules; WriteFrom
+	// writes a file streamed from content (stream.go). An edit of a large
+	// file uses them so it never holds the file, or its rewrite, in memory.
+	Open(path string) (Source, error)
+	WriteFrom(path string, size int64, content func(w io.Writer) error, attr Attr) (Action, error)
 	// Remove deletes a file; Noop when it doesn't exist.
 	Remove(path string) (Action, error)
 
@@ -148,7 +154,8 @@ type FileChange struct {
 	Path   string
 	Action Action
 	Before *Snapshot // nil when the file did not exist
-	After  []byte    // desired content (nil for Delete)
+	After  []byte    // desired content (nil for Delete and a streamed write: Content)
+	after  *keptFile // the file a streamed write made
 }
 
 // Snapshot is a file's content and attributes at a point in time.
@@ -157,6 +164,8 @@ type Snapshot struct {
 	Mode fs.FileMode
 	UID  int
 	GID  int
+	// kept holds a streamed file's content instead of Data (Content).
+	kept *keptFile
 }
 
 // Cmd is a command to run.
