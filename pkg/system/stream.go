@@ -257,7 +257,7 @@ func (s *Real) WriteFrom(p string, size int64, content func(io.Writer) error, at
 			action = Noop
 		}
 	}
-	s.log("file %s: %s (streamed, %s)", s.where(p), action, describeAttr(attr))
+	s.log("file %s: %s (%d bytes, %s)", s.where(p), action, size, describeAttr(attr))
 	if action == Noop {
 		return Noop, nil
 	}
