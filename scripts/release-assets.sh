@@ -13,14 +13,17 @@ mkdir -p "$out/completions" "$out/man"
 pkg=github.com/mosqprov/mosqprov/pkg/cli
 # Same -X values as the release binaries: the man pages' footer names the
 # version and is dated by the commit, so a rebuild gives the same bytes.
-CGO_ENABLED=0 go build -trimpath \
-  -ldflags "-X $pkg.version=$version -X $pkg.commit=$commit -X $pkg.date=$date" \
-  -o "$out/mosqprov" ./cmd/mosqprov
+ldflags="-X $pkg.version=$version -X $pkg.commit=$commit -X $pkg.date=$date"
+CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out/mosqprov" ./cmd/mosqprov
 "$out/mosqprov" completion bash >"$out/completions/mosqprov.bash"
 "$out/mosqprov" completion zsh >"$out/completions/_mosqprov"
 "$out/mosqprov" completion fish >"$out/completions/mosqprov.fish"
-"$out/mosqprov" man --dir "$out/man" --gzip >/dev/null
-rm "$out/mosqprov"
+# The man pages come from a program of their own (internal/cmd/gen-docs), so
+# mosqprov doesn't link the renderers: the same command tree, one page per
+# visible command.
+CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out/gen-docs" ./internal/cmd/gen-docs
+"$out/gen-docs" --dir "$out/man" --gzip >/dev/null
+rm "$out/mosqprov" "$out/gen-docs"
 
 # Debian's /usr/share/doc/mosqprov/changelog.gz, pointing at the release notes;
 # gzip -n keeps the bytes free of a name and time.

@@ -501,7 +501,7 @@ var quotedWord = regexp.MustCompile(`'[^']*'|"[^"]*"`)
 // TestEveryCommandHasExamplesThatParse holds each visible leaf command's
 // --help to at least one example of itself, and every example line to the
 // real command tree: a renamed flag or a wrong argument count fails here.
-// (exampleArgs, from man_test.go, reads the same lines in the README.)
+// (exampleArgs, from readme_test.go, reads the same lines in the README.)
 func TestEveryCommandHasExamplesThatParse(t *testing.T) {
 	newRoot := func() *cobra.Command {
 		return NewRootCmd(NewApp(&IOStreams{In: strings.NewReader(""), Out: io.Discard, ErrOut: io.Discard}))

@@ -20,7 +20,17 @@ import (
 )
 
 // Main runs mosqprov with args and returns the process exit code.
-func Main(args []string) int {
+func Main(args []string) int { return MainWith(args) }
+
+// Command builds one command on the App, as each command group's
+// constructor does.
+type Command func(*App) *cobra.Command
+
+// MainWith runs like Main on a command tree with extra commands added: the
+// man-page generator (internal/cmd/gen-docs) adds its own, so mosqprov
+// itself doesn't link the Markdown and roff renderers that every run would
+// initialise.
+func MainWith(args []string, extra ...Command) int {
 	// A run lasts milliseconds and keeps little alive, but Go collects
 	// first when the heap reaches 4 MB: `user add` in a 10,000-user
 	// password file (two copies of a 1.2 MB file) collected once, for a
@@ -33,12 +43,13 @@ func Main(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return Run(ctx, NewApp(SystemIO()), args)
+	return Run(ctx, NewApp(SystemIO()), args, extra...)
 }
 
-// Run executes one command line on app and prints the outcome once.
-func Run(ctx context.Context, app *App, args []string) int {
-	root := NewRootCmd(app)
+// Run executes one command line on app, on the command tree plus extra,
+// and prints the outcome once.
+func Run(ctx context.Context, app *App, args []string, extra ...Command) int {
+	root := NewRootCmd(app, extra...)
 	root.SetArgs(args)
 	root.SetIn(app.IO.In)
 	root.SetOut(app.IO.Out)
@@ -136,8 +147,9 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
 }
 
-// NewRootCmd builds the command tree on app.
-func NewRootCmd(a *App) *cobra.Command {
+// NewRootCmd builds the command tree on app, with extra commands added
+// (see MainWith).
+func NewRootCmd(a *App, extra ...Command) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "mosqprov",
 		Short: "Provision and maintain a secured Eclipse Mosquitto broker",
@@ -160,7 +172,7 @@ idempotent: run it twice and the second run changes nothing and says so.`,
 	f.StringVarP(&a.Globals.Output, "output", "o", "text", "output format: text or json")
 	f.BoolVarP(&a.Globals.Verbose, "verbose", "v", false, "on stderr, say what is written (where, owner, mode), locked and run, and where a password came from")
 
-	for _, build := range []func(*App) *cobra.Command{
+	for _, build := range append([]Command{
 		newVersionCmd,
 		newUserCmd,
 		newCertCmd,
@@ -177,8 +189,7 @@ idempotent: run it twice and the second run changes nothing and says so.`,
 		newVerifyCmd,
 		newDoctorCmd,
 		newStatusCmd,
-		newManCmd,
-	} {
+	}, extra...) {
 		if c := build(a); c != nil {
 			root.AddCommand(c)
 		}

@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"bytes"
@@ -17,22 +17,23 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
 
+	"github.com/mosqprov/mosqprov/pkg/cli"
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/system"
 )
 
-// manOptions drives `mosqprov man`, which packaging runs (GoReleaser's
+// manOptions drives the man command, which packaging runs (GoReleaser's
 // before hooks) so the pages always match the commands that exist.
 type manOptions struct {
-	App  *App
+	App  *cli.App
 	Root *cobra.Command
 
 	Dir  string
 	Gzip bool
 }
 
-func newManCmd(a *App) *cobra.Command {
+func newManCmd(a *cli.App) *cobra.Command {
 	opts := &manOptions{App: a}
 	cmd := &cobra.Command{
 		Use:   "man --dir DIR",
@@ -112,7 +113,7 @@ func runMan(_ context.Context, opts *manOptions) error {
 // SOURCE_DATE_EPOCH, the reproducible-builds convention, is honoured, then now.
 func manHeader(now time.Time) doc.GenManHeader {
 	date := now
-	if t, err := time.Parse(time.RFC3339, Build().Date); err == nil {
+	if t, err := time.Parse(time.RFC3339, cli.Build().Date); err == nil {
 		date = t
 	} else if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
 		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
@@ -123,7 +124,7 @@ func manHeader(now time.Time) doc.GenManHeader {
 	return doc.GenManHeader{
 		Section: "1",
 		Date:    &date,
-		Source:  "mosqprov " + Build().Version,
+		Source:  "mosqprov " + cli.Build().Version,
 		Manual:  "mosqprov manual",
 	}
 }
@@ -177,13 +178,13 @@ var exitStatuses = []struct {
 	code    int
 	meaning string
 }{
-	{ExitOK, "success (and, for checks, everything passed)"},
-	{ExitError, "the command failed, or a check (user verify, cert status, verify, doctor) found a problem"},
-	{ExitChanges, "plan --detailed-exitcode: there are changes to apply"},
-	{ExitUsage, "bad flags, arguments or input; nothing was changed"},
-	{ExitNoSystemd, "the service can't be driven: systemd is not PID 1 here"},
-	{ExitRolledBack, "the broker did not come up after a change; the previous files were restored"},
-	{ExitInterrupted, "cancelled; nothing was changed"},
+	{cli.ExitOK, "success (and, for checks, everything passed)"},
+	{cli.ExitError, "the command failed, or a check (user verify, cert status, verify, doctor) found a problem"},
+	{cli.ExitChanges, "plan --detailed-exitcode: there are changes to apply"},
+	{cli.ExitUsage, "bad flags, arguments or input; nothing was changed"},
+	{cli.ExitNoSystemd, "the service can't be driven: systemd is not PID 1 here"},
+	{cli.ExitRolledBack, "the broker did not come up after a change; the previous files were restored"},
+	{cli.ExitInterrupted, "cancelled; nothing was changed"},
 }
 
 // rootManExtra is what mosqprov(1) says beyond the flags: the sections a man
@@ -194,10 +195,10 @@ var rootManExtra = func() string {
 	for _, e := range exitStatuses {
 		fmt.Fprintf(&b, ".TP\n.B %d\n%s\n", e.code, e.meaning)
 	}
-	b.WriteString(".SH ENVIRONMENT\n.TP\n.B " + PasswordEnv + "\n" +
+	b.WriteString(".SH ENVIRONMENT\n.TP\n.B " + cli.PasswordEnv + "\n" +
 		"a password for commands that need one, instead of the hidden prompt or --password-stdin. " +
 		"Passwords are never accepted as arguments: argv is visible to every user in ps(1).\n" +
-		".TP\n.B " + P12PasswordEnv + "\n" +
+		".TP\n.B " + cli.P12PasswordEnv + "\n" +
 		"the password of the PKCS#12 bundle cert client --p12 writes.\n")
 	b.WriteString(".SH FILES\n")
 	for _, f := range []struct{ path, meaning string }{

@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"bytes"
@@ -17,23 +17,25 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/cobra"
 
+	"github.com/mosqprov/mosqprov/pkg/cli"
 	"github.com/mosqprov/mosqprov/pkg/system"
 )
 
 // manTestApp is an App on a temporary root whose output is captured.
-func manTestApp(t *testing.T) (*App, *bytes.Buffer, string) {
+func manTestApp(t *testing.T) (*cli.App, *bytes.Buffer, string) {
 	t.Helper()
 	root := t.TempDir()
 	var out bytes.Buffer
-	a := NewApp(&IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &out})
+	a := cli.NewApp(&cli.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &out})
 	a.Sys = system.NewReal(root, system.WithRunner(&system.Recorder{}))
 	return a, &out, root
 }
 
-// manTree is the real command tree plus commands this test invents, so the
-// test fails if the generator only knows a fixed list of commands.
-func manTree(a *App) *cobra.Command {
-	root := NewRootCmd(a)
+// manTree is the real command tree, with the man command as this program
+// adds it, plus commands this test invents, so the test fails if the
+// generator only knows a fixed list of commands.
+func manTree(a *cli.App) *cobra.Command {
+	root := cli.NewRootCmd(a, newManCmd)
 	extra := &cobra.Command{Use: "zz-extra", Short: "An invented command group"}
 	extra.AddCommand(&cobra.Command{Use: "nested", Short: "An invented leaf", Example: "mosqprov zz-extra nested", Run: func(*cobra.Command, []string) {}})
 	root.AddCommand(extra)
@@ -111,7 +113,7 @@ func TestManPagesFollowCommandTree(t *testing.T) {
 			t.Errorf("mosqprov.1 SEE ALSO lacks %s", c.Name())
 		}
 	}
-	for _, s := range []string{".SH EXIT STATUS", ".B 130", PasswordEnv, P12PasswordEnv, "/etc/mosqprov/ca/ca.key"} {
+	for _, s := range []string{".SH EXIT STATUS", ".B 130", cli.PasswordEnv, cli.P12PasswordEnv, "/etc/mosqprov/ca/ca.key"} {
 		if !strings.Contains(top, s) {
 			t.Errorf("mosqprov.1 lacks %q", s)
 		}
@@ -236,7 +238,7 @@ func TestManRemovesOnlyStalePages(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := runMan(context.Background(), &manOptions{App: a, Root: NewRootCmd(a), Dir: "/man", Gzip: true}); err != nil {
+	if err := runMan(context.Background(), &manOptions{App: a, Root: cli.NewRootCmd(a, newManCmd), Dir: "/man", Gzip: true}); err != nil {
 		t.Fatal(err)
 	}
 	got := listDir(t, dir)
@@ -255,229 +257,42 @@ func TestManRemovesOnlyStalePages(t *testing.T) {
 	}
 }
 
-// readme returns the user documentation: README.md and the pages under docs/
-// it links to, which together document these commands (architecture.md is
-// the code's map, not a user's page).
-func readme(t *testing.T) string {
-	t.Helper()
-	pages, err := filepath.Glob(filepath.Join("..", "..", "docs", "*.md"))
+// TestMissingDirIsAUsageError: without --dir nothing is written and the exit
+// code is the usage error's, as every mosqprov command's bad flags are.
+func TestMissingDirIsAUsageError(t *testing.T) {
+	a, out, hostRoot := manTestApp(t)
+	if code := cli.Run(context.Background(), a, manArgs(nil), newManCmd); code != cli.ExitUsage {
+		t.Errorf("exit %d, want %d (usage); output:\n%s", code, cli.ExitUsage, out)
+	}
+	if !strings.Contains(out.String(), "mosqprov: --dir: is required") {
+		t.Errorf("output lacks the --dir error:\n%s", out)
+	}
+	if got := listDir(t, hostRoot); len(got) != 0 {
+		t.Errorf("wrote %v", got)
+	}
+}
+
+// TestMosqprovDoesNotLinkTheRenderers holds the reason this program exists:
+// mosqprov's binary must not import cobra/doc and the Markdown renderers
+// behind it, whose initialisation every run of mosqprov would pay.
+func TestMosqprovDoesNotLinkTheRenderers(t *testing.T) {
+	goBin, err := exec.LookPath("go")
 	if err != nil {
-		t.Fatal(err)
+		t.Skip("the go command is not on PATH")
 	}
-	var all strings.Builder
-	for _, p := range append([]string{filepath.Join("..", "..", "README.md")}, pages...) {
-		if filepath.Base(p) == "architecture.md" {
-			continue
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all.Write(b)
-		all.WriteString("\n")
+	out, err := exec.Command(goBin, "list", "-deps", "github.com/mosqprov/mosqprov/cmd/mosqprov").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
 	}
-	return all.String()
-}
-
-// readmeCodeLines are the lines of the README's fenced code blocks: the
-// examples a reader copies, as opposed to prose that only names a command.
-func readmeCodeLines(doc string) []string {
-	var lines []string
-	inside := false
-	for _, line := range strings.Split(doc, "\n") {
-		if strings.HasPrefix(strings.TrimSpace(line), "```") {
-			inside = !inside
-			continue
-		}
-		if !inside {
-			continue
-		}
-		// A line ending in a backslash continues on the next one.
-		if n := len(lines); n > 0 && strings.HasSuffix(lines[n-1], "\\") {
-			lines[n-1] = strings.TrimSuffix(lines[n-1], "\\") + " " + strings.TrimSpace(line)
-			continue
-		}
-		lines = append(lines, line)
+	deps := strings.Fields(string(out))
+	if !slices.Contains(deps, "github.com/spf13/cobra") {
+		t.Fatalf("go list -deps gave no cobra; is it listing mosqprov?\n%s", out)
 	}
-	return lines
-}
-
-// commandWords are the words of each mosqprov call on an example line, with
-// flags (and the values of the global flags that take one) left out:
-// "sudo mosqprov --root /mnt cert server --name x" gives [cert server x].
-func commandWords(line string) [][]string {
-	var calls [][]string
-	for _, args := range exampleArgs(line) {
-		var words []string
-		for j := 0; j < len(args); j++ {
-			switch w := args[j]; {
-			case w == "--root" || w == "-o" || w == "--output" || w == "-f":
-				j++
-			case strings.HasPrefix(w, "-"):
-			default:
-				words = append(words, w)
+	for _, d := range deps {
+		for _, bad := range []string{"github.com/spf13/cobra/doc", "github.com/cpuguy83/go-md2man", "github.com/russross/blackfriday"} {
+			if strings.HasPrefix(d, bad) {
+				t.Errorf("mosqprov links %s", d)
 			}
 		}
-		calls = append(calls, words)
-	}
-	return calls
-}
-
-// covers says whether words (from an example) run the command path, where an
-// example may name alternatives: "service start|stop|restart|reload".
-func covers(words, path []string) bool {
-	if len(words) < len(path) {
-		return false
-	}
-	for i, p := range path {
-		if !slices.Contains(strings.Split(words[i], "|"), p) {
-			return false
-		}
-	}
-	return true
-}
-
-// TestREADMEHasAnExampleOfEveryCommand holds the README to the command tree:
-// a command added without an example in a code block fails here.
-func TestREADMEHasAnExampleOfEveryCommand(t *testing.T) {
-	a, _, _ := manTestApp(t)
-	root := NewRootCmd(a)
-	root.InitDefaultCompletionCmd()
-	var calls [][]string
-	for _, line := range readmeCodeLines(readme(t)) {
-		calls = append(calls, commandWords(line)...)
-	}
-	var walk func(c *cobra.Command)
-	walk = func(c *cobra.Command) {
-		var subs []*cobra.Command
-		for _, s := range c.Commands() {
-			// PowerShell completion is cobra's; nobody runs it on a Pi.
-			if s.IsAvailableCommand() && s.Name() != "help" && s.Name() != "powershell" {
-				subs = append(subs, s)
-			}
-		}
-		if len(subs) == 0 {
-			path := strings.Fields(c.CommandPath())[1:]
-			if !slices.ContainsFunc(calls, func(w []string) bool { return covers(w, path) }) {
-				t.Errorf("README.md has no example (in a code block) of %q", c.CommandPath())
-			}
-		}
-		for _, s := range subs {
-			walk(s)
-		}
-	}
-	walk(root)
-}
-
-// exampleArgs are the arguments of each mosqprov call on an example line, up
-// to where the shell takes over again (a pipe, a redirection, a comment);
-// "a|b" alternatives are taken as their first.
-func exampleArgs(line string) [][]string {
-	var calls [][]string
-	fields := shellFields(line)
-	for i, f := range fields {
-		if !strings.HasSuffix(f, "(mosqprov") && !(commandPosition(fields[:i]) &&
-			(f == "mosqprov" || strings.HasSuffix(f, "/mosqprov"))) {
-			continue
-		}
-		var args []string
-		for _, w := range fields[i+1:] {
-			if strings.ContainsAny(w[:1], "|&<>#;") {
-				break
-			}
-			last := strings.HasSuffix(w, ")")
-			args = append(args, strings.Trim(strings.TrimSuffix(w, ")"), `'"`))
-			if last {
-				break
-			}
-		}
-		calls = append(calls, args)
-	}
-	return calls
-}
-
-// shellFields splits line at blanks outside quotes, as a shell does, and
-// keeps the quotes (exampleArgs trims them): --topic 'a/# out 1' is one word.
-func shellFields(line string) []string {
-	var out []string
-	var cur strings.Builder
-	in, quote := false, rune(0)
-	for _, r := range line {
-		switch {
-		case quote != 0:
-			cur.WriteRune(r)
-			if r == quote {
-				quote = 0
-			}
-		case r == '\'' || r == '"':
-			quote, in = r, true
-			cur.WriteRune(r)
-		case r == ' ' || r == '\t':
-			if in {
-				out = append(out, cur.String())
-				cur.Reset()
-				in = false
-			}
-		default:
-			in = true
-			cur.WriteRune(r)
-		}
-	}
-	if in {
-		out = append(out, cur.String())
-	}
-	return out
-}
-
-// commandPosition says whether the word after before is one the shell (or
-// sudo, cron, Ansible) runs as a command, rather than an argument such as
-// "go build -o mosqprov" or "scp mosqprov host:".
-func commandPosition(before []string) bool {
-	if len(before) == 0 {
-		return true
-	}
-	prev := before[len(before)-1]
-	switch {
-	case slices.Contains([]string{"sudo", "exec", "&&", "||", "|", ";", "$", "root"}, prev),
-		strings.HasPrefix(prev, "--preserve-env"),
-		strings.HasSuffix(prev, ":"),                                 // YAML: "command: mosqprov apply ..."
-		strings.Contains(prev, "=") && !strings.HasPrefix(prev, "-"): // VAR=value mosqprov
-		return true
-	}
-	return false
-}
-
-// TestREADMEExamplesParse runs every example's command line through the real
-// command tree's flag parsing, so a renamed flag or command fails here and
-// not on a reader's Pi. Synopsis lines ("[-f FILE]") are not examples.
-func TestREADMEExamplesParse(t *testing.T) {
-	a, _, _ := manTestApp(t)
-	n := 0
-	for _, line := range readmeCodeLines(readme(t)) {
-		if strings.Contains(line, " [-") {
-			continue
-		}
-		for _, args := range exampleArgs(line) {
-			// "service start|stop": one of the alternatives stands for all.
-			for i, w := range args {
-				args[i], _, _ = strings.Cut(w, "|")
-			}
-			root := NewRootCmd(a)
-			root.InitDefaultCompletionCmd()
-			cmd, rest, err := root.Find(args)
-			if err == nil {
-				err = cmd.ParseFlags(rest)
-			}
-			if err == nil && cmd.Args != nil {
-				err = cmd.Args(cmd, cmd.Flags().Args())
-			}
-			if err != nil {
-				t.Errorf("README example %q: %v", strings.TrimSpace(line), err)
-			}
-			n++
-		}
-	}
-	if n < 50 {
-		t.Errorf("found only %d example command lines in README.md; is the parser broken?", n)
 	}
 }
