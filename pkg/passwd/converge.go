@@ -114,8 +114,7 @@ func Converge(sys system.System, path string, want []Desired, opts Options) (Res
 		if len(want) == 0 {
 			// Only removals, from a file that can't exist: nothing to do,
 			// and no folder to create for it.
-			e, _ := edit(&walk{src: emptySource{}}, nil, nil, nil, opts, io.Discard, nil)
-			res.Users = e.users
+			res.Users = edit(scanned{}, 0, nil, nil, nil, opts, newInspector(0)).users
 			return res, nil
 		}
 		if _, err := sys.EnsureDir(dir, system.Attr{Mode: 0o755}); err != nil {
@@ -138,32 +137,27 @@ func Converge(sys system.System, path string, want []Desired, opts Options) (Res
 	} else if err != nil {
 		return res, fmt.Errorf("read password file %s: %w", path, err)
 	}
+	// One walk reads the file: it checks that it is text, keeps the lines
+	// of the users named and inspects the others. A user line is about 120
+	// bytes: the inspector's table is sized for every line at once, as
+	// growing it would touch twice the memory.
 	old := &walk{src: src}
-	picks, err := old.scan(want)
+	ins := newInspector(int(src.Size() / 120))
+	sc, err := old.scan(want, opts, ins)
 	if errs.IsInput(err) {
 		return res, errs.Invalid(path, "%s", errs.Problem(err))
 	}
 	if err != nil {
 		return res, fmt.Errorf("read password file %s: %w", path, err)
 	}
-	hashes, statuses := resolve(picks, want, opts)
-	// One walk of the edit tells what changes, the new file's size and
-	// what the broker will make of each of its lines; the write walks it
-	// once more.
-	// A user line is about 120 bytes: a table sized for every line at
-	// once, as growing it would touch twice the memory.
-	ins := newInspector(int(src.Size() / 120))
-	e, err := edit(old, want, hashes, statuses, opts, io.Discard, ins)
-	if err != nil {
-		return res, fmt.Errorf("read password file %s: %w", path, err)
-	}
+	hashes, statuses := resolve(sc.picks, want, opts)
+	e := edit(sc, src.Size(), want, hashes, statuses, opts, ins)
 	res.Users, res.others = e.users, e.others
 	if !existed && e.size == 0 {
 		return res, nil // nothing to hold: don't create an empty file
 	}
 	action, err := sys.WriteFrom(path, e.size, func(w io.Writer) error {
-		_, err := edit(old, want, hashes, statuses, opts, w, nil)
-		return err
+		return e.write(src, src.Size(), w, old.buf)
 	}, attr)
 	if err != nil {
 		return res, err // it names the file and what failed
@@ -359,131 +353,6 @@ func parallel(n int, fn func(i int)) {
 	}
 	close(next)
 	wg.Wait()
-}
-
-// edited is what an edit wrote and found.
-type edited struct {
-	users  []UserResult
-	others bool
-	// changed: a line was dropped, replaced or added; size and lines are
-	// the new file's.
-	changed bool
-	size    int64
-	lines   int
-}
-
-// edit writes the new file to out: a desired user's first line is replaced
-// in place (an unchanged one is kept byte for byte), its other lines are
-// dropped, removed (and, with Prune, unwanted) users' lines are dropped,
-// new users are appended, and every other line stays as it was. ins, when
-// set, inspects each line written.
-func edit(old *walk, want []Desired, hashes []string, statuses []UserResult, opts Options, out io.Writer, ins *inspector) (edited, error) {
-	var e edited
-	w := &counter{w: out}
-	index := make(map[string]int, len(want))
-	for i, d := range want {
-		index[d.Name] = i
-	}
-	remove := map[string]bool{}
-	for _, n := range opts.Remove {
-		remove[n] = true
-	}
-	placed := make([]bool, len(want))
-	removed := map[string]bool{}
-	// Users removed because the desired list leaves them out (Prune), each
-	// once, in file order.
-	var pruned []string
-	var unmanaged []string
-	var seen map[string]bool
-	if !opts.SkipUnmanaged {
-		seen = map[string]bool{}
-	}
-	var last byte
-	put := func(l Line) error {
-		if l.Raw == "" {
-			return nil
-		}
-		e.lines++
-		if ins != nil {
-			l.Num = e.lines
-			ins.add(l)
-		}
-		last = l.Raw[len(l.Raw)-1]
-		_, err := io.WriteString(w, l.Raw)
-		return err
-	}
-	for l := range old.lines() {
-		var err error
-		i, wanted := index[l.Name]
-		switch {
-		case l.Kind != Entry:
-			err = put(l)
-		case wanted && placed[i]:
-			e.changed = true // a duplicate: drop it
-		case wanted:
-			placed[i] = true
-			if statuses[i].Status == Unchanged {
-				err = put(l)
-			} else {
-				e.changed = true
-				err = put(readLine(entryLine(want[i].Name, hashes[i]), 0))
-			}
-		case remove[l.Name] || opts.Prune:
-			e.changed = true
-			if !removed[l.Name] {
-				name := strings.Clone(l.Name)
-				if !remove[name] {
-					pruned = append(pruned, name)
-				}
-				removed[name] = true
-			}
-		default:
-			e.others = true
-			if seen != nil && !seen[l.Name] {
-				name := strings.Clone(l.Name)
-				seen[name] = true
-				unmanaged = append(unmanaged, name)
-			}
-			err = put(l)
-		}
-		if err != nil {
-			return e, err
-		}
-	}
-	if old.err != nil {
-		return e, old.err
-	}
-	for i, d := range want {
-		if placed[i] {
-			continue
-		}
-		e.changed = true
-		if e.lines > 0 && last != '\n' {
-			if _, err := io.WriteString(w, "\n"); err != nil {
-				return e, err
-			}
-			last = '\n'
-		}
-		if err := put(readLine(entryLine(d.Name, hashes[i]), 0)); err != nil {
-			return e, err
-		}
-	}
-	e.size = w.n
-	e.users = append([]UserResult(nil), statuses...)
-	for _, n := range opts.Remove {
-		if removed[n] {
-			e.users = append(e.users, UserResult{Name: n, Status: Removed})
-		} else {
-			e.users = append(e.users, UserResult{Name: n, Status: Absent, Detail: "not in the file"})
-		}
-	}
-	for _, n := range pruned {
-		e.users = append(e.users, UserResult{Name: n, Status: Removed, Detail: "not in the desired list"})
-	}
-	for _, n := range unmanaged {
-		e.users = append(e.users, UserResult{Name: n, Status: Unmanaged})
-	}
-	return e, nil
 }
 
 // canGive refuses, before any folder is created, a run that could not give

@@ -36,6 +36,8 @@ type Line struct {
 	// false when the line has nothing after the name.
 	Hash    string
 	HasHash bool
+	// off is where the line starts in the file.
+	off int64
 }
 
 // File is a parsed password file: every line kept, so writing it back
@@ -83,7 +85,9 @@ func lines(text string) iter.Seq[Line] {
 			if n == 0 {
 				n = len(rest)
 			}
-			if !yield(readLine(rest[:n], num)) {
+			l := readLine(rest[:n], num)
+			l.off = int64(len(text) - len(rest))
+			if !yield(l) {
 				return
 			}
 			rest = rest[n:]

@@ -3,6 +3,7 @@ package passwd
 import (
 	"bytes"
 	"encoding/base64"
+	"iter"
 	"os"
 	"path/filepath"
 	"slices"
@@ -55,14 +56,47 @@ func FuzzParse(f *testing.F) {
 		if old.err != nil || !slices.Equal(walked, file.Lines) {
 			t.Fatalf("walk (buffer %d) differs from Parse: %v\n%+v\n%+v", old.buffer, old.err, walked, file.Lines)
 		}
-		picks, err := old.scan(want)
-		if err != nil {
-			t.Fatal(err)
+		// The planned edit gives the bytes, users and findings the
+		// previous release's edit of the whole text gives, for a desired
+		// user, a removed one, and with Prune and SkipUnmanaged.
+		var victim string
+		if e := file.Entries(); len(e) > 0 {
+			victim = e[len(e)/2].Name
 		}
-		hashes, st := resolve(picks, want, Options{})
 		var out bytes.Buffer
-		if _, err := edit(old, want, hashes, st, Options{}, &out, nil); err != nil {
-			t.Fatal(err)
+		usable := victim != "fuzzuser" && ValidateLineName(victim) == nil
+		both := want
+		if usable && ValidateName(victim) == nil {
+			both = append([]Desired{{Name: victim, Hash: hash}}, want...)
+		}
+		for _, c := range []struct {
+			want []Desired
+			opts Options
+		}{
+			{want, Options{}},
+			{want, Options{Remove: []string{victim}}},
+			{want, Options{Prune: true}},
+			{both, Options{SkipUnmanaged: true, Remove: []string{"nobody-here"}}},
+		} {
+			want, opts := c.want, c.opts
+			if !usable {
+				opts.Remove = nil
+			}
+			got, gotUsers, findings := editStreamed(t, old, data, want, opts)
+			ref, refUsers := referenceEdit(string(data), want, old, opts)
+			if string(got) != string(ref) {
+				t.Fatalf("options %+v: edit wrote\n%q\nthe reference\n%q", opts, got, ref)
+			}
+			if !slices.Equal(gotUsers, refUsers) {
+				t.Fatalf("options %+v: users %+v, the reference %+v", opts, gotUsers, refUsers)
+			}
+			if refFindings := Inspect(ref); !slices.Equal(findings, refFindings) && !(len(findings) == 0 && len(refFindings) == 0) {
+				t.Fatalf("options %+v: findings\n%+v\nInspect of the result\n%+v", opts, findings, refFindings)
+			}
+			if len(want) == 1 && len(opts.Remove) == 0 && !opts.Prune {
+				out.Reset()
+				out.Write(got)
+			}
 		}
 		back, err := Parse(out.Bytes())
 		if err != nil {
@@ -136,3 +170,102 @@ func FuzzParseHash(f *testing.F) {
 type byteSource struct{ *bytes.Reader }
 
 func (b byteSource) Size() int64 { return b.Reader.Size() }
+
+// editStreamed runs the edit as Converge does, on old.
+func editStreamed(t *testing.T, old *walk, data []byte, want []Desired, opts Options) ([]byte, []UserResult, []Finding) {
+	t.Helper()
+	ins := newInspector(0)
+	sc, err := old.scan(want, opts, ins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hashes, st := resolve(sc.picks, want, opts)
+	e := edit(sc, int64(len(data)), want, hashes, st, opts, ins)
+	var out bytes.Buffer
+	if err := e.write(bytes.NewReader(data), int64(len(data)), &out, make([]byte, 1+len(data)%7)); err != nil {
+		t.Fatal(err)
+	}
+	if int64(out.Len()) != e.size {
+		t.Fatalf("edit said %d bytes, wrote %d", e.size, out.Len())
+	}
+	if e.changed != (out.String() != string(data)) {
+		t.Fatalf("edit says changed=%v, the bytes say otherwise", e.changed)
+	}
+	findings := ins.findings(func() iter.Seq[Line] { return lines(out.String()) })
+	return out.Bytes(), e.users, findings
+}
+
+// referenceEdit is the edit of mosqprov 0.x before it streamed (issue 12
+// §5): the whole text in memory, one buffer out. The statuses come from
+// resolve on old's lines, as Converge's.
+func referenceEdit(text string, want []Desired, old *walk, opts Options) (out []byte, users []UserResult) {
+	sc, _ := old.scan(want, opts, newInspector(0))
+	hashes, statuses := resolve(sc.picks, want, opts)
+	index := make(map[string]int, len(want))
+	for i, d := range want {
+		index[d.Name] = i
+	}
+	remove := map[string]bool{}
+	for _, n := range opts.Remove {
+		remove[n] = true
+	}
+	placed := map[string]bool{}
+	removed := map[string]bool{}
+	var pruned, unmanaged []string
+	var seen map[string]bool
+	if !opts.SkipUnmanaged {
+		seen = map[string]bool{}
+	}
+	for l := range lines(text) {
+		if l.Kind != Entry {
+			out = append(out, l.Raw...)
+			continue
+		}
+		i, wanted := index[l.Name]
+		switch {
+		case wanted && placed[l.Name]:
+		case wanted:
+			placed[l.Name] = true
+			if statuses[i].Status == Unchanged {
+				out = append(out, l.Raw...)
+			} else {
+				out = append(out, entryLine(l.Name, hashes[i])...)
+			}
+		case remove[l.Name] || opts.Prune:
+			if !removed[l.Name] && !remove[l.Name] {
+				pruned = append(pruned, l.Name)
+			}
+			removed[l.Name] = true
+		default:
+			if seen != nil && !seen[l.Name] {
+				seen[l.Name] = true
+				unmanaged = append(unmanaged, l.Name)
+			}
+			out = append(out, l.Raw...)
+		}
+	}
+	for i, d := range want {
+		if placed[d.Name] {
+			continue
+		}
+		if len(out) > 0 && out[len(out)-1] != '\n' {
+			out = append(out, '\n')
+		}
+		out = append(out, entryLine(d.Name, hashes[i])...)
+	}
+	users = append([]UserResult(nil), statuses...)
+	for _, n := range opts.Remove {
+		if removed[n] {
+			users = append(users, UserResult{Name: n, Status: Removed})
+		} else {
+			users = append(users, UserResult{Name: n, Status: Absent, Detail: "not in the file"})
+		}
+	}
+	for _, n := range pruned {
+		users = append(users, UserResult{Name: n, Status: Removed, Detail: "not in the desired list"})
+	}
+	for _, n := range unmanaged {
+		users = append(users, UserResult{Name: n, Status: Unmanaged})
+	}
+	return out, users
+}

@@ -174,6 +174,13 @@ func (in *inspector) add(l Line) {
 	in.remember(in.hash(l.Name))
 }
 
+// renumber moves the findings so far to the line numbers number gives.
+func (in *inspector) renumber(number func(int) int) {
+	for i := range in.out {
+		in.out[i].Line = number(in.out[i].Line)
+	}
+}
+
 // findings are the lines' findings in file order; again walks the same
 // lines once more when names may repeat.
 func (in *inspector) findings(again func() iter.Seq[Line]) []Finding {

@@ -8,13 +8,12 @@ import (
 	"strings"
 	"unsafe"
 
-	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/system"
 )
 
-// A Converge walks the password file several times (its text check and the
-// desired users' lines, the edit, the comparison with the file, the write,
-// the findings), each time through one small buffer: a 10,000-user file is
+// A Converge reads the password file through one small buffer: a walk of
+// its lines (edit.go's scan), then a copy into the new file, and a second
+// walk only when two lines' user names hash alike. A 10,000-user file is
 // never held in memory (issue 12 §5).
 
 // readBuffer is the buffer a walk reads the file through; a longer line
@@ -87,9 +86,10 @@ func (w *walk) lines() iter.Seq[Line] {
 			if n == 0 {
 				return
 			}
-			raw := unsafe.String(&buf[start], n)
+			l := readLine(unsafe.String(&buf[start], n), num)
+			l.off = off + int64(start)
 			start += n
-			if !yield(readLine(raw, num)) {
+			if !yield(l) {
 				return
 			}
 		}
@@ -97,41 +97,8 @@ func (w *walk) lines() iter.Seq[Line] {
 }
 
 // owned is l with its own copies of the walk's bytes.
-func owned(l Line) Line { return readLine(strings.Clone(l.Raw), l.Num) }
-
-// scan checks the file is text and returns the lines of the users in want.
-func (w *walk) scan(want []Desired) (map[string]*pick, error) {
-	picks := make(map[string]*pick, len(want))
-	for _, d := range want {
-		picks[d.Name] = &pick{}
-	}
-	for l := range w.lines() {
-		if strings.IndexByte(l.Raw, 0) >= 0 {
-			return nil, errs.Invalid("password file", "line %d holds a NUL byte: not a text password file", l.Num)
-		}
-		if p := picks[l.Name]; p != nil && l.Kind == Entry {
-			p.add(owned(l))
-		}
-	}
-	return picks, w.err
-}
-
-// counter counts what is written through it.
-type counter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *counter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
-
-// WriteString writes a line of the walk without copying it: a Writer
-// neither keeps nor changes what it is given (io.Writer's contract), and a
-// copy per line made 10,000 lines cost more than the file's size in fresh
-// memory.
-func (c *counter) WriteString(s string) (int, error) {
-	return c.Write(unsafe.Slice(unsafe.StringData(s), len(s)))
+func owned(l Line) Line {
+	o := readLine(strings.Clone(l.Raw), l.Num)
+	o.off = l.off
+	return o
 }
