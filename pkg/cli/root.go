@@ -49,7 +49,11 @@ func MainWith(args []string, extra ...Command) int {
 // Run executes one command line on app, on the command tree plus extra,
 // and prints the outcome once.
 func Run(ctx context.Context, app *App, args []string, extra ...Command) int {
-	root := NewRootCmd(app, extra...)
+	return run(ctx, app, args, rootFor(app, args, extra))
+}
+
+// run executes args on root, the tree Run built.
+func run(ctx context.Context, app *App, args []string, root *cobra.Command) int {
 	root.SetArgs(args)
 	root.SetIn(app.IO.In)
 	root.SetOut(app.IO.Out)
@@ -147,9 +151,92 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
 }
 
+// commands are mosqprov's commands, each by the name its constructor gives
+// it (TestCommandTable holds the two together).
+var commands = []struct {
+	name  string
+	build Command
+}{
+	{"version", newVersionCmd},
+	{"user", newUserCmd},
+	{"cert", newCertCmd},
+	{"conf", newConfCmd},
+	{"acl", newACLCmd},
+	{"bridge", newBridgeCmd},
+	{"backup", newBackupCmd},
+	{"restore", newRestoreCmd},
+	{"install", newInstallCmd},
+	{"service", newServiceCmd},
+	{"plan", newPlanCmd},
+	{"apply", newApplyCmd},
+	{"setup", newSetupCmd},
+	{"verify", newVerifyCmd},
+	{"doctor", newDoctorCmd},
+	{"status", newStatusCmd},
+}
+
 // NewRootCmd builds the command tree on app, with extra commands added
 // (see MainWith).
 func NewRootCmd(a *App, extra ...Command) *cobra.Command {
+	root := newRoot(a)
+	for _, c := range commands {
+		root.AddCommand(c.build(a))
+	}
+	for _, build := range extra {
+		root.AddCommand(build(a))
+	}
+	refuseUnknownSubcommands(a, root)
+	return root
+}
+
+// rootFor is the tree a command line runs on. Building every command's
+// flags is a fifth of the page faults of mosqprov's start (some fifty, each
+// tens of microseconds on a small VM or a Pi), so a line that names one of
+// mosqprov's commands gets a root with that command alone: nothing it does
+// or prints involves the others. Anything else (help, completion, an
+// unknown word, flags rootFor doesn't read) gets the whole tree.
+func rootFor(a *App, args []string, extra []Command) *cobra.Command {
+	name := commandWord(args)
+	if len(extra) > 0 || name == "" {
+		return NewRootCmd(a, extra...)
+	}
+	for _, c := range commands {
+		if c.name == name {
+			root := newRoot(a)
+			root.AddCommand(c.build(a))
+			// cobra would add its completion command and its four
+			// shells' flags; the line doesn't run it.
+			root.CompletionOptions.DisableDefaultCmd = true
+			refuseUnknownSubcommands(a, root)
+			return root
+		}
+	}
+	return NewRootCmd(a, extra...)
+}
+
+// commandWord is the first word of args after the global flags, as cobra
+// finds it; "" when a flag other than the global ones comes first, or a
+// global one in a form this doesn't read (-vo json), so the whole tree
+// decides.
+func commandWord(args []string) string {
+	for i := 0; i < len(args); i++ {
+		switch w := args[i]; {
+		case w == "--root" || w == "--output" || w == "-o":
+			i++ // the value follows
+		case w == "--dry-run" || w == "--verbose" || w == "-v",
+			strings.HasPrefix(w, "--root="), strings.HasPrefix(w, "--output="),
+			strings.HasPrefix(w, "-o"): // -ojson
+		case strings.HasPrefix(w, "-"):
+			return ""
+		default:
+			return w
+		}
+	}
+	return ""
+}
+
+// newRoot is the root command with the global flags and no commands.
+func newRoot(a *App) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "mosqprov",
 		Short: "Provision and maintain a secured Eclipse Mosquitto broker",
@@ -171,30 +258,6 @@ idempotent: run it twice and the second run changes nothing and says so.`,
 	f.BoolVar(&a.Globals.DryRun, "dry-run", false, "read everything, write and run nothing, print what would change")
 	f.StringVarP(&a.Globals.Output, "output", "o", "text", "output format: text or json")
 	f.BoolVarP(&a.Globals.Verbose, "verbose", "v", false, "on stderr, say what is written (where, owner, mode), locked and run, and where a password came from")
-
-	for _, build := range append([]Command{
-		newVersionCmd,
-		newUserCmd,
-		newCertCmd,
-		newConfCmd,
-		newACLCmd,
-		newBridgeCmd,
-		newBackupCmd,
-		newRestoreCmd,
-		newInstallCmd,
-		newServiceCmd,
-		newPlanCmd,
-		newApplyCmd,
-		newSetupCmd,
-		newVerifyCmd,
-		newDoctorCmd,
-		newStatusCmd,
-	}, extra...) {
-		if c := build(a); c != nil {
-			root.AddCommand(c)
-		}
-	}
-	refuseUnknownSubcommands(a, root)
 	return root
 }
 
