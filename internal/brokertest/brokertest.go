@@ -130,6 +130,9 @@ type Broker struct {
 	cmd  *exec.Cmd
 	done chan error
 	out  lockedBuffer
+	// exited and exitErr are the end Exited saw.
+	exited  bool
+	exitErr error
 }
 
 // lockedBuffer is the broker's stdout and stderr, readable while it runs.
@@ -233,6 +236,24 @@ func (b *Broker) Reload() error {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return b.cmd.Process.Signal(hangup)
+}
+
+// Exited reports whether the broker process has ended on its own (2.1
+// exits on a reload it can't take), and its exit error.
+func (b *Broker) Exited() (bool, error) {
+	if b.exited {
+		return true, b.exitErr
+	}
+	if b.cmd == nil {
+		return true, nil
+	}
+	select {
+	case err := <-b.done:
+		b.exited, b.exitErr, b.cmd = true, err, nil
+		return true, err
+	default:
+		return false, nil
+	}
 }
 
 // Shutdown ends the broker the way systemctl stop does (SIGTERM), so it

@@ -2,6 +2,7 @@ package systemd
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -13,6 +14,11 @@ import (
 // that it read its configuration again (it does at once on SIGHUP; this
 // only covers a loaded machine).
 const ReloadLogWait = 2 * time.Second
+
+// reloadSettle is how long the log of a failed reload must stay still
+// before it is taken as the whole story (2.1.2 logs its exit a moment
+// after the first error).
+const reloadSettle = 300 * time.Millisecond
 
 // logMark is where each of the broker's log files ended before a reload.
 type logMark map[string]int
@@ -49,50 +55,142 @@ func (s *Service) configuredLogFiles() []string {
 // configuration again.
 var errReloadRefused = errors.New("the broker could not read its configuration again on reload (on SIGHUP it reads every file as the mosquitto user, so each must be readable by that user); it runs on without the files after the error")
 
+// errReloadExited is a reload the broker could not take and ended on
+// (mosquitto 2.1.2 exits on a password file it can't open, where 2.0 runs
+// on refusing every login).
+var errReloadExited = errors.New("the broker could not read its configuration again on reload and exited (on SIGHUP it reads every file as the mosquitto user, so each must be readable by that user and valid)")
+
+// reloadFailures are the broker's words for a reload it could not take, as
+// the real 2.0.11, 2.0.21 and 2.1.2 log them (TestReloadRefusedRealBroker):
+//
+//   - a configuration file it can't open or parse ends the read, the broker
+//     running on without the files after it (all three):
+//     "Error: Unable to open config file F." (2.1 quotes F: 'F'),
+//     "Error: Unknown configuration variable "x"." ('x' on 2.1), then
+//     "Error found at FILE:LINE." ('FILE:LINE' on 2.1 for an included file);
+//   - a password file it can't open: 2.0 runs on refusing every login with
+//     "Error: Unable to open pwfile "F"." and "Error opening password file
+//     "F".", 2.1.2 logs "password-file: Error: Unable to open pwfile "F"."
+//     and "mosquitto version 2.1.2 terminating", and exits with status 13
+//     (Restart=on-failure then starts it again, as root);
+//   - a CRL it can't load: "Error: Unable to load certificate revocation
+//     file "F". Check crlfile." and "Error when reloading certificate 'C' or
+//     key 'K'." (all three run on).
+var reloadFailures = []string{
+	"Error found at ",
+	"Unable to open pwfile ",
+	"Error opening password file ",
+	"Error: Unable to load certificate revocation file ",
+	"Error when reloading certificate ",
+}
+
+// exitLine is the broker's last line, "mosquitto version 2.1.2 terminating".
+func exitLine(msg string) bool {
+	return strings.HasPrefix(msg, "mosquitto version ") && strings.HasSuffix(msg, " terminating")
+}
+
+// reloadFailed reports whether msg is one of the broker's words for a
+// reload it could not take.
+func reloadFailed(msg string) bool {
+	if exitLine(msg) {
+		return true
+	}
+	for _, f := range reloadFailures {
+		if strings.Contains(msg, f) {
+			return true
+		}
+	}
+	return false
+}
+
+// refusal is what the broker said against its configuration when it
+// re-read it, from the lines one reload left in its log (after "Reloading
+// config."): its error lines up to the last that says the reload failed
+// (reloadFailures, or its exit), each once. Lines after that are the
+// broker's ordinary life (clients, which may have errors of their own).
+// exited is whether the broker ended on the reload.
+func refusal(lines []string) (refused []string, exited bool) {
+	last := -1
+	for i, msg := range lines {
+		if reloadFailed(msg) {
+			last = i
+		}
+	}
+	seen := map[string]bool{}
+	for _, msg := range lines[:last+1] {
+		if seen[msg] || !strings.Contains(msg, "Error") && !exitLine(msg) {
+			continue
+		}
+		seen[msg] = true
+		refused = append(refused, msg)
+		exited = exited || exitLine(msg)
+	}
+	return refused, exited
+}
+
 // reloadRefused is what the broker said against its configuration when it
 // re-read it, from what its log files got after m: on SIGHUP mosquitto
-// (2.0 and 2.1) logs "Reloading config.", reads every file again, and a
-// file it can't open or parse ends the read with "Error found at
-// FILE:LINE." while the broker runs on, with the files after that one not
-// read: a password file or ACL that was never re-read, under a reload that
-// systemctl calls a success. Checked with the real 2.0.11 and 2.0.21
-// (TestApplyInRealSystemd, pkg/plan): a conf.d file the mosquitto user
-// can't read.
-func (s *Service) reloadRefused(m logMark) []string {
+// (2.0 and 2.1) logs "Reloading config.", reads every file again, and logs
+// why a file could not be taken (reloadFailures): a password file or ACL
+// that was never re-read, under a reload that systemctl calls a success,
+// or (2.1) a broker that exited. nil when the reload was taken. The error
+// wraps errReloadExited when the broker ended on it, errReloadRefused
+// otherwise.
+func (s *Service) reloadRefused(m logMark) error {
 	if m == nil {
 		return nil
 	}
 	// Real time, not s.Sys.Now: a test's clock may stand still.
+	size, still := -1, time.Now()
 	for deadline := time.Now().Add(ReloadLogWait); ; time.Sleep(50 * time.Millisecond) {
-		seen := false
+		seen, exited, total := false, false, 0
 		var refused []string
 		for p, from := range m {
 			data, err := s.Sys.ReadFile(p)
 			if err != nil {
 				continue
 			}
+			total += len(data)
 			if len(data) < from {
 				from = 0 // rotated meanwhile
 			}
-			reloading := false
-			var errs []string
+			var reload []string
+			in := false
+			end := func() {
+				if in {
+					r, x := refusal(reload)
+					refused, exited = append(refused, r...), exited || x
+				}
+				reload, in = nil, false
+			}
 			for _, line := range strings.Split(string(data[from:]), "\n") {
 				_, msg, _ := strings.Cut(line, ": ") // after the timestamp
 				switch {
 				case msg == "Reloading config.":
-					seen, reloading, errs = true, true, nil
-				case reloading && strings.HasPrefix(msg, "Error found at "):
-					refused = append(refused, append(errs, msg)...)
-					reloading = false
-				case reloading && strings.HasPrefix(msg, "Error"):
-					errs = append(errs, msg)
-				case reloading && !strings.HasPrefix(msg, "Loading config file "):
-					reloading = false // the read is over
+					end()
+					seen, in = true, true
+				case strings.HasPrefix(msg, "mosquitto version ") && strings.HasSuffix(msg, " starting"):
+					end() // a new broker (systemd started it again)
+				case in:
+					reload = append(reload, msg)
 				}
 			}
+			end()
 		}
-		if seen || time.Now().After(deadline) {
-			return refused
+		if total != size {
+			size, still = total, time.Now()
+		}
+		// A failed reload is read to its end: 2.1 logs more errors, then
+		// its exit, after the first.
+		settled := len(refused) == 0 || exited || time.Since(still) >= reloadSettle
+		if seen && settled || time.Now().After(deadline) {
+			switch {
+			case len(refused) == 0:
+				return nil
+			case exited:
+				return fmt.Errorf("%w: %s", errReloadExited, strings.Join(refused, " "))
+			}
+			return fmt.Errorf("%w: %s", errReloadRefused, strings.Join(refused, " "))
 		}
 	}
 }

@@ -292,11 +292,11 @@ func (s *Service) run(ctx context.Context, verb string, wait bool) (system.Chang
 	detail := cmd.String()
 	if wait && !s.Sys.IsDryRun() {
 		up, err := s.WaitUp(ctx)
+		if refused := s.reloadRefused(mark); refused != nil {
+			return system.Change{}, s.fail(ctx, verb, refused)
+		}
 		if err != nil {
 			return system.Change{}, s.fail(ctx, verb, err)
-		}
-		if refused := s.reloadRefused(mark); len(refused) > 0 {
-			return system.Change{}, s.fail(ctx, verb, fmt.Errorf("%w: %s", errReloadRefused, strings.Join(refused, " ")))
 		}
 		detail += "; " + up
 	}

@@ -134,11 +134,14 @@ func (s *Service) Settle(ctx context.Context, need system.Need) (system.Change, 
 		return system.NewChange(what, "", action, cmd.String()), nil
 	}
 	up, err := s.WaitUp(ctx)
+	// A broker that ended on the reload (2.1.2 exits, status 13, on a
+	// password file it can't open) is down, and its log says why better
+	// than the unit's state.
+	if refused := s.reloadRefused(mark); refused != nil {
+		return s.rollback(ctx, op, refused)
+	}
 	if err != nil {
 		return s.rollback(ctx, op, err)
-	}
-	if refused := s.reloadRefused(mark); len(refused) > 0 {
-		return s.rollback(ctx, op, fmt.Errorf("%w: %s", errReloadRefused, strings.Join(refused, " ")))
 	}
 	if cmd.Args[0] == "kill" {
 		up += "; SIGHUP sent with " + cmd.String() + " because systemctl reload failed"
