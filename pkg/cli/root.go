@@ -190,7 +190,7 @@ func NewRootCmd(a *App, extra ...Command) *cobra.Command {
 }
 
 // rootFor is the tree a command line runs on. Building every command's
-// flags is a fifth of the page faults of mosqprov's start (some fifty, each
+// flags is a tenth of the page faults of mosqprov's start (some fifty, each
 // tens of microseconds on a small VM or a Pi), so a line that names one of
 // mosqprov's commands gets a root with that command alone: nothing it does
 // or prints involves the others. Anything else (help, completion, an
