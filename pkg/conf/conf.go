@@ -162,6 +162,19 @@ type Config struct {
 	// PluginDir holds mosquitto_password_file.so and mosquitto_acl_file.so
 	// (AuthForm21): /usr/lib/<multiarch>/mosquitto on Debian.
 	PluginDir string `json:"plugin_dir,omitempty"`
+	// MaxConnectionsOnReload says the installed broker applies a
+	// listener's new max_connections on SIGHUP (MaxConnectionsReloads):
+	// Write then asks a reload, not a restart, when only max_connections
+	// changed. Not rendered.
+	MaxConnectionsOnReload bool `json:"-"`
+}
+
+// MaxConnectionsReloads reports whether mosquitto major.minor applies a
+// listener's new max_connections on SIGHUP, as measured with the real
+// brokers (TestTunablesTakeEffect): 2.1.2 does; 2.0.11 and 2.0.21 keep the
+// old limit until a restart.
+func MaxConnectionsReloads(major, minor int) bool {
+	return major > 2 || major == 2 && minor >= 1
 }
 
 // TunableLines are the configuration lines of c.Tunables.

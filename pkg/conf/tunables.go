@@ -83,7 +83,8 @@ var LogDests = []string{"file", "syslog", "stderr"}
 // log_dest, memory_limit, persistence and autosave_interval take effect on
 // SIGHUP. max_queued_messages and max_packet_size don't, even for clients
 // that connect after the reload (mosquitto.conf(5) says max_queued_messages
-// is reloaded: it is not), nor does a listener's max_connections. Those and
+// is reloaded: it is not), nor does a listener's first max_connections
+// (2.1.2 does: MaxConnectionsReloads). Those and
 // the two that can't be observed in a test (max_inflight_messages,
 // persistent_client_expiration) need a restart.
 var reloadableTunables = []string{"persistence ", "autosave_interval ", "sys_interval ", "log_type ", "log_dest ", "memory_limit "}

@@ -73,7 +73,12 @@ func newDebianWith(t *testing.T, m brokertest.Mosquitto) *debian {
 // max_connections maxConn (0: none), and returns what the broker needs.
 func (d *debian) write(t *testing.T, tun conf.Tunables, maxConn int) system.Need {
 	t.Helper()
-	cfg := conf.Config{AllowAnonymous: true, Tunables: tun,
+	var major, minor int
+	if _, err := fmt.Sscanf(d.m.Version, "%d.%d", &major, &minor); err != nil {
+		t.Fatalf("mosquitto version %q: %v", d.m.Version, err)
+	}
+	// As apply writes it for the installed broker (pkg/plan's confStep).
+	cfg := conf.Config{AllowAnonymous: true, Tunables: tun, MaxConnectionsOnReload: conf.MaxConnectionsReloads(major, minor),
 		Listeners: []conf.Listener{{Type: conf.MQTT, Port: d.port, Bind: "127.0.0.1", MaxConnections: maxConn}}}
 	res, err := conf.Write(system.NewReal("/"), d.dropIn, cfg)
 	if err != nil {
@@ -166,12 +171,16 @@ type effect struct {
 	name string
 	// before is what the broker starts with; after is the tunable set.
 	before, after conf.Tunables
-	maxConn       int
+	// maxConnBefore and maxConn are the listener's max_connections
+	// before and after (0: none).
+	maxConnBefore, maxConn int
 	// observe reports whether the broker behaves as `after` says.
 	observe func(t *testing.T, d *debian, b *brokertest.Broker) bool
-	// reloadsFrom21: a setting 2.0 reads only at start that 2.1 also
-	// reads on SIGHUP.
-	reloadsFrom21 bool
+	// reloadsFrom21: a setting mosqprov restarts 2.0 for and reloads 2.1
+	// for (max_connections, conf.MaxConnectionsReloads); on20 is whether
+	// 2.0's SIGHUP takes it all the same (it takes a changed or removed
+	// limit, not a first one: the restart stays, one rule for 2.0).
+	reloadsFrom21, on20 bool
 }
 
 var effects = []effect{
@@ -229,6 +238,12 @@ var effects = []effect{
 		// is refused (docs/reference.md).
 		return holdThenRefused(t, d, 2)
 	}},
+	{name: "max_connections raised", maxConnBefore: 1, maxConn: 3, reloadsFrom21: true, on20: true, observe: func(t *testing.T, d *debian, b *brokertest.Broker) bool {
+		return !holdThenRefused(t, d, 2)
+	}},
+	{name: "max_connections removed", maxConnBefore: 1, maxConn: 0, reloadsFrom21: true, on20: true, observe: func(t *testing.T, d *debian, b *brokertest.Broker) bool {
+		return !holdThenRefused(t, d, 2)
+	}},
 }
 
 // TestTunablesTakeEffect starts the real broker with each tunable and sees
@@ -248,7 +263,7 @@ func testTunablesTakeEffect(t *testing.T, m brokertest.Mosquitto) {
 		t.Run(e.name, func(t *testing.T) {
 			t.Run("restart", func(t *testing.T) {
 				d := newDebianWith(t, m)
-				d.write(t, e.before, 0)
+				d.write(t, e.before, e.maxConnBefore)
 				b := d.start(t)
 				if e.observe(t, d, b) {
 					t.Fatal("seen without the setting: the observation proves nothing")
@@ -263,7 +278,7 @@ func testTunablesTakeEffect(t *testing.T, m brokertest.Mosquitto) {
 			})
 			t.Run("reload", func(t *testing.T) {
 				d := newDebianWith(t, m)
-				d.write(t, e.before, 0)
+				d.write(t, e.before, e.maxConnBefore)
 				b := d.start(t)
 				need := d.write(t, e.after, e.maxConn)
 				if err := b.Reload(); err != nil {
@@ -272,11 +287,11 @@ func testTunablesTakeEffect(t *testing.T, m brokertest.Mosquitto) {
 				time.Sleep(300 * time.Millisecond)
 				reloaded := e.observe(t, d, b)
 				t.Logf("mosquitto %s: %s: on SIGHUP %v; conf.Write says %s", m, e.name, reloaded, need)
-				if e.reloadsFrom21 && m.AtLeast(2, 1) {
-					// conf.Write doesn't know the version: it says restart,
-					// which works on each, one restart more than 2.1 needs.
-					if !reloaded || need != system.NeedRestart {
-						t.Fatalf("mosquitto %s: %s: SIGHUP takes effect: %v (2.1.2: true), conf.Write says %s (restart)", m, e.name, reloaded, need)
+				// conf.Write, told the installed version as apply tells it,
+				// asks a reload on 2.1 and keeps the restart on 2.0.
+				if e.reloadsFrom21 && !m.AtLeast(2, 1) {
+					if reloaded != e.on20 || need != system.NeedRestart {
+						t.Fatalf("mosquitto %s: %s: SIGHUP takes effect: %v (%v), conf.Write says %s (restart)", m, e.name, reloaded, e.on20, need)
 					}
 					return
 				}

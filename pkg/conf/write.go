@@ -21,7 +21,8 @@ var Attr = layout.Public
 // broker needs. Listener changes need a restart; when only the global
 // authentication lines changed (acl_file, password_file, allow_anonymous,
 // which mosquitto.conf(5) says are reloaded on SIGHUP, checked with 2.0.11)
-// a reload is enough and no client is dropped.
+// a reload is enough and no client is dropped; so it is for a listener's
+// max_connections when cfg.MaxConnectionsOnReload (mosquitto 2.1).
 func Write(sys system.System, p string, cfg Config) (system.Result, error) {
 	var res system.Result
 	data, err := Render(cfg)
@@ -43,7 +44,7 @@ func Write(sys system.System, p string, cfg Config) (system.Result, error) {
 	}
 	res.Add(system.NewChange("broker configuration", p, action, ""))
 	if action.Changed() {
-		res.Needs(NeedFor(old, data))
+		res.Needs(needFor(old, data, cfg.MaxConnectionsOnReload))
 	}
 	return res, nil
 }
@@ -66,20 +67,25 @@ func lockDir(sys system.System, p string) (func(), error) {
 var reloadable = append([]string{"acl_file ", "password_file ", "allow_anonymous "}, reloadableTunables...)
 
 // NeedFor says what a running broker needs to pick up new in place of old.
-func NeedFor(old, new []byte) system.Need {
+func NeedFor(old, new []byte) system.Need { return needFor(old, new, false) }
+
+// needFor is NeedFor, with a listener's max_connections among the lines a
+// reload applies when maxConnOnReload (mosquitto 2.1,
+// MaxConnectionsReloads).
+func needFor(old, new []byte, maxConnOnReload bool) system.Need {
 	if bytes.Equal(old, new) {
 		return system.NeedNothing
 	}
 	if len(old) == 0 {
 		return system.NeedRestart
 	}
-	if bytes.Equal(stripReloadable(old), stripReloadable(new)) {
+	if bytes.Equal(stripReloadable(old, maxConnOnReload), stripReloadable(new, maxConnOnReload)) {
 		return system.NeedReload
 	}
 	return system.NeedRestart
 }
 
-func stripReloadable(data []byte) []byte {
+func stripReloadable(data []byte, maxConnOnReload bool) []byte {
 	var out []string
 	for _, line := range strings.Split(string(data), "\n") {
 		// Blank lines and comments mean nothing to the broker.
@@ -88,6 +94,9 @@ func stripReloadable(data []byte) []byte {
 			if strings.HasPrefix(line, p) {
 				keep = false
 			}
+		}
+		if maxConnOnReload && strings.HasPrefix(line, "max_connections ") {
+			keep = false
 		}
 		if keep {
 			out = append(out, line)

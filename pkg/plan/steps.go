@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -224,6 +225,13 @@ func confStep(ctx context.Context, sys system.System, s *spec.Spec, d *desired, 
 		form, dir, warning = authForm(ctx, sys, r)
 		authPerListener(&cfg, s, withPasswords, form, dir)
 	}
+	// A listener's max_connections set, changed or removed takes a reload
+	// on 2.1 (a restart on 2.0; conf.MaxConnectionsReloads).
+	if withMaxConnections(sys, cfg) {
+		if v, known := installedBroker(ctx, sys, r); known {
+			cfg.MaxConnectionsOnReload = conf.MaxConnectionsReloads(v.Major, v.Minor)
+		}
+	}
 	res, err := conf.Write(sys, layout.DropIn, cfg)
 	if err != nil {
 		return err
@@ -351,4 +359,17 @@ func brokerNeed(p string) system.Need {
 		return system.NeedReload
 	}
 	return system.NeedNothing // the CA's own copy, which the broker never reads
+}
+
+// withMaxConnections reports whether a listener of cfg, or of the drop-in
+// it replaces, sets max_connections: only then does the broker's version
+// matter to what the drop-in needs.
+func withMaxConnections(sys system.System, cfg conf.Config) bool {
+	for _, l := range cfg.Listeners {
+		if l.MaxConnections != 0 {
+			return true
+		}
+	}
+	old, err := sys.ReadFile(layout.DropIn)
+	return err == nil && bytes.Contains(old, []byte("\nmax_connections "))
 }
