@@ -15,30 +15,8 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/conf"
 	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/spec"
-	"github.com/mosqprov/mosqprov/pkg/state"
 	"github.com/mosqprov/mosqprov/pkg/system"
 )
-
-// perListenerRoot is a target root whose recorded broker version and
-// plugins are m's, so apply writes that broker's own form.
-func perListenerRoot(t *testing.T, m brokertest.Mosquitto) (string, apt.Version) {
-	t.Helper()
-	v, err := apt.ParseVersion(m.Version)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := newRoot(t)
-	if err := recordBroker(root, v); err != nil {
-		t.Fatal(err)
-	}
-	if dir := pluginDir(realSys(m.File("/"))); dir != "" {
-		if err := os.MkdirAll(filepath.Join(root, dir), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		os.WriteFile(filepath.Join(root, dir, "mosquitto_password_file.so"), nil, 0o644)
-	}
-	return root, v
-}
 
 func parseSpec(t *testing.T, text string) *spec.Spec {
 	t.Helper()
@@ -64,7 +42,13 @@ func TestApplyDropListenerUsersRealBroker(t *testing.T) {
 }
 
 func testDropListenerUsers(t *testing.T, m brokertest.Mosquitto) {
-	root, v := perListenerRoot(t, m)
+	v, err := apt.ParseVersion(m.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The target has m's dpkg database and plugins, and no state.json yet:
+	// apply finds the version with dpkg, as on a Pi.
+	root := brokerRoot(t, m)
 	local, lan := brokertest.FreePort(t), brokertest.FreePort(t)
 	specText := func(users string) string {
 		return fmt.Sprintf(`listeners:
@@ -80,12 +64,17 @@ service: {enable: false}
 	env := map[string]string{"ALICE": "alice-secret", "BOB": "bob-secret"}
 	o := Options{LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
 	ctx := context.Background()
-	if _, err := Converge(ctx, realSys(root), parseSpec(t, specText(", users: [alice]")), o); err != nil {
+	if _, err := Converge(ctx, dpkgSys(root), parseSpec(t, specText(", users: [alice]")), o); err != nil {
 		t.Fatal(err)
 	}
 	limited := conf.ListenerPasswordFile(layout.PasswordFile, lan)
 	if _, err := os.Stat(filepath.Join(root, limited)); err != nil {
 		t.Fatal(err)
+	}
+	// The installed broker's own form, from the version dpkg gave.
+	form := map[bool]string{false: "per_listener_settings true\n", true: "plugin_use passwd." + fmt.Sprint(lan) + "\n"}[v.AtLeast(2, 1)]
+	if data, _ := os.ReadFile(filepath.Join(root, layout.DropIn)); !strings.Contains(string(data), form) {
+		t.Fatalf("mosquitto %s: the configuration is not in its form (%q):\n%s", v, form, data)
 	}
 	// Look-alikes that are not mosqprov's: a file without its marker, and a
 	// symlink to a file with it.
@@ -117,7 +106,7 @@ service: {enable: false}
 	// users: dropped. The plan says what apply will do, and writes nothing.
 	s2 := parseSpec(t, specText(""))
 	before := mtimes(t, root)
-	dry := system.NewDryRun(realSys(root))
+	dry := system.NewDryRun(dpkgSys(root))
 	plan, err := Converge(ctx, dry, s2, o)
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +126,7 @@ service: {enable: false}
 		t.Fatal("plan touched files")
 	}
 
-	res, err := Converge(ctx, realSys(root), s2, o)
+	res, err := Converge(ctx, dpkgSys(root), s2, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +181,7 @@ service: {enable: false}
 
 	// A second apply changes nothing.
 	before = mtimes(t, root)
-	sys3 := realSys(root)
+	sys3 := dpkgSys(root)
 	res3, err := Converge(ctx, sys3, s2, o)
 	if err != nil {
 		t.Fatal(err)
@@ -244,10 +233,4 @@ service: {enable: false}
 	if res, err := Converge(ctx, sys, parseSpec(t, gone), o); err != nil || res.Changed || len(sys.Changes()) > 0 {
 		t.Errorf("second apply: %v changed=%v %v", err, res.Changed, sys.Changes())
 	}
-}
-
-// recordBroker records v as the target's broker version, as apply does.
-func recordBroker(root string, v apt.Version) error {
-	_, err := state.Record(realSys(root), nil, v.String())
-	return err
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/mosqprov/mosqprov/pkg/layout"
 	"github.com/mosqprov/mosqprov/pkg/pki"
 	"github.com/mosqprov/mosqprov/pkg/spec"
-	"github.com/mosqprov/mosqprov/pkg/state"
 	"github.com/mosqprov/mosqprov/pkg/system"
 )
 
@@ -32,10 +31,8 @@ func TestRevokeOutsideClientsRealBroker(t *testing.T) {
 }
 
 func testRevokeOutsideClients(t *testing.T, m brokertest.Mosquitto) {
-	root := newRoot(t)
-	if _, err := state.Record(realSys(root), nil, m.Version); err != nil {
-		t.Fatal(err)
-	}
+	// The target has m's dpkg database: apply finds the version with dpkg.
+	root := brokerRoot(t, m)
 	ctx := context.Background()
 	mqtts := brokertest.FreePort(t)
 	specText := func(revoked string) *spec.Spec {
@@ -49,7 +46,7 @@ service: {enable: false}
 %s`, mqtts, revoked)
 		return parseSpec(t, text)
 	}
-	if _, err := Converge(ctx, realSys(root), specText(""), Options{}); err != nil {
+	if _, err := Converge(ctx, dpkgSys(root), specText(""), Options{}); err != nil {
 		t.Fatal(err)
 	}
 	// kitchen in the clients folder; the bridge's and the lost phone's
@@ -86,7 +83,7 @@ service: {enable: false}
 		t.Errorf("revoke --cert: need %v, revoked %q", crl.Need, crl.Revoked)
 	}
 	s := specText("revoked: [\"serial:" + serial + "\"]\n")
-	res, err := Converge(ctx, realSys(root), s, Options{})
+	res, err := Converge(ctx, dpkgSys(root), s, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +110,7 @@ service: {enable: false}
 
 	// Reruns change nothing.
 	before := mtimes(t, root)
-	sys := realSys(root)
+	sys := dpkgSys(root)
 	res2, err := Converge(ctx, sys, s, Options{})
 	if err != nil {
 		t.Fatal(err)
