@@ -27,8 +27,39 @@ func (e ErrNoSuchUser) Error() string {
 }
 
 // LookupUser reads the target's /etc/passwd under a root other than "/" (an
-// image being built has its own accounts), and the host's otherwise.
+// image being built has its own accounts), and the host's otherwise. An
+// account found is kept for the run: accounts are created during a run
+// (apt's postinst adds the broker's user) but not changed or removed, and
+// one command looks the same account up several times.
 func (s *Real) LookupUser(name string) (Account, error) {
+	if a, ok := s.found("user", name); ok {
+		return a, nil
+	}
+	a, err := s.lookupUser(name)
+	if err == nil {
+		s.keepFound("user", name, a)
+	}
+	return a, err
+}
+
+// found is an account (or, for a group, its id in GID) looked up before.
+func (s *Real) found(kind, name string) (Account, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.accounts[kind+":"+name]
+	return a, ok
+}
+
+func (s *Real) keepFound(kind, name string, a Account) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.accounts == nil {
+		s.accounts = map[string]Account{}
+	}
+	s.accounts[kind+":"+name] = a
+}
+
+func (s *Real) lookupUser(name string) (Account, error) {
 	if s.root != "/" {
 		data, err := s.ReadFile("/etc/passwd")
 		var le *LinkError
@@ -58,7 +89,19 @@ func (s *Real) LookupUser(name string) (Account, error) {
 	return Account{Name: name, UID: uid, GID: gid}, nil
 }
 
+// LookupGroup is LookupUser for a group: its id.
 func (s *Real) LookupGroup(name string) (int, error) {
+	if a, ok := s.found("group", name); ok {
+		return a.GID, nil
+	}
+	gid, err := s.lookupGroup(name)
+	if err == nil {
+		s.keepFound("group", name, Account{Name: name, GID: gid})
+	}
+	return gid, err
+}
+
+func (s *Real) lookupGroup(name string) (int, error) {
 	if s.root != "/" {
 		data, err := s.ReadFile("/etc/group")
 		var le *LinkError

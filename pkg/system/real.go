@@ -31,6 +31,8 @@ type Real struct {
 	reads map[string]readCopy
 	// streams are the files open for streamed reads, by host path (stream.go).
 	streams map[string]*keptFile
+	// accounts are the users and groups found (accounts.go).
+	accounts map[string]Account
 
 	rootMu  sync.Mutex
 	rootDir *os.Root // s.root, opened on first use (fsops.go)

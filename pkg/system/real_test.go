@@ -126,3 +126,35 @@ func TestLookupUnderRoot(t *testing.T) {
 		t.Fatalf("missing user: %v", err)
 	}
 }
+
+// An account found is looked up once a run; one not found is looked up
+// again, since apt's postinst creates the broker's user during an apply.
+func TestLookupKeepsWhatItFound(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	passwd, group := filepath.Join(root, "etc/passwd"), filepath.Join(root, "etc/group")
+	os.WriteFile(passwd, []byte("root:x:0:0::/root:/bin/sh\n"), 0o644)
+	os.WriteFile(group, []byte("root:x:0:\n"), 0o644)
+	s := NewReal(root)
+	if _, err := s.LookupUser("mosquitto"); err == nil {
+		t.Fatal("found a user the file doesn't hold")
+	}
+	// The package is installed: the user and group now exist.
+	os.WriteFile(passwd, []byte("root:x:0:0::/root:/bin/sh\nmosquitto:x:123:456::/var/lib/mosquitto:/usr/sbin/nologin\n"), 0o644)
+	os.WriteFile(group, []byte("root:x:0:\nmosquitto:x:456:\n"), 0o644)
+	if a, err := s.LookupUser("mosquitto"); err != nil || a.UID != 123 {
+		t.Fatalf("after the install: %+v %v", a, err)
+	}
+	if g, err := s.LookupGroup("mosquitto"); err != nil || g != 456 {
+		t.Fatalf("group after the install: %v %v", g, err)
+	}
+	// Found once, not read again: the files changed, the answers stay.
+	os.WriteFile(passwd, []byte("mosquitto:x:999:999::/:/bin/false\n"), 0o644)
+	os.WriteFile(group, []byte("mosquitto:x:999:\n"), 0o644)
+	if a, err := s.LookupUser("mosquitto"); err != nil || a.UID != 123 {
+		t.Fatalf("second lookup read the file again: %+v %v", a, err)
+	}
+	if g, err := s.LookupGroup("mosquitto"); err != nil || g != 456 {
+		t.Fatalf("second group lookup read the file again: %v %v", g, err)
+	}
+}
