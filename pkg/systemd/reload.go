@@ -15,10 +15,13 @@ import (
 // only covers a loaded machine).
 const ReloadLogWait = 2 * time.Second
 
-// reloadSettle is how long the log of a failed reload must stay still
-// before it is taken as the whole story (2.1.2 logs its exit a moment
-// after the first error).
-const reloadSettle = 300 * time.Millisecond
+// reloadStill is how long the broker's log must not grow after
+// "Reloading config." for its reload's lines to be taken as all of them;
+// reloadStillMax bounds that wait for a log that clients keep busy.
+const (
+	reloadStill    = 200 * time.Millisecond
+	reloadStillMax = time.Second
+)
 
 // logMark is where each of the broker's log files ended before a reload.
 type logMark map[string]int
@@ -56,8 +59,8 @@ func (s *Service) configuredLogFiles() []string {
 var errReloadRefused = errors.New("the broker could not read its configuration again on reload (on SIGHUP it reads every file as the mosquitto user, so each must be readable by that user); it runs on without the files after the error")
 
 // errReloadExited is a reload the broker could not take and ended on
-// (mosquitto 2.1.2 exits on a password file it can't open, where 2.0 runs
-// on refusing every login).
+// (mosquitto 2.1.2 exits on a password or ACL file it can't open, and on a
+// CRL it can't load for a mutual-TLS listener, where 2.0 runs on).
 var errReloadExited = errors.New("the broker could not read its configuration again on reload and exited (on SIGHUP it reads every file as the mosquitto user, so each must be readable by that user and valid)")
 
 // reloadFailures are the broker's words for a reload it could not take, as
@@ -73,13 +76,20 @@ var errReloadExited = errors.New("the broker could not read its configuration ag
 //     "F".", 2.1.2 logs "password-file: Error: Unable to open pwfile "F"."
 //     and "mosquitto version 2.1.2 terminating", and exits with status 13
 //     (Restart=on-failure then starts it again, as root);
+//   - an ACL file it can't open: "Error: Unable to open acl_file "F"." and
+//     "Error opening acl file "F"." (all three); 2.0 runs on, 2.1.2 exits
+//     with status 13;
 //   - a CRL it can't load: "Error: Unable to load certificate revocation
 //     file "F". Check crlfile." and "Error when reloading certificate 'C' or
-//     key 'K'." (all three run on).
+//     key 'K'." (all three); 2.0 runs on, and so does 2.1.2 unless the
+//     listener has require_certificate (mutual TLS, the only listeners
+//     mosqprov gives a crlfile), where it exits with status 8.
 var reloadFailures = []string{
 	"Error found at ",
 	"Unable to open pwfile ",
 	"Error opening password file ",
+	"Unable to open acl_file ",
+	"Error opening acl file ",
 	"Error: Unable to load certificate revocation file ",
 	"Error when reloading certificate ",
 }
@@ -141,7 +151,8 @@ func (s *Service) reloadRefused(m logMark) error {
 		return nil
 	}
 	// Real time, not s.Sys.Now: a test's clock may stand still.
-	size, still := -1, time.Now()
+	size, grew := -1, time.Now()
+	var seenAt time.Time
 	for deadline := time.Now().Add(ReloadLogWait); ; time.Sleep(50 * time.Millisecond) {
 		seen, exited, total := false, false, 0
 		var refused []string
@@ -177,13 +188,19 @@ func (s *Service) reloadRefused(m logMark) error {
 			}
 			end()
 		}
+		now := time.Now()
 		if total != size {
-			size, still = total, time.Now()
+			size, grew = total, now
 		}
-		// A failed reload is read to its end: 2.1 logs more errors, then
-		// its exit, after the first.
-		settled := len(refused) == 0 || exited || time.Since(still) >= reloadSettle
-		if seen && settled || time.Now().After(deadline) {
+		if seen && seenAt.IsZero() {
+			seenAt = now
+		}
+		// The broker writes a reload's lines one at a time, and under load
+		// they may come apart (its errors after "Reloading config.", 2.1's
+		// exit after its errors): its words are whole once it has exited
+		// or its log has been still a moment.
+		whole := seen && (exited || now.Sub(grew) >= reloadStill || now.Sub(seenAt) >= reloadStillMax)
+		if whole || !seen && now.After(deadline) {
 			switch {
 			case len(refused) == 0:
 				return nil

@@ -98,9 +98,11 @@ func (u *brokerUnit) Run(_ context.Context, cmd system.Cmd) (system.Output, erro
 // TestReloadRefusedRealBroker is what each real broker (2.0.11, 2.0.21,
 // 2.1.2) does on a reload it can't take, and what Settle makes of it: a
 // conf.d file the mosquitto user can't read, an unknown directive, a
-// password file it can't read, a CRL that isn't one. 2.0 runs on with the
-// old files (or, for the password file, refusing every login); 2.1.2 runs
-// on too, but exits (status 13) on the password file. Each is a failure with the broker's words, the files put back and
+// password file or an ACL file it can't read, a mutual-TLS listener's CRL
+// that isn't one. 2.0 runs on with the old files (or, for the password
+// file, refusing every login); 2.1.2 runs on after a configuration error
+// but exits on the password file, the ACL file (status 13) and the CRL
+// (status 8). Each is a failure with the broker's words, the files put back and
 // the broker up on them; a clean reload is a success.
 func TestReloadRefusedRealBroker(t *testing.T) {
 	brokertest.RequireBrokerUser(t)
@@ -124,17 +126,19 @@ func testReloadRefusedRealBroker(t *testing.T, m brokertest.Mosquitto) {
 	// alice:s3cret and bob:s3cret, PBKDF2-SHA512 lines from mosquitto_passwd (test fixtures).
 	alice := "alice:$7$101$/RETahMn8iLZFAWB$lLA65Issc+Tus5dOSfTp2G4KbiEJ6MG7RwIxFv2fRXaDFglSObQ+jFE1mc4FO9AdVz2rZBcErST27q4yVx4rYQ==\n"
 	bob := strings.Replace(alice, "alice:", "bob:", 1)
-	pw, crl := filepath.Join(dir, "passwd"), filepath.Join(dir, "crl.pem")
+	pw, acl, crl := filepath.Join(dir, "passwd"), filepath.Join(dir, "acl"), filepath.Join(dir, "crl.pem")
 	write(sys, pw, alice, mine)
+	write(sys, acl, "pattern readwrite t/#\n", mine)
 	ca, cert, key, crlPEM := testPKI(t)
 	write(sys, filepath.Join(dir, "ca.crt"), ca, system.Attr{Mode: 0o644})
 	write(sys, filepath.Join(dir, "server.crt"), cert, system.Attr{Mode: 0o644})
 	write(sys, filepath.Join(dir, "server.key"), key, mine)
 	write(sys, crl, crlPEM, system.Attr{Mode: 0o644})
 	port, tport := brokertest.FreePort(t), brokertest.FreePort(t)
-	write(sys, filepath.Join(confd, "mosqprov.conf"), fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous false\npassword_file %s\n"+
-		"listener %d 127.0.0.1\ncafile %[4]s/ca.crt\ncertfile %[4]s/server.crt\nkeyfile %[4]s/server.key\ncrlfile %[5]s\n",
-		port, pw, tport, dir, crl), system.Attr{Mode: 0o644})
+	// crlfile on a mutual-TLS listener, the only place mosqprov writes one.
+	write(sys, filepath.Join(confd, "mosqprov.conf"), fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous false\npassword_file %s\nacl_file %s\n"+
+		"listener %d 127.0.0.1\ncafile %[5]s/ca.crt\ncertfile %[5]s/server.crt\nkeyfile %[5]s/server.key\nrequire_certificate true\ncrlfile %[6]s\n",
+		port, pw, acl, tport, dir, crl), system.Attr{Mode: 0o644})
 	unit := &brokerUnit{t: t, top: t, m: m, dir: dir, conf: "include_dir " + confd + "\n", ports: []int{port, tport}}
 	unit.b = m.Start(t, dir, unit.conf, port, tport)
 	login := func(user string) error {
@@ -178,11 +182,24 @@ func testReloadRefusedRealBroker(t *testing.T, m brokertest.Mosquitto) {
 			}
 			return []string{`Error: Unable to open pwfile "` + pw + `".`, `Error opening password file "` + pw + `".`}
 		}, func(m brokertest.Mosquitto) bool { return m.AtLeast(2, 1) }, "alice"},
+		{"an ACL file only root reads", func(sys system.System) {
+			write(sys, acl, "pattern readwrite t/#\npattern read u/#\n", system.Attr{Mode: 0o600, User: "root", Group: "root"})
+		}, func(m brokertest.Mosquitto) []string {
+			w := []string{`Error: Unable to open acl_file "` + acl + `".`, `Error opening acl file "` + acl + `".`}
+			if m.AtLeast(2, 1) {
+				w = append(w, "mosquitto version "+m.Version+" terminating")
+			}
+			return w
+		}, func(m brokertest.Mosquitto) bool { return m.AtLeast(2, 1) }, "alice"},
 		{"a CRL that isn't one", func(sys system.System) {
 			write(sys, crl, "not a CRL\n", system.Attr{Mode: 0o644})
 		}, func(m brokertest.Mosquitto) []string {
-			return []string{`Error: Unable to load certificate revocation file "` + crl + `". Check crlfile.`, "Error when reloading certificate '" + dir + "/server.crt' or key '" + dir + "/server.key'."}
-		}, nil, "alice"},
+			w := []string{`Error: Unable to load certificate revocation file "` + crl + `". Check crlfile.`, "Error when reloading certificate '" + dir + "/server.crt' or key '" + dir + "/server.key'."}
+			if m.AtLeast(2, 1) {
+				w = append(w, "mosquitto version "+m.Version+" terminating")
+			}
+			return w
+		}, func(m brokertest.Mosquitto) bool { return m.AtLeast(2, 1) }, "alice"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			unit.t = t

@@ -134,9 +134,9 @@ func (s *Service) Settle(ctx context.Context, need system.Need) (system.Change, 
 		return system.NewChange(what, "", action, cmd.String()), nil
 	}
 	up, err := s.WaitUp(ctx)
-	// A broker that ended on the reload (2.1.2 exits, status 13, on a
-	// password file it can't open) is down, and its log says why better
-	// than the unit's state.
+	// A broker that ended on the reload (2.1.2 exits on a password or ACL
+	// file it can't open, or a mutual-TLS listener's CRL it can't load) is
+	// down, and its log says why better than the unit's state.
 	if refused := s.reloadRefused(mark); refused != nil {
 		return s.rollback(ctx, op, refused)
 	}
