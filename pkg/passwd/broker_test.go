@@ -247,3 +247,65 @@ func TestBrokerReadsFilesAsParseDoes(t *testing.T) {
 		t.Fatalf("only %d logins worked: the broker did not read the file", accepted)
 	}
 }
+
+// TestBrokerReadsAStreamedEdit: an edit of a file many read buffers long
+// (a user added, one given a new password, one removed, the last line
+// without its line ending) keeps every other line byte for byte, reports
+// the file's findings at their new line numbers, and the real broker reads
+// the result as intended.
+func TestBrokerReadsAStreamedEdit(t *testing.T) {
+	brokertest.Require(t)
+	sys := system.NewReal(brokertest.Dir(t))
+	h, err := New("x", PBKDF2, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seed strings.Builder
+	for i := range 2000 {
+		if i == 1700 {
+			seed.WriteString("broken line without a colon\n")
+		}
+		fmt.Fprintf(&seed, "user%05d:%s\n", i, h)
+	}
+	seed.WriteString("user01000:" + h.String()) // a duplicate, as the last line, open
+	seedFor(t, sys, []byte(seed.String()))
+	if len(seed.String()) < 10*readBuffer {
+		t.Fatalf("the file is %d bytes, not many buffers", len(seed.String()))
+	}
+
+	res, err := Converge(sys, target, []Desired{{Name: "newcomer", Password: "n"}, {Name: "user00500", Password: "changed"}},
+		Options{Remove: []string{"user01500"}, Iterations: 1, SkipUnmanaged: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(sys.HostPath(target))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every other line as it was; the open last line closed before the
+	// new user.
+	lines := strings.SplitAfter(string(got), "\n")
+	lines = lines[:len(lines)-1] // after the last line ending
+	// 2,000 users, the broken line and the duplicate, one removed, one added.
+	if len(lines) != 2002 || lines[len(lines)-2] != "user01000:"+h.String()+"\n" || !strings.HasPrefix(lines[len(lines)-1], "newcomer:$7$1$") {
+		t.Fatalf("%d lines, ending %q %q", len(lines), lines[len(lines)-2], lines[len(lines)-1])
+	}
+	want := strings.Replace(strings.Replace(seed.String(), "user01500:"+h.String()+"\n", "", 1),
+		"user00500:"+h.String()+"\n", lines[500], 1) + "\n" + lines[len(lines)-1]
+	if string(got) != want || !strings.HasPrefix(lines[500], "user00500:$7$1$") {
+		t.Fatal("the edit changed other lines than the three it names")
+	}
+	// Findings as Inspect of the written file gives them, renumbered.
+	if fmt.Sprint(res.Findings) != fmt.Sprint(Inspect(got)) || len(res.Findings) != 2 {
+		t.Fatalf("findings %v, Inspect of the file %v", res.Findings, Inspect(got))
+	}
+
+	_, port := startBroker(t, sys)
+	for _, c := range []struct{ user, pw string }{{"newcomer", "n"}, {"user00500", "changed"}, {"user00000", "x"}, {"user01999", "x"}, {"user01000", "x"}} {
+		if err := login(port, c.user, c.pw); err != nil {
+			t.Errorf("%s: %v", c.user, err)
+		}
+	}
+	assertRefused(t, port, "user00500", "x")
+	assertRefused(t, port, "user01500", "x")
+}
