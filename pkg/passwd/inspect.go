@@ -132,33 +132,40 @@ func (in *inspector) insert(h uint32) bool {
 }
 
 func (in *inspector) add(l Line) {
+	if kind, msg, bad := problem(l); bad {
+		f := Finding{Line: l.Num, Kind: kind, Message: msg}
+		if l.Kind == Entry {
+			f.User = strings.Clone(printable(l.Name))
+		}
+		in.out = append(in.out, f)
+		return
+	}
+	if l.Kind == Entry {
+		in.remember(in.hash(l.Name))
+	}
+}
+
+// problem is what the broker does wrong with l, if anything: a line it
+// reads no user from, or a user it drops. A comment, a blank line and a
+// valid user line have none.
+func problem(l Line) (kind FindingKind, msg string, bad bool) {
 	switch l.Kind {
 	case NoColon:
-		in.out = append(in.out, Finding{Line: l.Num, Kind: Ignored, Message: "the broker reads no user from it (no name before a ':')"})
-		return
+		return Ignored, "the broker reads no user from it (no name before a ':')", true
 	case Comment, Blank:
-		return
+		return "", "", false
 	}
-	add := func(kind FindingKind, msg string) {
-		in.out = append(in.out, Finding{Line: l.Num, User: strings.Clone(printable(l.Name)), Kind: kind, Message: msg})
-	}
-	trimmed := trimC(l.Raw)
 	switch {
-	case strings.HasPrefix(trimmed, "#"):
-		add(Rejected, "'#' after blanks does not make a comment: the broker reads this line as a user")
-		return
+	case strings.HasPrefix(trimC(l.Raw), "#"):
+		return Rejected, "'#' after blanks does not make a comment: the broker reads this line as a user", true
 	case l.Name == "":
-		add(Ignored, "no username before the ':'")
-		return
+		return Ignored, "no username before the ':'", true
 	case len(l.Name) > maxField:
-		add(Ignored, fmt.Sprintf("username is %d bytes; the broker skips names over %d", len(l.Name), maxField))
-		return
+		return Ignored, fmt.Sprintf("username is %d bytes; the broker skips names over %d", len(l.Name), maxField), true
 	case !utf8.ValidString(l.Name):
-		add(Rejected, "username is not valid UTF-8: no MQTT client can send it")
-		return
+		return Rejected, "username is not valid UTF-8: no MQTT client can send it", true
 	case !l.HasHash:
-		add(Ignored, "nothing after the ':': the broker skips the line")
-		return
+		return Ignored, "nothing after the ':': the broker skips the line", true
 	}
 	if err := checkHash(l.Hash); err != nil {
 		kind := Rejected
@@ -168,10 +175,9 @@ func (in *inspector) add(l Line) {
 		case cryptSHA512().MatchString(l.Hash):
 			kind = Crypt
 		}
-		add(kind, errs.Problem(err))
-		return
+		return kind, errs.Problem(err), true
 	}
-	in.remember(in.hash(l.Name))
+	return "", "", false
 }
 
 // renumber moves the findings so far to the line numbers number gives.
@@ -190,7 +196,7 @@ func (in *inspector) findings(again func() iter.Seq[Line]) []Finding {
 		// name's lines other than its last valid one are duplicates.
 		var valid []Line
 		for l := range again() {
-			if l.Kind == Entry && in.twice[in.hash(l.Name)] && validLine(l) {
+			if l.Kind == Entry && in.twice[in.hash(l.Name)] && !isProblem(l) {
 				valid = append(valid, Line{Num: l.Num, Name: strings.Clone(l.Name)})
 			}
 		}
@@ -209,11 +215,7 @@ func (in *inspector) findings(again func() iter.Seq[Line]) []Finding {
 	return out
 }
 
-// validLine reports whether add found nothing wrong with an Entry line.
-func validLine(l Line) bool {
-	return !strings.HasPrefix(trimC(l.Raw), "#") && l.Name != "" && len(l.Name) <= maxField &&
-		utf8.ValidString(l.Name) && l.HasHash && checkHash(l.Hash) == nil
-}
+func isProblem(l Line) bool { _, _, bad := problem(l); return bad }
 
 // printable makes a name from a file safe to print on one line.
 func printable(s string) string {
