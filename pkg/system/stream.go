@@ -41,10 +41,17 @@ type keptFile struct {
 	size int64
 }
 
-func keep(f *os.File, st *unix.Stat_t) *keptFile {
-	k := &keptFile{f: f, id: idOf(st), size: st.Size}
+// keep holds f as the version of its file it has open now; on an error f
+// is closed.
+func keep(f *os.File) (*keptFile, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
+		return nil, &os.PathError{Op: "stat", Path: f.Name(), Err: err}
+	}
+	k := &keptFile{f: f, id: idOf(&st), size: st.Size}
 	runtime.AddCleanup(k, func(f *os.File) { f.Close() }, f)
-	return k
+	return k, nil
 }
 
 func (k *keptFile) ReadAt(p []byte, off int64) (int, error) { return k.f.ReadAt(p, off) }
@@ -104,37 +111,42 @@ func (s *Real) hold(host string, k *keptFile) {
 // Open opens p for a streamed read, as ReadFile reads it: inside the root,
 // never through a final symlink, a regular file of at most MaxManaged bytes.
 func (s *Real) Open(p string) (Source, error) {
-	host := s.HostPath(p)
 	dir, name, err := s.openParent(p)
 	if err != nil {
 		return nil, err
 	}
 	defer dir.Close()
+	src, _, _, err := s.current(p, dir, name)
+	return src, err
+}
+
+// current is what the file name in dir holds now, read once: the
+// descriptor kept of this version, the bytes an earlier ReadFile read of
+// it, or the file opened now (and kept). Exactly one of kept and data is
+// set with src.
+func (s *Real) current(p string, dir *os.File, name string) (src Source, kept *keptFile, data []byte, err error) {
+	host := s.HostPath(p)
 	if st, err := statAt(dir, name); err == nil {
 		if k := s.kept(host, &st); k != nil {
-			return k, nil
+			return k, k, nil, nil
 		}
-		// Read once: bytes already read of this version serve as well.
 		if data, ok := s.readBefore(host, &st); ok {
-			return bytesSource{bytes.NewReader(data)}, nil
+			return bytesSource{bytes.NewReader(data)}, nil, data, nil
 		}
 	}
 	f, err := s.openFileAt(p, dir, name)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		f.Close()
-		return nil, &os.PathError{Op: "stat", Path: host, Err: err}
+	k, err := keep(f)
+	if err != nil {
+		return nil, nil, nil, err
 	}
-	if st.Size > MaxManaged {
-		f.Close()
-		return nil, fmt.Errorf("%s is larger than %s; refusing to read it (docs/reference.md, Limits)", p, Size(MaxManaged))
+	if k.size > MaxManaged {
+		return nil, nil, nil, fmt.Errorf("%s is larger than %s; refusing to read it (docs/reference.md, Limits)", p, Size(MaxManaged))
 	}
-	k := keep(f, &st)
 	s.hold(host, k)
-	return k, nil
+	return k, k, nil, nil
 }
 
 // errDiffers stops a comparison at the first byte that differs.
@@ -223,28 +235,12 @@ func (s *Real) WriteFrom(p string, size int64, content func(io.Writer) error, at
 		if info.Symlink {
 			return "", fmt.Errorf("write %s: %w", p, s.linkAt(p, dir, name))
 		}
-		// What the file holds now, for the comparison and a rollback: the
-		// descriptor or the bytes of an earlier read of this version (read
-		// once), or the file opened now.
-		before = &Snapshot{Mode: info.Mode, UID: info.UID, GID: info.GID}
-		var old Source
-		if k := s.kept(host, &st); k != nil {
-			old, before.kept = k, k
-		} else if data, ok := s.readBefore(host, &st); ok {
-			old, before.Data = bytesSource{bytes.NewReader(data)}, data
-		} else {
-			f, err := s.openFileAt(p, dir, name)
-			if err != nil {
-				return "", fmt.Errorf("write %s: %w", p, err)
-			}
-			var now unix.Stat_t
-			if err := unix.Fstat(int(f.Fd()), &now); err != nil {
-				f.Close()
-				return "", fmt.Errorf("stat %s: %w", host, err)
-			}
-			k := keep(f, &now)
-			old, before.kept = k, k
+		// What the file holds now, for the comparison and a rollback.
+		old, kept, data, err := s.current(p, dir, name)
+		if err != nil {
+			return "", fmt.Errorf("write %s: %w", p, err)
 		}
+		before = &Snapshot{Mode: info.Mode, UID: info.UID, GID: info.GID, Data: data, kept: kept}
 		// Another size is another content: no need to compare.
 		same := false
 		if old.Size() == size {
@@ -265,7 +261,9 @@ func (s *Real) WriteFrom(p string, size int64, content func(io.Writer) error, at
 		return "", fmt.Errorf("write %s: %w", p, err)
 	}
 	s.forget(host)
-	var after *keptFile
+	// The new file stays readable through a descriptor of its own (a diff,
+	// a later streamed read), whatever happens at the path afterwards.
+	var written *os.File
 	fill := func(f *os.File) error {
 		w := bufio.NewWriterSize(f, streamBuffer)
 		if err := content(w); err != nil {
@@ -277,31 +275,28 @@ func (s *Real) WriteFrom(p string, size int64, content func(io.Writer) error, at
 		if st, err := f.Stat(); err != nil || st.Size() != size {
 			return fmt.Errorf("content is not the %d bytes it was said to be", size)
 		}
-		// The new file stays readable through its own descriptor (a diff,
-		// a later streamed read), whatever happens at the path afterwards.
-		r, err := reopen(f)
-		if err != nil {
-			return err
-		}
-		var st unix.Stat_t
-		if err := unix.Fstat(int(r.Fd()), &st); err != nil {
-			r.Close()
-			return err
-		}
-		after = keep(r, &st)
-		return nil
+		var err error
+		written, err = reopen(f)
+		return err
 	}
 	if err := atomicFillAt(dir, name, host, fill, attr.Mode.Perm(), uid, gid); err != nil {
+		if written != nil {
+			written.Close()
+		}
 		return "", err
 	}
-	// Its times are final once written: fstat again for the id a later
+	// Kept after the rename, which moves its change time: the id a later
 	// Open compares with.
-	var now unix.Stat_t
-	if err := unix.Fstat(int(after.f.Fd()), &now); err == nil {
-		after.id = idOf(&now)
+	// Recorded whatever happens next: the file is replaced, and a rollback
+	// must know it.
+	after, err := keep(written)
+	if err == nil {
 		s.hold(host, after)
 	}
 	s.record(FileChange{Path: p, Action: action, Before: before, after: after})
+	if err != nil {
+		return "", fmt.Errorf("write %s: %w", p, err)
+	}
 	return action, nil
 }
 
