@@ -68,6 +68,16 @@ func parseStrace(t *testing.T, file string) []syscallEvent {
 			if len(args) >= 3 {
 				e.count, _ = strconv.Atoi(strings.Fields(args[2])[0])
 			}
+		case "copy_file_range":
+			// copy_file_range(fd_in, off_in, fd_out, off_out, len, flags):
+			// bytes written to fd_out, as a write.
+			e.name, e.fdPath = "write", ""
+			if len(args) >= 5 {
+				if fm := fdArg.FindStringSubmatch(args[2]); fm != nil {
+					e.fdPath = fm[2]
+				}
+				e.count, _ = strconv.Atoi(args[4])
+			}
 		case "rename":
 			if len(args) >= 2 {
 				e.from, e.to = unquote(args[0]), unquote(args[1])
@@ -135,7 +145,7 @@ func atPath(fd, name string) string {
 // written to a temp file, that temp file fsynced after its last write and
 // before the rename over target, and target's folder fsynced after the
 // rename and before the next rename (so before the command moves on).
-func checkDurableWrite(t *testing.T, events []syscallEvent, target string) {
+func checkDurableWrite(t *testing.T, events []syscallEvent, target string) (written int) {
 	t.Helper()
 	ren := -1
 	for i, e := range events {
@@ -145,14 +155,13 @@ func checkDurableWrite(t *testing.T, events []syscallEvent, target string) {
 	}
 	if ren < 0 {
 		t.Errorf("%s: no rename over it in the trace", target)
-		return
+		return 0
 	}
 	tmp := events[ren].from
 	if filepath.Dir(tmp) != filepath.Dir(target) || !strings.HasPrefix(filepath.Base(tmp), "."+filepath.Base(target)+".tmp-") {
 		t.Errorf("%s: renamed from %s, not a temp file beside it", target, tmp)
 	}
 	lastWrite, synced := -1, false
-	written := 0
 	for i := 0; i < ren; i++ {
 		e := events[i]
 		if e.fdPath != tmp {
@@ -187,6 +196,7 @@ func checkDurableWrite(t *testing.T, events []syscallEvent, target string) {
 	if !dirSynced {
 		t.Errorf("%s: its folder was not fsynced after the rename (before the next one): a power cut could undo the rename", target)
 	}
+	return written
 }
 
 // straceRig is what a test of the binary under strace needs: the binary,
@@ -216,7 +226,7 @@ func TestAtomicWriteSyscalls(t *testing.T) {
 	run := func(label, password string) []syscallEvent {
 		trace := filepath.Join(t.TempDir(), "trace")
 		cmd := exec.Command("strace", "-f", "-y", "-qq", "-s", "0", "-o", trace,
-			"-e", "trace=write,pwrite64,fsync,fdatasync,rename,renameat,renameat2",
+			"-e", "trace=write,pwrite64,copy_file_range,fsync,fdatasync,rename,renameat,renameat2",
 			bin, "apply", "--yes", "--root", root, "-f", spec)
 		cmd.Env = append(os.Environ(), "MQTT_BLINDS_PASSWORD="+password)
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -230,6 +240,27 @@ func TestAtomicWriteSyscalls(t *testing.T) {
 	}
 	events = run("password change", env.blinds+"-changed")
 	checkDurableWrite(t, events, filepath.Join(resolved, layout.PasswordFile))
+
+	// `user add` of a new user copies the file's lines from the old file to
+	// the temp file in the kernel (copy_file_range) and writes the new line:
+	// all of it before the temp file's fsync.
+	trace := filepath.Join(t.TempDir(), "trace")
+	cmd := exec.Command("strace", "-f", "-y", "-qq", "-s", "0", "-o", trace,
+		"-e", "trace=write,pwrite64,copy_file_range,fsync,fdatasync,rename,renameat,renameat2",
+		bin, "user", "add", "newcomer", "--password-stdin", "--no-reload", "--root", root)
+	cmd.Stdin = strings.NewReader("newcomer-password\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("user add: %v\n%s", err, out)
+	}
+	target := filepath.Join(resolved, layout.PasswordFile)
+	written := checkDurableWrite(t, parseStrace(t, trace), target)
+	st, err := os.Stat(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(written) != st.Size() {
+		t.Errorf("user add: %d bytes reached the temp file before the rename; the file has %d", written, st.Size())
+	}
 }
 
 // A converged apply, and a `user add` that changes the password file, open

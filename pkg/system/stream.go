@@ -265,7 +265,7 @@ func (s *Real) WriteFrom(p string, size int64, content func(io.Writer) error, at
 	// a later streamed read), whatever happens at the path afterwards.
 	var written *os.File
 	fill := func(f *os.File) error {
-		w := bufio.NewWriterSize(f, streamBuffer)
+		w := streamWriter{bufio.NewWriterSize(f, streamBuffer), f}
 		if err := content(w); err != nil {
 			return err
 		}
@@ -298,6 +298,47 @@ func (s *Real) WriteFrom(p string, size int64, content func(io.Writer) error, at
 		return "", fmt.Errorf("write %s: %w", p, err)
 	}
 	return action, nil
+}
+
+// streamWriter is what WriteFrom's content writes to: the temp file behind
+// a buffer. A range of a file read through Open that content copies as it
+// is (io.Copy of an io.SectionReader of the Source) is copied by the kernel
+// (copy_file_range, or a read and write where the file system can't): an
+// edit of one line of a large file moves the rest of it without a pass
+// through mosqprov's memory.
+type streamWriter struct {
+	*bufio.Writer
+	f *os.File
+}
+
+func (w streamWriter) ReadFrom(r io.Reader) (int64, error) {
+	sr, ok := r.(*io.SectionReader)
+	if !ok {
+		return w.Writer.ReadFrom(r)
+	}
+	k, ok := outerKept(sr)
+	if !ok {
+		return w.Writer.ReadFrom(r)
+	}
+	if err := w.Flush(); err != nil {
+		return 0, err
+	}
+	_, off, n := sr.Outer()
+	if _, err := k.f.Seek(off, io.SeekStart); err != nil {
+		return 0, err
+	}
+	copied, err := w.f.ReadFrom(io.LimitReader(k.f, n))
+	if err == nil && copied != n {
+		err = fmt.Errorf("copy %s: %d of %d bytes: %w", k.f.Name(), copied, n, io.ErrUnexpectedEOF)
+	}
+	return copied, err
+}
+
+// outerKept is the kept file sr reads, when it reads one.
+func outerKept(sr *io.SectionReader) (*keptFile, bool) {
+	outer, _, _ := sr.Outer()
+	k, ok := outer.(*keptFile)
+	return k, ok
 }
 
 // reopen is a second descriptor of the file f has open, only ever read.

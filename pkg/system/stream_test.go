@@ -215,3 +215,73 @@ func TestDryRunStreamedWrite(t *testing.T) {
 		t.Fatalf("recorded %q", after)
 	}
 }
+
+// The ranges of an opened file that a content copies as they are (an
+// io.SectionReader of the Source) go from file to file in the kernel, between
+// bytes the content writes itself; a source that is shorter than the range
+// (truncated in place since it was opened) fails the write, which leaves
+// nothing behind.
+func TestWriteFromCopiesRangesOfTheSource(t *testing.T) {
+	root := t.TempDir()
+	s := NewReal(root)
+	host := filepath.Join(root, "f")
+	old := strings.Repeat("0123456789abcdef", 5000) // 80,000 bytes: several buffers
+	os.WriteFile(host, []byte(old), 0o600)
+	src, err := s.Open("/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := src.(*keptFile)
+	want := old[:100] + "NEW" + old[200:70000] + "END"
+	content := func(w io.Writer) error {
+		if _, err := io.Copy(w, io.NewSectionReader(src, 0, 100)); err != nil {
+			return err
+		}
+		io.WriteString(w, "NEW")
+		if _, err := io.Copy(w, io.NewSectionReader(src, 200, 70000-200)); err != nil {
+			return err
+		}
+		_, err := io.WriteString(w, "END")
+		return err
+	}
+	if _, err := s.WriteFrom("/f", int64(len(want)), content, Attr{Mode: 0o600}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(host); string(got) != want {
+		t.Fatalf("file holds %d bytes, want %d (first difference at %d)", len(got), len(want), firstDifference(string(got), want))
+	}
+	// The kernel copy reads the source through its offset, which only the
+	// copy moves: it stands at the end of the last range.
+	if pos, _ := k.f.Seek(0, io.SeekCurrent); pos != 70000 {
+		t.Fatalf("the source's offset is %d: the ranges were not copied from file to file", pos)
+	}
+
+	// Truncated in place after it was opened: the copy comes short.
+	src, err = s.Open("/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(host)
+	if err := os.Truncate(host, 1000); err != nil {
+		t.Fatal(err)
+	}
+	short := func(w io.Writer) error {
+		_, err := io.Copy(w, io.NewSectionReader(src, 0, int64(len(before))))
+		return err
+	}
+	if _, err := s.WriteFrom("/f", int64(len(before)), short, Attr{Mode: 0o600}); err == nil || !strings.Contains(err.Error(), "1000 of") {
+		t.Fatalf("a source shorter than its range was copied: %v", err)
+	}
+	if entries, _ := os.ReadDir(root); len(entries) != 1 {
+		t.Fatalf("left behind: %v", entries)
+	}
+}
+
+func firstDifference(a, b string) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
