@@ -11,8 +11,10 @@
 #     `-D`, whole processes side by side: wall and CPU time (user+sys, from
 #     the shell's `time`), peak memory (max RSS) and page faults (from
 #     /usr/bin/time), median of RUNS runs (default 9), next to the process
-#     start alone (`mosqprov version`). mosqprov is built as it ships
-#     (static, -trimpath -s -w), or MOSQPROV=path names another build.
+#     start alone (`mosqprov version`) and the edit alone (bench/passwd-edit:
+#     the same pkg/passwd edit in a program that links nothing else). mosqprov
+#     is built as it ships (static, -trimpath -s -w), or MOSQPROV=path names
+#     another build.
 # Throwaway passwords; `mosquitto_passwd -b` gets them in argv, which is
 # exactly why mosqprov never does.
 set -euo pipefail
@@ -28,6 +30,9 @@ else
   CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$tmp/mosqprov" ./cmd/mosqprov
 fi
 mq=$tmp/mosqprov
+# The same edit through pkg/passwd in a program that links nothing else:
+# what the edit costs, without the rest of mosqprov's process start.
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$tmp/passwd-edit" ./bench/passwd-edit
 for i in $(seq -f '%05g' 1 "$n"); do echo "user$i:pw-$i-$RANDOM"; done > "$tmp/users.txt"
 
 now() { date +%s.%N; }
@@ -95,8 +100,10 @@ mem() {
 # as a read is read again at its write: pkg/system readonce.go).
 fresh() {
   rm -rf "$tmp/a" "$tmp/b"
-  mkdir -p "$tmp/a/etc/mosquitto"
+  rm -rf "$tmp/e"
+  mkdir -p "$tmp/a/etc/mosquitto" "$tmp/e/etc/mosquitto"
   cp -a "$file" "$tmp/a/etc/mosquitto/passwd"
+  cp -a "$file" "$tmp/e/etc/mosquitto/passwd"
   cp "$file" "$tmp/b"
   sleep 0.05
 }
@@ -105,6 +112,8 @@ add=("$mq" --root "$tmp/a" user add newcomer --password-stdin --iterations 101 -
 rm_=("$mq" --root "$tmp/a" user rm newcomer --no-reload)
 badd=(mosquitto_passwd -b -H sha512-pbkdf2 "$tmp/b" newcomer newpw)
 brm=(mosquitto_passwd -D "$tmp/b" newcomer)
+eadd=("$tmp/passwd-edit" "$tmp/e" add newcomer 101)
+erm=("$tmp/passwd-edit" "$tmp/e" rm newcomer)
 declare -A col
 for r in $(seq "$runs"); do
   fresh
@@ -113,14 +122,19 @@ for r in $(seq "$runs"); do
   col[mp_add]+="$(cpu "${badd[@]}")"$'\n'
   col[mp_rm]+="$(cpu "${brm[@]}")"$'\n'
   col[start]+="$(cpu "$mq" version)"$'\n'
+  col[e_add]+="$(cpu "${eadd[@]}")"$'\n'
+  col[e_rm]+="$(cpu "${erm[@]}")"$'\n'
   fresh
   col[mq_add_mem]+="$(mem "${add[@]}")"$'\n'
   col[mq_rm_mem]+="$(mem "${rm_[@]}")"$'\n'
   col[mp_add_mem]+="$(mem "${badd[@]}")"$'\n'
   col[mp_rm_mem]+="$(mem "${brm[@]}")"$'\n'
   col[start_mem]+="$(mem "$mq" version)"$'\n'
+  col[e_add_mem]+="$(mem "${eadd[@]}")"$'\n'
+  col[e_rm_mem]+="$(mem "${erm[@]}")"$'\n'
   grep -q '^newcomer:' "$tmp/b" && { echo "mosquitto_passwd -D left newcomer"; exit 1; }
   grep -q '^newcomer:' "$tmp/a/etc/mosquitto/passwd" && { echo "mosqprov user rm left newcomer"; exit 1; }
+  grep -q '^newcomer:' "$tmp/e/etc/mosquitto/passwd" && { echo "passwd-edit rm left newcomer"; exit 1; }
 done
 # median FIELD of the lines in $1
 median() { awk -v f="$2" 'NF {print $f}' <<<"$1" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -132,5 +146,8 @@ row "mosquitto_passwd -b" mp_add
 row "mosqprov user rm" mq_rm
 row "mosquitto_passwd -D" mp_rm
 row "mosqprov version (process start)" start
+row "passwd-edit add (the edit alone)" e_add
+row "passwd-edit rm" e_rm
 printf '%-36s %9s %9s %13s %12s\n' "mosqprov add + rm" "$(sum2 "${col[mq_add]}" "${col[mq_rm]}" 1)" "$(sum2 "${col[mq_add]}" "${col[mq_rm]}" 2)" "-" "$(sum2 "${col[mq_add_mem]}" "${col[mq_rm_mem]}" 2)"
+printf '%-36s %9s %9s %13s %12s\n' "passwd-edit add + rm" "$(sum2 "${col[e_add]}" "${col[e_rm]}" 1)" "$(sum2 "${col[e_add]}" "${col[e_rm]}" 2)" "-" "$(sum2 "${col[e_add_mem]}" "${col[e_rm_mem]}" 2)"
 printf '%-36s %9s %9s %13s %12s\n' "mosquitto_passwd -b + -D" "$(sum2 "${col[mp_add]}" "${col[mp_rm]}" 1)" "$(sum2 "${col[mp_add]}" "${col[mp_rm]}" 2)" "-" "$(sum2 "${col[mp_add_mem]}" "${col[mp_rm_mem]}" 2)"
