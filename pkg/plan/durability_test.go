@@ -2,6 +2,7 @@ package plan
 
 import (
 	"bufio"
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -304,5 +305,44 @@ func TestEachFileIsOpenedOnce(t *testing.T) {
 	got = opens("new-password\n", "user", "add", "blinds", "--password-stdin", "--no-reload", "--root", root)
 	if got[layout.PasswordFile] != 1 {
 		t.Errorf("user add opened %s %d times, want once (%v)", layout.PasswordFile, got[layout.PasswordFile], got)
+	}
+}
+
+// Where the kernel can't copy between the two files (copy_file_range
+// fails: another file system, an old kernel, a file system without it), a
+// streamed write copies through memory instead, with the same bytes.
+func TestStreamedWriteWithoutKernelCopy(t *testing.T) {
+	bin, env, spec, root, _ := straceRig(t)
+	cmd := exec.Command(bin, "apply", "--yes", "--root", root, "-f", spec)
+	cmd.Env = append(os.Environ(), "MQTT_BLINDS_PASSWORD="+env.blinds)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	file := filepath.Join(root, layout.PasswordFile)
+	before, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, errno := range []string{"EXDEV", "ENOSYS", "EOPNOTSUPP"} {
+		name := "added-" + strings.ToLower(errno)
+		trace := filepath.Join(t.TempDir(), "trace")
+		cmd := exec.Command("strace", "-f", "-qq", "-o", trace, "-e", "trace=copy_file_range",
+			"-e", "inject=copy_file_range:error="+errno,
+			bin, "user", "add", name, "--password-stdin", "--no-reload", "--root", root)
+		cmd.Stdin = strings.NewReader("pw-" + errno + "\n")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("user add with copy_file_range failing %s: %v\n%s", errno, err, out)
+		}
+		if data, _ := os.ReadFile(trace); !strings.Contains(string(data), "(INJECTED)") {
+			t.Fatalf("%s: copy_file_range was not tried:\n%s", errno, data)
+		}
+		after, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasPrefix(after, before) || !bytes.HasPrefix(after[len(before):], []byte(name+":$7$")) || bytes.Count(after[len(before):], []byte("\n")) != 1 {
+			t.Fatalf("%s: the file is not the old one and the new user's line:\n%s", errno, after)
+		}
+		before = after
 	}
 }
