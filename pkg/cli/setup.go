@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/AlecAivazis/survey/v2/terminal"
 	"github.com/spf13/cobra"
 
 	"github.com/mosqprov/mosqprov/pkg/errs"
@@ -22,7 +21,7 @@ import (
 
 type setupOptions struct {
 	*App
-	// Prompter asks the questions; nil means the terminal (survey).
+	// Prompter asks the questions; nil means the terminal (wizard.Terminal).
 	Prompter wizard.Prompter
 	// Host gives the defaults; nil means this machine.
 	Host wizard.Host
@@ -162,12 +161,12 @@ func (o *setupOptions) prompter() (wizard.Prompter, error) {
 	if o.Prompter != nil {
 		return o.Prompter, nil
 	}
-	in, inOK := o.IO.In.(terminal.FileReader)
-	out, outOK := o.IO.Out.(terminal.FileWriter)
+	in, inOK := o.IO.In.(wizard.FileReader)
+	out, outOK := o.IO.Out.(wizard.FileWriter)
 	if !o.IO.InIsTerminal || !inOK || !outOK {
 		return nil, errs.Invalid("stdin", "not a terminal, and setup asks questions; write broker.yaml (see examples/) and run `mosqprov apply -f broker.yaml --yes`")
 	}
-	return wizard.Survey{In: in, Out: out, Err: o.IO.ErrOut}, nil
+	return wizard.NewTerminal(in, out, o.IO.ErrOut), nil
 }
 
 // loadStartSpec is the existing broker.yaml, parsed and as bytes, or nils

@@ -111,7 +111,7 @@ func (s *tmuxSession) waitForCount(text string, n int) {
 func (s *tmuxSession) answer(question string, keys ...string) {
 	s.t.Helper()
 	s.waitFor(question)
-	time.Sleep(150 * time.Millisecond) // let survey switch the terminal to raw mode
+	time.Sleep(150 * time.Millisecond) // let the prompter switch the terminal to raw mode
 	for _, k := range keys {
 		s.run("send-keys", "-t", "w", k)
 	}

@@ -1,7 +1,7 @@
 // Package wizard asks a person the questions that make a broker.yaml, with
 // answers detected from the host as defaults. It talks to the terminal only
-// through Prompter, so the questions are tested with a scripted Prompter and
-// the terminal library (survey, unmaintained upstream) can be swapped.
+// through Prompter, so the questions are tested with a scripted Prompter;
+// Terminal is the one on a real terminal.
 package wizard
 
 import (

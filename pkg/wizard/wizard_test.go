@@ -67,7 +67,7 @@ func (s *script) Input(message, help, def string, validate func(string) error) (
 		if validate != nil {
 			if err := validate(v); err != nil {
 				s.rejected = append(s.rejected, err.Error())
-				continue // asked again, as survey does
+				continue // asked again, as Terminal does
 			}
 		}
 		return v, nil

@@ -1,0 +1,608 @@
+package wizard
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/term"
+
+	"github.com/mosqprov/mosqprov/pkg/errs"
+)
+
+// FileReader is the terminal the keys come from: raw mode needs its descriptor.
+type FileReader interface {
+	io.Reader
+	Fd() uintptr
+}
+
+// FileWriter is the terminal the questions are drawn on: its width says
+// where long lines wrap.
+type FileWriter interface {
+	io.Writer
+	Fd() uintptr
+}
+
+// Terminal is the Prompter on a real terminal, on golang.org/x/term alone.
+// It draws its questions the way survey (which setup used before) did:
+// "? " and the question, the answer after it once given, "?" then Enter (or
+// ? in a list) for the help line, an error line above a question asked
+// again. The terminal is raw only while a question waits for keys and is
+// always given back as it was, the cursor shown. Ctrl-C, Ctrl-D and a
+// closed terminal return errs.ErrInterrupted.
+//
+// Everything here is built when a question is asked, nothing when the
+// program starts: every mosqprov command links this package.
+type Terminal struct {
+	in    FileReader
+	out   FileWriter
+	err   io.Writer
+	keys  *bufio.Reader // one for every question: keys typed ahead are kept
+	color bool
+}
+
+// NewTerminal asks on in and out; Say writes to errOut. Colours are off
+// with NO_COLOR set or TERM=dumb.
+func NewTerminal(in FileReader, out FileWriter, errOut io.Writer) *Terminal {
+	return &Terminal{in: in, out: out, err: errOut, keys: bufio.NewReader(in),
+		color: os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb"}
+}
+
+// pageSize is how many options a list shows at once.
+const pageSize = 10
+
+// The help key, and the look survey gave the questions.
+const (
+	helpKey   = "?"
+	helpHint  = "[? for help]"
+	invalid   = "Sorry, your reply was invalid: "
+	styleQ    = "\x1b[1;92m" // the "?" before a question: bright green, bold
+	styleMsg  = "\x1b[1m"
+	styleNote = "\x1b[36m" // answers, help, descriptions: cyan
+	styleDef  = "\x1b[37m"
+	styleErr  = "\x1b[31m"
+	styleOff  = "\x1b[0m"
+	hideCur   = "\x1b[?25l"
+	showCur   = "\x1b[?25h"
+)
+
+func (t *Terminal) paint(style, s string) string {
+	if !t.color || s == "" {
+		return s
+	}
+	return style + s + styleOff
+}
+
+// head is the help line (when shown) and the question's own line up to
+// where its hints or its answer go.
+func (t *Terminal) head(message, help string, showHelp bool) []string {
+	var lines []string
+	if showHelp && help != "" {
+		lines = append(lines, t.paint(styleNote, "? "+help))
+	}
+	return append(lines, t.paint(styleQ, "?")+" "+t.paint(styleMsg, message)+" ")
+}
+
+// hint is "[? for help] " while the help is there to ask for.
+func (t *Terminal) hint(help string, showHelp bool) string {
+	if help == "" || showHelp {
+		return ""
+	}
+	return t.paint(styleNote, helpHint) + " "
+}
+
+// answered is the question's line once answered.
+func (t *Terminal) answered(message, answer string) string {
+	return t.paint(styleQ, "?") + " " + t.paint(styleMsg, message) + " " + t.paint(styleNote, answer)
+}
+
+func (t *Terminal) Input(message, help, def string, validate func(string) error) (string, error) {
+	q, err := t.ask(false)
+	if err != nil {
+		return "", err
+	}
+	defer q.close()
+	showHelp := false
+	for {
+		line, err := q.readLine(true, func(typed string) []string {
+			lines := t.head(message, help, showHelp)
+			tail := t.hint(help, showHelp)
+			if def != "" {
+				tail += t.paint(styleDef, "("+def+")") + " "
+			}
+			lines[len(lines)-1] += tail + typed
+			return lines
+		})
+		if err != nil {
+			return "", q.abort(err)
+		}
+		if line == helpKey && help != "" {
+			showHelp = true
+			continue
+		}
+		if line == "" {
+			line = def
+		}
+		if validate != nil {
+			if err := validate(line); err != nil {
+				q.fail(err)
+				continue
+			}
+		}
+		q.finish(t.answered(message, line))
+		return line, nil
+	}
+}
+
+func (t *Terminal) Password(message, help string) (string, error) {
+	q, err := t.ask(false)
+	if err != nil {
+		return "", err
+	}
+	defer q.close()
+	showHelp := false
+	for {
+		// Not echoed, not even as stars: nothing on the screen tells
+		// what was typed or how long it is.
+		line, err := q.readLine(false, func(string) []string {
+			lines := t.head(message, help, showHelp)
+			lines[len(lines)-1] += t.hint(help, showHelp)
+			return lines
+		})
+		if err != nil {
+			return "", q.abort(err)
+		}
+		if line == helpKey && help != "" {
+			showHelp = true
+			continue
+		}
+		q.finish(t.answered(message, ""))
+		return line, nil
+	}
+}
+
+func (t *Terminal) Confirm(message, help string, def bool) (bool, error) {
+	q, err := t.ask(false)
+	if err != nil {
+		return false, err
+	}
+	defer q.close()
+	showHelp := false
+	for {
+		line, err := q.readLine(true, func(typed string) []string {
+			lines := t.head(message, help, showHelp)
+			yn := "(y/N) "
+			if def {
+				yn = "(Y/n) "
+			}
+			lines[len(lines)-1] += t.hint(help, showHelp) + t.paint(styleDef, yn) + typed
+			return lines
+		})
+		if err != nil {
+			return false, q.abort(err)
+		}
+		ans := def
+		switch strings.ToLower(strings.TrimSpace(line)) {
+		case "":
+		case "y", "yes":
+			ans = true
+		case "n", "no":
+			ans = false
+		case helpKey:
+			if help != "" {
+				showHelp = true
+				continue
+			}
+			fallthrough
+		default:
+			q.fail(fmt.Errorf("%q is not a valid answer: type y or n", line))
+			continue
+		}
+		word := "No"
+		if ans {
+			word = "Yes"
+		}
+		q.finish(t.answered(message, word))
+		return ans, nil
+	}
+}
+
+func (t *Terminal) Select(message, help string, opts []Option, def string) (string, error) {
+	if len(opts) == 0 {
+		return "", errors.New("select " + message + ": no options")
+	}
+	cur := 0
+	for i, o := range opts {
+		if o.Value == def {
+			cur = i
+		}
+	}
+	q, err := t.ask(true)
+	if err != nil {
+		return "", err
+	}
+	defer q.close()
+	showHelp := false
+	for {
+		lines := t.head(message, help, showHelp)
+		lines[len(lines)-1] += t.paint(styleNote, "[Use arrows to move, Enter to choose"+moreHelp(help, showHelp)+"]")
+		start, end := page(len(opts), cur)
+		for i := start; i < end; i++ {
+			mark := "  "
+			if i == cur {
+				mark = t.paint(styleNote, ">") + " "
+			}
+			lines = append(lines, mark+opts[i].Value+t.note(opts[i].Note))
+		}
+		q.draw(lines...)
+		k, err := q.t.readKey()
+		if err != nil {
+			return "", q.abort(err)
+		}
+		switch {
+		case k.kind == keyUp || k.is('k'):
+			cur = (cur + len(opts) - 1) % len(opts)
+		case k.kind == keyDown || k.is('j'):
+			cur = (cur + 1) % len(opts)
+		case k.is('?') && help != "":
+			showHelp = true
+		case k.kind == keyEnter:
+			q.finish(t.answered(message, opts[cur].Value))
+			return opts[cur].Value, nil
+		}
+	}
+}
+
+func (t *Terminal) MultiSelect(message, help string, opts []Option, defs []string, validate func([]string) error) ([]string, error) {
+	if len(opts) == 0 {
+		return nil, errors.New("select " + message + ": no options")
+	}
+	checked := make([]bool, len(opts))
+	for i, o := range opts {
+		for _, d := range defs {
+			if o.Value == d {
+				checked[i] = true
+			}
+		}
+	}
+	q, err := t.ask(true)
+	if err != nil {
+		return nil, err
+	}
+	defer q.close()
+	cur, showHelp := 0, false
+	for {
+		lines := t.head(message, help, showHelp)
+		lines[len(lines)-1] += t.paint(styleNote, "[Use arrows to move, space to select, <right> to all, <left> to none"+moreHelp(help, showHelp)+"]")
+		start, end := page(len(opts), cur)
+		for i := start; i < end; i++ {
+			mark, box := " ", t.paint(styleDef, " [ ] ")
+			if i == cur {
+				mark = t.paint(styleNote, ">")
+			}
+			if checked[i] {
+				box = t.paint(styleNote, " [x] ")
+			}
+			lines = append(lines, mark+box+" "+opts[i].Value+t.note(opts[i].Note))
+		}
+		q.draw(lines...)
+		k, err := q.t.readKey()
+		if err != nil {
+			return nil, q.abort(err)
+		}
+		switch {
+		case k.kind == keyUp || k.is('k'):
+			cur = (cur + len(opts) - 1) % len(opts)
+		case k.kind == keyDown || k.is('j'):
+			cur = (cur + 1) % len(opts)
+		case k.is(' '):
+			checked[cur] = !checked[cur]
+		case k.kind == keyRight:
+			for i := range checked {
+				checked[i] = true
+			}
+		case k.kind == keyLeft:
+			for i := range checked {
+				checked[i] = false
+			}
+		case k.is('?') && help != "":
+			showHelp = true
+		case k.kind == keyEnter:
+			var chosen []string
+			for i, o := range opts {
+				if checked[i] {
+					chosen = append(chosen, o.Value)
+				}
+			}
+			if validate != nil {
+				if err := validate(chosen); err != nil {
+					q.fail(err)
+					continue
+				}
+			}
+			q.finish(t.answered(message, strings.Join(chosen, ", ")))
+			return chosen, nil
+		}
+	}
+}
+
+func (t *Terminal) Say(format string, args ...any) {
+	fmt.Fprintf(t.err, format+"\n", args...)
+}
+
+// note is an option's description after it, as " - note".
+func (t *Terminal) note(n string) string {
+	if n == "" {
+		return ""
+	}
+	return " - " + t.paint(styleNote, n)
+}
+
+func moreHelp(help string, showHelp bool) string {
+	if help == "" || showHelp {
+		return ""
+	}
+	return ", ? for more help"
+}
+
+// page is the window of at most pageSize options shown around the
+// current one, as survey paged them.
+func page(n, cur int) (start, end int) {
+	switch {
+	case n <= pageSize:
+		return 0, n
+	case cur < pageSize/2:
+		return 0, pageSize
+	case n-cur-1 < pageSize/2:
+		return n - pageSize, n
+	default:
+		return cur - pageSize/2, cur - pageSize/2 + pageSize
+	}
+}
+
+// question is one question on the screen while the terminal is raw.
+type question struct {
+	t      *Terminal
+	fd     int
+	saved  *term.State
+	width  int
+	hide   bool
+	rows   int      // screen rows drawn so far; the cursor is on the last
+	errors []string // the last invalid reply's line, above the question
+}
+
+// ask puts the terminal in raw mode for one question; close undoes it.
+func (t *Terminal) ask(hideCursor bool) (*question, error) {
+	fd := int(t.in.Fd())
+	saved, err := term.MakeRaw(fd)
+	if err != nil {
+		return nil, fmt.Errorf("terminal: %w", err)
+	}
+	q := &question{t: t, fd: fd, saved: saved, width: 80, hide: hideCursor}
+	if w, _, err := term.GetSize(int(t.out.Fd())); err == nil && w > 0 {
+		q.width = w
+	} else if w, _, err := term.GetSize(fd); err == nil && w > 0 {
+		q.width = w
+	}
+	if hideCursor {
+		q.write(hideCur)
+	}
+	return q, nil
+}
+
+// close gives the terminal back as it was, the cursor shown. It runs on
+// every way out of a question (deferred), Ctrl-C and errors included.
+func (q *question) close() {
+	if q.hide {
+		q.write(showCur)
+	}
+	term.Restore(q.fd, q.saved)
+}
+
+func (q *question) write(s string) {
+	io.WriteString(q.t.out, s)
+}
+
+// draw replaces what the question drew last with lines (under the error
+// line, if any). In raw mode a line ends with \r\n.
+func (q *question) draw(lines ...string) {
+	var b strings.Builder
+	b.WriteByte('\r')
+	if q.rows > 1 {
+		b.WriteString("\x1b[" + strconv.Itoa(q.rows-1) + "A")
+	}
+	b.WriteString("\x1b[J")
+	q.rows = 0
+	for i, l := range append(q.errors[:len(q.errors):len(q.errors)], lines...) {
+		if i > 0 {
+			b.WriteString("\r\n")
+		}
+		b.WriteString(l)
+		q.rows += rows(l, q.width)
+	}
+	q.write(b.String())
+}
+
+// finish shows the answered question and moves to the next line.
+func (q *question) finish(line string) {
+	q.draw(line)
+	q.write("\r\n")
+	q.rows = 0
+}
+
+// fail puts err on the line above the question, which is asked again.
+func (q *question) fail(err error) {
+	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	q.errors = []string{q.t.paint(styleErr, "X "+invalid+msg)}
+}
+
+// abort leaves what is drawn and moves below it, for the message that
+// follows (Ctrl-C's "cancelled").
+func (q *question) abort(err error) error {
+	q.write("\r\n")
+	q.rows = 0
+	return err
+}
+
+// readLine reads a line of text, drawing the question through render
+// after every key with what was typed (nothing when echo is off).
+func (q *question) readLine(echo bool, render func(typed string) []string) (string, error) {
+	var line []rune
+	for {
+		shown := ""
+		if echo {
+			shown = string(line)
+		}
+		q.draw(render(shown)...)
+		k, err := q.t.readKey()
+		if err != nil {
+			return "", err
+		}
+		switch k.kind {
+		case keyEnter:
+			return string(line), nil
+		case keyChar:
+			line = append(line, k.r)
+		case keyBackspace:
+			if len(line) > 0 {
+				line = line[:len(line)-1]
+			}
+		case keyKillLine:
+			line = line[:0]
+		case keyKillWord:
+			n := len(line)
+			for n > 0 && line[n-1] == ' ' {
+				n--
+			}
+			for n > 0 && line[n-1] != ' ' {
+				n--
+			}
+			line = line[:n]
+		}
+	}
+}
+
+// rows is how many screen rows line takes on a terminal width columns wide
+// (escape sequences take none; every other character one column).
+func rows(line string, width int) int {
+	n, esc := 0, false
+	for _, r := range line {
+		switch {
+		case esc:
+			esc = r < 0x40 || r > 0x7e || r == '['
+		case r == 0x1b:
+			esc = true
+		default:
+			n++
+		}
+	}
+	if n == 0 {
+		return 1
+	}
+	return (n + width - 1) / width
+}
+
+type keyKind int
+
+const (
+	keyNone keyKind = iota // a key questions don't use
+	keyChar
+	keyEnter
+	keyBackspace
+	keyKillLine // Ctrl-U
+	keyKillWord // Ctrl-W
+	keyUp
+	keyDown
+	keyLeft
+	keyRight
+)
+
+type key struct {
+	kind keyKind
+	r    rune // a keyChar's character
+}
+
+func (k key) is(r rune) bool { return k.kind == keyChar && k.r == r }
+
+// readKey reads one key press. Ctrl-C, Ctrl-D and the end of input are
+// errs.ErrInterrupted.
+func (t *Terminal) readKey() (key, error) {
+	r, _, err := t.keys.ReadRune()
+	if err != nil {
+		return key{}, readErr(err)
+	}
+	switch r {
+	case '\r', '\n':
+		return key{kind: keyEnter}, nil
+	case 0x7f, 0x08:
+		return key{kind: keyBackspace}, nil
+	case 0x03, 0x04: // Ctrl-C, Ctrl-D
+		return key{}, errs.ErrInterrupted
+	case 0x15:
+		return key{kind: keyKillLine}, nil
+	case 0x17:
+		return key{kind: keyKillWord}, nil
+	case 0x10: // Ctrl-P
+		return key{kind: keyUp}, nil
+	case 0x0e: // Ctrl-N
+		return key{kind: keyDown}, nil
+	case 0x1b:
+		return t.escape()
+	}
+	if r < 0x20 || r == utf8.RuneError {
+		return key{}, nil
+	}
+	return key{kind: keyChar, r: r}, nil
+}
+
+// escape reads the rest of a key that starts with ESC: ESC [ or ESC O,
+// parameters, then the final byte that names the key (A B C D: arrows).
+// An ESC with nothing after it in the same read is the Esc key: ignored.
+func (t *Terminal) escape() (key, error) {
+	if t.keys.Buffered() == 0 {
+		return key{}, nil
+	}
+	b, err := t.keys.ReadByte()
+	if err != nil {
+		return key{}, readErr(err)
+	}
+	if b != '[' && b != 'O' {
+		t.keys.UnreadByte() // Alt and a key: the key alone
+		return key{}, nil
+	}
+	for {
+		c, err := t.keys.ReadByte()
+		if err != nil {
+			return key{}, readErr(err)
+		}
+		switch {
+		case c >= 0x20 && c < 0x40: // parameters
+		case c == 'A':
+			return key{kind: keyUp}, nil
+		case c == 'B':
+			return key{kind: keyDown}, nil
+		case c == 'C':
+			return key{kind: keyRight}, nil
+		case c == 'D':
+			return key{kind: keyLeft}, nil
+		case c >= 0x40 && c <= 0x7e:
+			return key{}, nil
+		default:
+			t.keys.UnreadByte()
+			return key{}, nil
+		}
+	}
+}
+
+// readErr is a closed terminal's end of input as ErrInterrupted.
+func readErr(err error) error {
+	if errors.Is(err, io.EOF) {
+		return errs.ErrInterrupted
+	}
+	return fmt.Errorf("read the terminal: %w", err)
+}
