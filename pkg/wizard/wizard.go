@@ -217,18 +217,27 @@ func (w *wizard) ips() error {
 	return nil
 }
 
-// Listener notes: what a person must know before switching one on.
-var listenerNotes = map[string]string{
-	spec.MQTTS: "MQTT over TLS: encrypted and verified; for devices and apps (recommended)",
-	spec.WSS:   "WebSockets over TLS: encrypted; for browsers and web apps",
-	spec.MQTT:  "plain MQTT, on 127.0.0.1 only: for programs on this machine (passwords in clear)",
-	spec.WS:    "plain WebSockets on every interface (2.0.11 ignores the bind address): passwords in clear",
+// listenerNote is what a person must know before switching a listener on.
+// (A function, not a map: a package-level map is built at every start of
+// every mosqprov command.)
+func listenerNote(t string) string {
+	switch t {
+	case spec.MQTTS:
+		return "MQTT over TLS: encrypted and verified; for devices and apps (recommended)"
+	case spec.WSS:
+		return "WebSockets over TLS: encrypted; for browsers and web apps"
+	case spec.MQTT:
+		return "plain MQTT, on 127.0.0.1 only: for programs on this machine (passwords in clear)"
+	case spec.WS:
+		return "plain WebSockets on every interface (2.0.11 ignores the bind address): passwords in clear"
+	}
+	return ""
 }
 
 func (w *wizard) listeners() error {
 	var opts []Option
 	for _, t := range []string{spec.MQTTS, spec.WSS, spec.MQTT, spec.WS} {
-		note := listenerNotes[t]
+		note := listenerNote(t)
 		if l, ok := w.existing(t); ok && t == spec.MQTT && !conf.IsLoopback(l.Bind) {
 			// Kept as it is, so the note must say what it is.
 			note = "plain MQTT on " + bindText(l.Bind) + ": passwords cross the network in clear"
@@ -300,18 +309,27 @@ func bindText(bind string) string {
 	return bind
 }
 
-var keyNotes = map[pki.KeyType]string{
-	pki.RSA2048:   "what every ESP32, ESP8266 and Android TLS stack handles (default)",
-	pki.RSA3072:   "stronger; slower handshakes on microcontrollers",
-	pki.RSA4096:   "strongest RSA; slow handshakes on microcontrollers",
-	pki.ECDSAP256: "small and fast; needs a client with ECDSA (ESP32 mbedTLS: yes; ESP8266 BearSSL: check)",
-	pki.ECDSAP384: "ECDSA, stronger curve",
+// keyNote is what a key type means for the clients (a function, as listenerNote).
+func keyNote(k pki.KeyType) string {
+	switch k {
+	case pki.RSA2048:
+		return "what every ESP32, ESP8266 and Android TLS stack handles (default)"
+	case pki.RSA3072:
+		return "stronger; slower handshakes on microcontrollers"
+	case pki.RSA4096:
+		return "strongest RSA; slow handshakes on microcontrollers"
+	case pki.ECDSAP256:
+		return "small and fast; needs a client with ECDSA (ESP32 mbedTLS: yes; ESP8266 BearSSL: check)"
+	case pki.ECDSAP384:
+		return "ECDSA, stronger curve"
+	}
+	return ""
 }
 
 func (w *wizard) keyType() error {
 	var opts []Option
 	for _, k := range pki.KeyTypes {
-		opts = append(opts, Option{string(k), keyNotes[k]})
+		opts = append(opts, Option{string(k), keyNote(k)})
 	}
 	def := w.s.TLS.KeyType
 	if def == "" {
