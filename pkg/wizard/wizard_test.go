@@ -11,6 +11,7 @@ import (
 
 	"github.com/mosqprov/mosqprov/pkg/errs"
 	"github.com/mosqprov/mosqprov/pkg/passwd"
+	"github.com/mosqprov/mosqprov/pkg/pki"
 	"github.com/mosqprov/mosqprov/pkg/spec"
 )
 
@@ -367,5 +368,19 @@ func TestKeptOpenMQTTListenerNote(t *testing.T) {
 	}
 	if s.Listeners[0].Bind != "0.0.0.0" {
 		t.Errorf("the kept listener changed: %+v", s.Listeners[0])
+	}
+}
+
+// Every key type and every listener the wizard offers says what it means.
+func TestEveryChoiceHasANote(t *testing.T) {
+	for _, k := range pki.KeyTypes {
+		if keyNote(k) == "" {
+			t.Errorf("key type %s has no note", k)
+		}
+	}
+	for _, l := range []string{spec.MQTT, spec.MQTTS, spec.WS, spec.WSS} {
+		if listenerNote(l) == "" {
+			t.Errorf("listener %s has no security note", l)
+		}
 	}
 }
