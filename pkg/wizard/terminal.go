@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -372,7 +373,8 @@ type question struct {
 	saved  *term.State
 	width  int
 	hide   bool
-	rows   int      // screen rows drawn so far; the cursor is on the last
+	rows   int      // screen rows drawn so far
+	above  int      // how far the cursor is above the last of them (editing a wrapped line)
 	errors []string // the last invalid reply's line, above the question
 }
 
@@ -411,21 +413,41 @@ func (q *question) write(s string) {
 // draw replaces what the question drew last with lines (under the error
 // line, if any). In raw mode a line ends with \r\n.
 func (q *question) draw(lines ...string) {
+	q.drawAt(0, lines...)
+}
+
+// drawAt draws lines and puts the cursor back columns before the end of
+// the last one (where the typing goes, when ← moved it).
+func (q *question) drawAt(back int, lines ...string) {
 	var b strings.Builder
 	b.WriteByte('\r')
-	if q.rows > 1 {
-		b.WriteString("\x1b[" + strconv.Itoa(q.rows-1) + "A")
-	}
+	cursorUp(&b, q.rows-1-q.above)
 	b.WriteString("\x1b[J")
-	q.rows = 0
-	for i, l := range append(q.errors[:len(q.errors):len(q.errors)], lines...) {
+	q.rows, q.above = 0, 0
+	all := append(q.errors[:len(q.errors):len(q.errors)], lines...)
+	for i, l := range all {
 		if i > 0 {
 			b.WriteString("\r\n")
 		}
 		b.WriteString(l)
 		q.rows += rows(l, q.width)
 	}
+	if n := columns(all[len(all)-1]); back > 0 && back <= n {
+		// After n columns the cursor is on row (n-1)/width of the line
+		// (at the right margin when n fills the row): go up to the
+		// target's row, then to its column.
+		end, at := max(n-1, 0)/q.width, n-back
+		q.above = end - at/q.width
+		cursorUp(&b, q.above)
+		b.WriteString("\x1b[" + strconv.Itoa(at%q.width+1) + "G")
+	}
 	q.write(b.String())
+}
+
+func cursorUp(b *strings.Builder, n int) {
+	if n > 0 {
+		b.WriteString("\x1b[" + strconv.Itoa(n) + "A")
+	}
 }
 
 // finish shows the answered question and moves to the next line.
@@ -444,21 +466,28 @@ func (q *question) fail(err error) {
 // abort leaves what is drawn and moves below it, for the message that
 // follows (Ctrl-C's "cancelled").
 func (q *question) abort(err error) error {
+	if q.above > 0 {
+		q.write("\x1b[" + strconv.Itoa(q.above) + "B")
+	}
 	q.write("\r\n")
-	q.rows = 0
+	q.rows, q.above = 0, 0
 	return err
 }
 
 // readLine reads a line of text, drawing the question through render
-// after every key with what was typed (nothing when echo is off).
+// after every key with what was typed (nothing when echo is off). The keys
+// edit as in a shell: ← → Home End (Ctrl-A, Ctrl-E) move, Backspace and
+// Delete delete, Ctrl-U deletes to the start, Ctrl-W the word before.
 func (q *question) readLine(echo bool, render func(typed string) []string) (string, error) {
 	var line []rune
+	pos := 0 // where the next character goes
 	for {
-		shown := ""
 		if echo {
-			shown = string(line)
+			q.drawAt(len(line)-pos, render(string(line))...)
+		} else {
+			pos = len(line) // nothing shown, so nothing to move in
+			q.draw(render("")...)
 		}
-		q.draw(render(shown)...)
 		k, err := q.t.readKey()
 		if err != nil {
 			return "", err
@@ -467,29 +496,51 @@ func (q *question) readLine(echo bool, render func(typed string) []string) (stri
 		case keyEnter:
 			return string(line), nil
 		case keyChar:
-			line = append(line, k.r)
+			line = slices.Insert(line, pos, k.r)
+			pos++
 		case keyBackspace:
-			if len(line) > 0 {
-				line = line[:len(line)-1]
+			if pos > 0 {
+				line = slices.Delete(line, pos-1, pos)
+				pos--
 			}
+		case keyDelete:
+			if pos < len(line) {
+				line = slices.Delete(line, pos, pos+1)
+			}
+		case keyLeft:
+			pos = max(pos-1, 0)
+		case keyRight:
+			pos = min(pos+1, len(line))
+		case keyHome:
+			pos = 0
+		case keyEnd:
+			pos = len(line)
 		case keyKillLine:
-			line = line[:0]
+			line, pos = slices.Delete(line, 0, pos), 0
 		case keyKillWord:
-			n := len(line)
+			n := pos
 			for n > 0 && line[n-1] == ' ' {
 				n--
 			}
 			for n > 0 && line[n-1] != ' ' {
 				n--
 			}
-			line = line[:n]
+			line, pos = slices.Delete(line, n, pos), n
 		}
 	}
 }
 
-// rows is how many screen rows line takes on a terminal width columns wide
-// (escape sequences take none; every other character one column).
+// rows is how many screen rows line takes on a terminal width columns wide.
 func rows(line string, width int) int {
+	if n := columns(line); n > 0 {
+		return (n + width - 1) / width
+	}
+	return 1
+}
+
+// columns is how many columns line takes: escape sequences none, every
+// other character one.
+func columns(line string) int {
 	n, esc := 0, false
 	for _, r := range line {
 		switch {
@@ -501,10 +552,7 @@ func rows(line string, width int) int {
 			n++
 		}
 	}
-	if n == 0 {
-		return 1
-	}
-	return (n + width - 1) / width
+	return n
 }
 
 type keyKind int
@@ -520,6 +568,9 @@ const (
 	keyDown
 	keyLeft
 	keyRight
+	keyHome
+	keyEnd
+	keyDelete
 )
 
 type key struct {
@@ -551,6 +602,10 @@ func (t *Terminal) readKey() (key, error) {
 		return key{kind: keyUp}, nil
 	case 0x0e: // Ctrl-N
 		return key{kind: keyDown}, nil
+	case 0x01: // Ctrl-A
+		return key{kind: keyHome}, nil
+	case 0x05: // Ctrl-E
+		return key{kind: keyEnd}, nil
 	case 0x1b:
 		return t.escape()
 	}
@@ -561,8 +616,9 @@ func (t *Terminal) readKey() (key, error) {
 }
 
 // escape reads the rest of a key that starts with ESC: ESC [ or ESC O,
-// parameters, then the final byte that names the key (A B C D: arrows).
-// An ESC with nothing after it in the same read is the Esc key: ignored.
+// parameters, then the final byte that names the key (A B C D: arrows,
+// H F: Home End, ~ after 1 7 / 4 8 / 3: Home, End, Delete). An ESC with
+// nothing after it in the same read is the Esc key: ignored.
 func (t *Terminal) escape() (key, error) {
 	if t.keys.Buffered() == 0 {
 		return key{}, nil
@@ -575,13 +631,31 @@ func (t *Terminal) escape() (key, error) {
 		t.keys.UnreadByte() // Alt and a key: the key alone
 		return key{}, nil
 	}
+	param, first := 0, true // the first number, as in ESC [ 3 ~ (Delete)
 	for {
 		c, err := t.keys.ReadByte()
 		if err != nil {
 			return key{}, readErr(err)
 		}
 		switch {
-		case c >= 0x20 && c < 0x40: // parameters
+		case c >= '0' && c <= '9' && first:
+			param = param*10 + int(c-'0')
+		case c >= 0x20 && c < 0x40: // more parameters
+			first = false
+		case c == '~':
+			switch param {
+			case 1, 7:
+				return key{kind: keyHome}, nil
+			case 4, 8:
+				return key{kind: keyEnd}, nil
+			case 3:
+				return key{kind: keyDelete}, nil
+			}
+			return key{}, nil
+		case c == 'H':
+			return key{kind: keyHome}, nil
+		case c == 'F':
+			return key{kind: keyEnd}, nil
 		case c == 'A':
 			return key{kind: keyUp}, nil
 		case c == 'B':

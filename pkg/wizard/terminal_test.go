@@ -457,6 +457,54 @@ func TestTerminalEOF(t *testing.T) {
 	}
 }
 
+// The line is edited as in a shell: the cursor moves in it, characters go
+// in and out where it is, and the screen's cursor is put there.
+func TestTerminalLineEditing(t *testing.T) {
+	p := newPTY(t, 80)
+	c := ask(func() (string, error) { return p.term.Input("Name", "", "", nil) })
+	p.waitFor("? Name ")
+	p.send("hllo" + left + left + left)
+	// "? Name " is 7 columns, "h" one: the cursor goes to column 9.
+	p.waitFor("? Name hllo\x1b[9G")
+	p.send("e")
+	p.waitFor("? Name hello\x1b[10G")
+	p.send("\x01ab\x05yz" + // Ctrl-A, Ctrl-E
+		"\x1b[H\x1b[3~" + // Home, Delete
+		"\x1b[F" + backspace + // End, Backspace
+		"\x1b[1~" + right + ctrlU + // Home, →, Ctrl-U deletes the b before the cursor
+		"\x1b[4~\x1b[15~!" + // End, F5 (nothing)
+		"\x1bOH" + right + right + ctrlW + // Home (application mode), Ctrl-W deletes "he"
+		"\r")
+	if v, err := answer(t, c); err != nil || v != "lloy!" {
+		t.Fatalf("Input = %q, %v; want %q", v, err, "lloy!")
+	}
+	p.waitFor("? Name lloy!\r\n")
+}
+
+// On a line that wraps, the cursor goes up to the row it is on, and the
+// next redraw (and Ctrl-C's new line) starts from there.
+func TestTerminalLineEditingWrapped(t *testing.T) {
+	p := newPTY(t, 20)
+	c := ask(func() (string, error) { return p.term.Input("Name", "", "", nil) })
+	p.waitFor("? Name ")
+	typed := strings.Repeat("y", 30) // 37 columns: 2 rows
+	p.send(typed)
+	p.waitFor(typed)
+	p.send("\x1b[H")
+	p.waitFor("? Name " + typed + "\x1b[1A\x1b[8G") // row 1 to row 0, column 8
+	p.send("x")
+	// The cursor is on the first row already: no move up before the redraw.
+	p.waitFor("\r\x1b[J? Name x" + typed + "\x1b[1A\x1b[9G")
+	if !strings.Contains(p.output(), "\x1b[8G\r\x1b[J? Name x") {
+		t.Fatalf("the redraw did not start from the cursor's row:\n%q", p.output())
+	}
+	p.send(ctrlC)
+	if _, err := answer(t, c); !errors.Is(err, errs.ErrInterrupted) {
+		t.Fatal(err)
+	}
+	p.waitSuffix("\x1b[9G\x1b[1B\r\n") // down to the last row, then a new line
+}
+
 // Keys typed before a question is drawn are kept for it, and a lone Esc
 // or an unknown key sequence does nothing.
 func TestTerminalKeysAhead(t *testing.T) {
