@@ -103,231 +103,228 @@ func (t *Terminal) answered(message, answer string) string {
 }
 
 func (t *Terminal) Input(message, help, def string, validate func(string) error) (string, error) {
-	q, err := t.ask(false)
-	if err != nil {
-		return "", err
+	prompt := ""
+	if def != "" {
+		prompt = t.paint(styleDef, "("+def+")") + " "
 	}
-	defer q.close()
-	showHelp := false
-	for {
-		line, err := q.readLine(true, func(typed string) []string {
-			lines := t.head(message, help, showHelp)
-			tail := t.hint(help, showHelp)
-			if def != "" {
-				tail += t.paint(styleDef, "("+def+")") + " "
-			}
-			lines[len(lines)-1] += tail + typed
-			return lines
-		})
-		if err != nil {
-			return "", q.abort(err)
-		}
-		if line == helpKey && help != "" {
-			showHelp = true
-			continue
-		}
+	return t.line(message, help, prompt, true, func(line string) (string, string, error) {
 		if line == "" {
 			line = def
 		}
 		if validate != nil {
 			if err := validate(line); err != nil {
-				q.fail(err)
-				continue
+				return "", "", err
 			}
 		}
-		q.finish(t.answered(message, line))
-		return line, nil
-	}
+		return line, line, nil
+	})
 }
 
 func (t *Terminal) Password(message, help string) (string, error) {
-	q, err := t.ask(false)
-	if err != nil {
-		return "", err
-	}
-	defer q.close()
-	showHelp := false
-	for {
-		// Not echoed, not even as stars: nothing on the screen tells
-		// what was typed or how long it is.
-		line, err := q.readLine(false, func(string) []string {
-			lines := t.head(message, help, showHelp)
-			lines[len(lines)-1] += t.hint(help, showHelp)
-			return lines
-		})
-		if err != nil {
-			return "", q.abort(err)
-		}
-		if line == helpKey && help != "" {
-			showHelp = true
-			continue
-		}
-		q.finish(t.answered(message, ""))
-		return line, nil
-	}
+	// Not echoed, not even as stars: nothing on the screen tells what was
+	// typed or how long it is.
+	return t.line(message, help, "", false, func(line string) (string, string, error) {
+		return line, "", nil
+	})
 }
 
 func (t *Terminal) Confirm(message, help string, def bool) (bool, error) {
-	q, err := t.ask(false)
-	if err != nil {
-		return false, err
+	prompt := "(y/N) "
+	if def {
+		prompt = "(Y/n) "
 	}
-	defer q.close()
-	showHelp := false
-	for {
-		line, err := q.readLine(true, func(typed string) []string {
-			lines := t.head(message, help, showHelp)
-			yn := "(y/N) "
-			if def {
-				yn = "(Y/n) "
-			}
-			lines[len(lines)-1] += t.hint(help, showHelp) + t.paint(styleDef, yn) + typed
-			return lines
-		})
-		if err != nil {
-			return false, q.abort(err)
-		}
-		ans := def
+	ans := def
+	_, err := t.line(message, help, t.paint(styleDef, prompt), true, func(line string) (string, string, error) {
 		switch strings.ToLower(strings.TrimSpace(line)) {
 		case "":
+			ans = def
 		case "y", "yes":
 			ans = true
 		case "n", "no":
 			ans = false
 		case helpKey:
 			if help != "" {
-				showHelp = true
-				continue
+				return "", "", helpWanted{} // " ? " too
 			}
 			fallthrough
 		default:
-			q.fail(fmt.Errorf("%q is not a valid answer: type y or n", line))
-			continue
+			return "", "", fmt.Errorf("%q is not a valid answer: type y or n", line)
 		}
-		word := "No"
 		if ans {
-			word = "Yes"
+			return line, "Yes", nil
 		}
-		q.finish(t.answered(message, word))
-		return ans, nil
-	}
+		return line, "No", nil
+	})
+	return ans, err
 }
 
-func (t *Terminal) Select(message, help string, opts []Option, def string) (string, error) {
-	if len(opts) == 0 {
-		return "", errors.New("select " + message + ": no options")
-	}
-	cur := 0
-	for i, o := range opts {
-		if o.Value == def {
-			cur = i
-		}
-	}
-	q, err := t.ask(true)
+// helpWanted is what line's accept returns to show the help line instead
+// of taking an answer (a type, not a variable: nothing is built at start).
+type helpWanted struct{}
+
+func (helpWanted) Error() string { return "the help line" }
+
+// line asks a question answered with a line of text, until accept takes
+// the line: accept gives the answer and what the question's line shows
+// once answered, or an error, shown above the question asked again
+// (helpWanted: the help line instead). prompt follows the help hint (a
+// default, "(y/N)"); echo says whether the keys typed show. "?" alone asks
+// for the help line, when there is one.
+func (t *Terminal) line(message, help, prompt string, echo bool, accept func(line string) (answer, shown string, err error)) (string, error) {
+	q, err := t.ask(false)
 	if err != nil {
 		return "", err
 	}
 	defer q.close()
 	showHelp := false
 	for {
-		lines := t.head(message, help, showHelp)
-		lines[len(lines)-1] += t.paint(styleNote, "[Use arrows to move, Enter to choose"+moreHelp(help, showHelp)+"]")
-		start, end := page(len(opts), cur)
-		for i := start; i < end; i++ {
-			mark := "  "
-			if i == cur {
-				mark = t.paint(styleNote, ">") + " "
-			}
-			lines = append(lines, mark+opts[i].Value+t.note(opts[i].Note))
-		}
-		q.draw(lines...)
-		k, err := q.t.readKey()
+		line, err := q.readLine(echo, func(typed string) []string {
+			lines := t.head(message, help, showHelp)
+			lines[len(lines)-1] += t.hint(help, showHelp) + prompt + typed
+			return lines
+		})
 		if err != nil {
 			return "", q.abort(err)
 		}
-		switch {
-		case k.kind == keyUp || k.is('k'):
-			cur = (cur + len(opts) - 1) % len(opts)
-		case k.kind == keyDown || k.is('j'):
-			cur = (cur + 1) % len(opts)
-		case k.is('?') && help != "":
+		if line == helpKey && help != "" {
 			showHelp = true
-		case k.kind == keyEnter:
-			q.finish(t.answered(message, opts[cur].Value))
-			return opts[cur].Value, nil
+			continue
 		}
+		answer, shown, err := accept(line)
+		if _, ok := err.(helpWanted); ok {
+			showHelp = true
+			continue
+		}
+		if err != nil {
+			q.fail(err)
+			continue
+		}
+		q.finish(t.answered(message, shown))
+		return answer, nil
 	}
 }
 
-func (t *Terminal) MultiSelect(message, help string, opts []Option, defs []string, validate func([]string) error) ([]string, error) {
-	if len(opts) == 0 {
-		return nil, errors.New("select " + message + ": no options")
-	}
-	checked := make([]bool, len(opts))
+func (t *Terminal) Select(message, help string, opts []Option, def string) (string, error) {
+	cur := 0
 	for i, o := range opts {
-		for _, d := range defs {
-			if o.Value == d {
-				checked[i] = true
-			}
+		if o.Value == def {
+			cur = i
 		}
 	}
-	q, err := t.ask(true)
+	var answer string
+	err := t.list(message, help, "Enter to choose", opts, cur,
+		func(i int, selected bool) string {
+			mark := "  "
+			if selected {
+				mark = t.paint(styleNote, ">") + " "
+			}
+			return mark + opts[i].Value + t.note(opts[i].Note)
+		},
+		func(k key, cur int) (string, bool, error) {
+			if k.kind != keyEnter {
+				return "", false, nil
+			}
+			answer = opts[cur].Value
+			return answer, true, nil
+		})
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	defer q.close()
-	cur, showHelp := 0, false
-	for {
-		lines := t.head(message, help, showHelp)
-		lines[len(lines)-1] += t.paint(styleNote, "[Use arrows to move, space to select, <right> to all, <left> to none"+moreHelp(help, showHelp)+"]")
-		start, end := page(len(opts), cur)
-		for i := start; i < end; i++ {
+	return answer, nil
+}
+
+func (t *Terminal) MultiSelect(message, help string, opts []Option, defs []string, validate func([]string) error) ([]string, error) {
+	checked := make([]bool, len(opts))
+	for i, o := range opts {
+		checked[i] = slices.Contains(defs, o.Value)
+	}
+	var chosen []string
+	err := t.list(message, help, "space to select, <right> to all, <left> to none", opts, 0,
+		func(i int, selected bool) string {
 			mark, box := " ", t.paint(styleDef, " [ ] ")
-			if i == cur {
+			if selected {
 				mark = t.paint(styleNote, ">")
 			}
 			if checked[i] {
 				box = t.paint(styleNote, " [x] ")
 			}
-			lines = append(lines, mark+box+" "+opts[i].Value+t.note(opts[i].Note))
+			return mark + box + " " + opts[i].Value + t.note(opts[i].Note)
+		},
+		func(k key, cur int) (string, bool, error) {
+			switch {
+			case k.is(' '):
+				checked[cur] = !checked[cur]
+			case k.kind == keyRight || k.kind == keyLeft:
+				for i := range checked {
+					checked[i] = k.kind == keyRight
+				}
+			case k.kind == keyEnter:
+				chosen = nil
+				for i, o := range opts {
+					if checked[i] {
+						chosen = append(chosen, o.Value)
+					}
+				}
+				if validate != nil {
+					if err := validate(chosen); err != nil {
+						return "", false, err
+					}
+				}
+				return strings.Join(chosen, ", "), true, nil
+			}
+			return "", false, nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	return chosen, nil
+}
+
+// list asks a question answered by moving through opts (up, down, k, j;
+// starting at cur), a page of them on the screen, each drawn by row. A key
+// other than a move or "?" (the help line) goes to onKey, which says when
+// the question is answered and what its line then shows, or gives an
+// error shown above the question asked again. keys names the keys onKey
+// takes, in the hint.
+func (t *Terminal) list(message, help, keys string, opts []Option, cur int, row func(i int, selected bool) string, onKey func(k key, cur int) (shown string, done bool, err error)) error {
+	if len(opts) == 0 {
+		return errors.New("select " + message + ": no options")
+	}
+	q, err := t.ask(true)
+	if err != nil {
+		return err
+	}
+	defer q.close()
+	showHelp := false
+	for {
+		lines := t.head(message, help, showHelp)
+		lines[len(lines)-1] += t.paint(styleNote, "[Use arrows to move, "+keys+moreHelp(help, showHelp)+"]")
+		start, end := page(len(opts), cur)
+		for i := start; i < end; i++ {
+			lines = append(lines, row(i, i == cur))
 		}
 		q.draw(lines...)
 		k, err := q.t.readKey()
 		if err != nil {
-			return nil, q.abort(err)
+			return q.abort(err)
 		}
 		switch {
 		case k.kind == keyUp || k.is('k'):
 			cur = (cur + len(opts) - 1) % len(opts)
 		case k.kind == keyDown || k.is('j'):
 			cur = (cur + 1) % len(opts)
-		case k.is(' '):
-			checked[cur] = !checked[cur]
-		case k.kind == keyRight:
-			for i := range checked {
-				checked[i] = true
-			}
-		case k.kind == keyLeft:
-			for i := range checked {
-				checked[i] = false
-			}
 		case k.is('?') && help != "":
 			showHelp = true
-		case k.kind == keyEnter:
-			var chosen []string
-			for i, o := range opts {
-				if checked[i] {
-					chosen = append(chosen, o.Value)
-				}
+		default:
+			shown, done, err := onKey(k, cur)
+			if err != nil {
+				q.fail(err)
+				continue
 			}
-			if validate != nil {
-				if err := validate(chosen); err != nil {
-					q.fail(err)
-					continue
-				}
+			if done {
+				q.finish(t.answered(message, shown))
+				return nil
 			}
-			q.finish(t.answered(message, strings.Join(chosen, ", ")))
-			return chosen, nil
 		}
 	}
 }

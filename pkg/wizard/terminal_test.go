@@ -247,7 +247,7 @@ func TestTerminalConfirm(t *testing.T) {
 	p.waitFor("? Add a user? [? for help] (Y/n) ")
 	p.send("maybe\r")
 	p.waitFor(`X Sorry, your reply was invalid: "maybe" is not a valid answer: type y or n` + "\r\n? Add a user? [? for help] (Y/n) ")
-	p.send("?\r")
+	p.send(" ?\r") // blanks around it too, in a yes/no question
 	p.waitFor("? Each device its own user.\r\n? Add a user? (Y/n) ")
 	p.send("\r")
 	if v, err := answer(t, c); err != nil || !v {
