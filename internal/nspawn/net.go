@@ -78,7 +78,13 @@ func (c *Container) inNetNS(fn func() error) error {
 // RepoVersion is the version of pkg in the tree's LocalRepo, the one apt
 // inside the container installs.
 func (c *Container) RepoVersion(pkg string) (string, error) {
-	f, err := os.Open(c.Path(filepath.Join(LocalRepo, "Packages")))
+	return c.RepoVersionIn(LocalRepo, pkg)
+}
+
+// RepoVersionIn is the version of pkg in the tree's repository repo
+// (LocalRepo or NextRepo).
+func (c *Container) RepoVersionIn(repo, pkg string) (string, error) {
+	f, err := os.Open(c.Path(filepath.Join(repo, "Packages")))
 	if err != nil {
 		return "", err
 	}
@@ -94,7 +100,7 @@ func (c *Container) RepoVersion(pkg string) (string, error) {
 			return v, nil
 		}
 	}
-	return "", fmt.Errorf("%s is not in %s", pkg, LocalRepo)
+	return "", fmt.Errorf("%s is not in %s", pkg, repo)
 }
 
 // HoldHostPort makes something listen on the host's 127.0.0.1:port for the

@@ -72,7 +72,32 @@ type Recipe struct {
 	// the tree), not installed, into LocalRepo, the tree's only apt source:
 	// apt inside a container installs them without a network.
 	Repo []string
+	// Next, when set, is the next Debian release's (testing's) build of
+	// some packages, downloaded with everything they need from that
+	// release into NextRepo, a second local source pinned low: apt keeps
+	// installing Repo's versions unless told otherwise (`-t forky`).
+	Next *NextRelease
 }
+
+// NextRelease is a later Debian release's packages for a tree (Recipe.Next).
+type NextRelease struct {
+	Suite string   // "forky"
+	Repo  []string // downloaded, with what they need from Suite, into NextRepo
+}
+
+// NextRepo is the tree's second local apt repository (Recipe.Next), whose
+// Release names its suite, pinned at priority 100 (NextPin): `apt-get
+// install -t forky`, or APT::Default-Release "forky", installs from it.
+const NextRepo = "/srv/mosqprov-e2e-next"
+
+// NextPin is the tree's apt preferences file for NextRepo.
+const NextPin = "/etc/apt/preferences.d/mosqprov-e2e-next"
+
+// Forky is Debian 14 "forky" (testing today), whose mosquitto 2.1.2 the
+// trixie tree carries in NextRepo: trixie's systemd boots here where sid's
+// does not, and its mosquitto installs on trixie with forky's newer libc6
+// and the libraries the broker links (libdlt3 needs libc6 2.42).
+const Forky = "forky"
 
 // LocalRepo is the tree's own apt repository (flat, "deb [trusted=yes]
 // file:/srv/mosqprov-e2e-debs ./"), holding Recipe.Repo.
@@ -91,13 +116,21 @@ func DefaultRecipe() Recipe { return RecipeFor(Suites[0]) }
 // can install it with apt inside the container (from LocalRepo). procps is
 // there as on every Raspberry Pi OS and Debian install: the mosquitto unit
 // reloads with its /bin/kill.
+//
+// trixie's tree also carries forky's mosquitto 2.1 (Recipe.Next), so 2.1
+// runs under a real systemd in the trixie container (sid's systemd does
+// not boot here).
 func RecipeFor(suite string) Recipe {
-	return Recipe{
+	r := Recipe{
 		Suite:   suite,
 		Mirror:  HostMirror(),
 		Include: []string{"systemd", "systemd-sysv", "dbus", "ca-certificates", "procps"},
 		Repo:    []string{"mosquitto", "mosquitto-clients"},
 	}
+	if suite == "trixie" {
+		r.Next = &NextRelease{Suite: Forky, Repo: []string{"mosquitto", "mosquitto-clients"}}
+	}
+	return r
 }
 
 // SidRecipe is Debian sid with mosquitto (2.1) installed, used as a chroot
@@ -112,7 +145,11 @@ func SidRecipe() Recipe {
 
 // Key names the recipe's tarball.
 func (r Recipe) Key() string {
-	h := sha256.Sum256([]byte(strings.Join([]string{recipeVersion, r.Suite, r.Mirror, strings.Join(r.Include, ","), strings.Join(r.Repo, ",")}, "\n")))
+	parts := []string{recipeVersion, r.Suite, r.Mirror, strings.Join(r.Include, ","), strings.Join(r.Repo, ",")}
+	if r.Next != nil {
+		parts = append(parts, "next:"+r.Next.Suite, strings.Join(r.Next.Repo, ","))
+	}
+	h := sha256.Sum256([]byte(strings.Join(parts, "\n")))
 	return r.Suite + "-" + hex.EncodeToString(h[:8])
 }
 
@@ -258,8 +295,13 @@ func Image(ctx context.Context, cacheDir string, r Recipe, log func(string, ...a
 	if err := os.WriteFile(filepath.Join(rootfs, "etc/hosts"), []byte("127.0.0.1 localhost\n::1 localhost\n"), 0o644); err != nil {
 		return "", err
 	}
+	if r.Next != nil {
+		if err := nextRepo(ctx, rootfs, r.Mirror, *r.Next); err != nil {
+			return "", err
+		}
+	}
 	if len(r.Repo) > 0 {
-		if err := localRepo(ctx, rootfs, r.Repo); err != nil {
+		if err := localRepo(ctx, rootfs, r.Repo, r.Next); err != nil {
 			return "", err
 		}
 	}
@@ -311,17 +353,8 @@ func unmountUnder(dir string) {
 // the tree's own apt, through the host's network, into LocalRepo, indexes
 // them, and makes that repository the tree's only apt source, with its
 // package lists already fetched.
-func localRepo(ctx context.Context, rootfs string, pkgs []string) error {
-	// sid's Release file expires within days of a snapshot.
-	apt := func(args ...string) error {
-		full := append([]string{rootfs, "apt-get", "-q", "-o", "Acquire::Check-Valid-Until=false"}, args...)
-		cmd := exec.CommandContext(ctx, "chroot", full...)
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("apt-get %s in %s: %v\n%s", strings.Join(args, " "), rootfs, err, tail(out, 30))
-		}
-		return nil
-	}
+func localRepo(ctx context.Context, rootfs string, pkgs []string, next *NextRelease) error {
+	apt := chrootApt(ctx, rootfs)
 	// debootstrap leaves every package of the base system in apt's cache:
 	// the repository gets only what the tree lacks.
 	if err := apt("clean"); err != nil {
@@ -333,7 +366,83 @@ func localRepo(ctx context.Context, rootfs string, pkgs []string) error {
 	if err := apt(append([]string{"install", "-y", "--download-only"}, pkgs...)...); err != nil {
 		return err
 	}
-	repo := filepath.Join(rootfs, LocalRepo)
+	if err := flatRepo(ctx, rootfs, LocalRepo, pkgs, ""); err != nil {
+		return err
+	}
+	// The mirror goes: a container has no network to reach it.
+	lists, _ := filepath.Glob(filepath.Join(rootfs, "etc/apt/sources.list.d/*"))
+	for _, l := range lists {
+		os.Remove(l)
+	}
+	if err := os.WriteFile(filepath.Join(rootfs, "etc/apt/sources.list"), []byte("deb [trusted=yes] file:"+LocalRepo+" ./\n"), 0o644); err != nil {
+		return err
+	}
+	if next != nil {
+		source := "deb [trusted=yes] file:" + NextRepo + " ./\n"
+		if err := os.WriteFile(filepath.Join(rootfs, "etc/apt/sources.list.d/mosqprov-e2e-next.list"), []byte(source), 0o644); err != nil {
+			return err
+		}
+		pin := "Package: *\nPin: release n=" + next.Suite + "\nPin-Priority: 100\n"
+		if err := os.MkdirAll(filepath.Join(rootfs, filepath.Dir(NextPin)), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(rootfs, NextPin), []byte(pin), 0o644); err != nil {
+			return err
+		}
+	}
+	if err := os.RemoveAll(filepath.Join(rootfs, "var/lib/apt/lists")); err != nil {
+		return err
+	}
+	os.MkdirAll(filepath.Join(rootfs, "var/lib/apt/lists/partial"), 0o755)
+	return apt("update")
+}
+
+// chrootApt runs the tree's apt-get (in a chroot) and says what went wrong.
+func chrootApt(ctx context.Context, rootfs string) func(args ...string) error {
+	return func(args ...string) error {
+		// sid's Release file expires within days of a snapshot.
+		full := append([]string{rootfs, "apt-get", "-q", "-o", "Acquire::Check-Valid-Until=false"}, args...)
+		cmd := exec.CommandContext(ctx, "chroot", full...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("apt-get %s in %s: %v\n%s", strings.Join(args, " "), rootfs, err, tail(out, 30))
+		}
+		return nil
+	}
+}
+
+// nextRepo downloads next.Repo from next.Suite of mirror, with what they
+// need from that suite (apt-get -t), into NextRepo, before localRepo fills
+// the cache with the tree's own release's packages. The tree's sources are
+// left as they were.
+func nextRepo(ctx context.Context, rootfs, mirror string, next NextRelease) error {
+	apt := chrootApt(ctx, rootfs)
+	source := filepath.Join(rootfs, "etc/apt/sources.list.d/mosqprov-next.list")
+	if err := os.WriteFile(source, []byte("deb "+mirror+" "+next.Suite+" main\n"), 0o644); err != nil {
+		return err
+	}
+	defer os.Remove(source)
+	if err := apt("clean"); err != nil {
+		return err
+	}
+	if err := apt("update"); err != nil {
+		return err
+	}
+	if err := apt(append([]string{"install", "-y", "--download-only", "-t", next.Suite}, next.Repo...)...); err != nil {
+		return err
+	}
+	if err := flatRepo(ctx, rootfs, NextRepo, next.Repo, next.Suite); err != nil {
+		return err
+	}
+	os.Remove(source)
+	return apt("update")
+}
+
+// flatRepo moves the .debs apt downloaded into the tree's folder repo and
+// indexes them there (Packages, Release); a suite names the release in
+// Release, for apt's pins and -t.
+func flatRepo(ctx context.Context, rootfs, repoDir string, pkgs []string, suite string) error {
+	repo := filepath.Join(rootfs, repoDir)
 	if err := os.MkdirAll(repo, 0o755); err != nil {
 		return err
 	}
@@ -363,22 +472,10 @@ func localRepo(ctx context.Context, rootfs string, pkgs []string) error {
 	}
 	sum := sha256.Sum256(index.Bytes())
 	release := fmt.Sprintf("Date: %s\nSHA256:\n %s %d Packages\n", time.Now().UTC().Format(time.RFC1123), hex.EncodeToString(sum[:]), index.Len())
-	if err := os.WriteFile(filepath.Join(repo, "Release"), []byte(release), 0o644); err != nil {
-		return err
+	if suite != "" {
+		release = "Suite: " + suite + "\nCodename: " + suite + "\n" + release
 	}
-	// The mirror goes: a container has no network to reach it.
-	lists, _ := filepath.Glob(filepath.Join(rootfs, "etc/apt/sources.list.d/*"))
-	for _, l := range lists {
-		os.Remove(l)
-	}
-	if err := os.WriteFile(filepath.Join(rootfs, "etc/apt/sources.list"), []byte("deb [trusted=yes] file:"+LocalRepo+" ./\n"), 0o644); err != nil {
-		return err
-	}
-	if err := os.RemoveAll(filepath.Join(rootfs, "var/lib/apt/lists")); err != nil {
-		return err
-	}
-	os.MkdirAll(filepath.Join(rootfs, "var/lib/apt/lists/partial"), 0o755)
-	return apt("update")
+	return os.WriteFile(filepath.Join(repo, "Release"), []byte(release), 0o644)
 }
 
 func tail(out []byte, n int) string {

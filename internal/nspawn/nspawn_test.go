@@ -103,6 +103,15 @@ func TestRecipeKey(t *testing.T) {
 	if a.Key() != (Recipe{Suite: "bookworm", Mirror: "http://m/debian", Include: []string{"systemd"}}).Key() {
 		t.Fatal("the same recipe gets two keys")
 	}
+	// The next release's packages are part of the tree: a tree without them
+	// is never reused for a recipe with them.
+	c := a
+	c.Next = &NextRelease{Suite: Forky, Repo: []string{"mosquitto"}}
+	d := a
+	d.Next = &NextRelease{Suite: Forky, Repo: []string{"mosquitto", "mosquitto-clients"}}
+	if a.Key() == c.Key() || c.Key() == d.Key() {
+		t.Fatal("recipes with and without the next release's packages share a cache key")
+	}
 }
 
 // TestLockSerialises: while one holder has the boot lock, a second caller
