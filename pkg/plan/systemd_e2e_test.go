@@ -212,4 +212,8 @@ acl:
 	u := &inUnit{ctx: ctx, c: c}
 	t.Run("per-listener auth", func(t *testing.T) { testPerListenerAuthInRealSystemd(t, u) })
 	t.Run("bridge", func(t *testing.T) { testBridgeInRealSystemd(t, u) })
+	// Last: it replaces the suite's mosquitto with the next release's.
+	if nspawn.RecipeFor(suite).Next != nil {
+		t.Run("mosquitto 2.1", func(t *testing.T) { testMosquitto21InRealSystemd(t, u) })
+	}
 }
