@@ -238,5 +238,34 @@ acl:
 	}
 	out, _ := u.c.Exec(u.ctx, "sh", "-c", "grep -E ' (unpack|configure|status installed) (mosquitto|libmosquitto1|libpicohttpparser1|libc6):' /var/log/dpkg.log | tail -n 12; journalctl -u mosquitto --since @"+fmt.Sprint(start.Unix())+" --no-pager -o short-monotonic | grep -E 'Starting|error while loading' | head -n 6")
 	t.Logf("the install's order and the unit's starts meanwhile:\n%s", out)
+
+	// A conf.d file only root can read (someone's own, 0600), added while
+	// the broker runs: on the reload for a new password the broker, the
+	// mosquitto user, stops reading at it and runs on. apply says so and
+	// puts its files back. 2.0's unit would restart the broker on them, as
+	// root; 2.1's runs the broker as mosquitto from the start, so a restart
+	// stops at the same file and the broker, up and serving before, stays
+	// down: the rollback must leave it running instead.
+	local := "/etc/mosquitto/conf.d/local.conf"
+	u.writeFile(t, local, "# a setting of this machine's own\n", 0o600)
+	defer os.Remove(u.c.Path(local))
+	const blindsThird = "blinds-third-on-2.1"
+	u.writeSpec(t, spec(u.hash(t, blindsThird), sensorHash))
+	r = u.applyExit(t, 5)
+	if !strings.Contains(r.Error, "the broker could not read its configuration again on reload") || !strings.Contains(r.Error, local) || !strings.Contains(r.Error, "restored") {
+		t.Errorf("apply with %s unreadable by the broker: %q", local, r.Error)
+	}
+	t.Logf("rolled back: %s", r.Error)
+	if got := u.run(t, "sh", "-c", "systemctl is-active mosquitto || true"); got != "active" {
+		t.Fatalf("the broker is %q after the rollback; it was up and serving before\n%s", got, u.run(t, "journalctl", "-u", "mosquitto", "-n", "15", "--no-pager"))
+	}
+	if got := u.mainPID(t); got != pid {
+		t.Errorf("the rollback replaced the broker: pid %s -> %s", pid, got)
+	}
+	check("after the refused reload and the rollback", []login{
+		{tls, "blinds", blindsNew, true},
+		{tls, "blinds", blindsThird, false},
+		{sensorPort, "sensor", sensor, true},
+	})
 	t.Logf("2.1's log:\n%s", whole)
 }

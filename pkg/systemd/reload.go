@@ -75,7 +75,8 @@ var errReloadExited = errors.New("the broker could not read its configuration ag
 //     "Error: Unable to open pwfile "F"." and "Error opening password file
 //     "F".", 2.1.2 logs "password-file: Error: Unable to open pwfile "F"."
 //     and "mosquitto version 2.1.2 terminating", and exits with status 13
-//     (Restart=on-failure then starts it again, as root);
+//     (Restart=on-failure then starts it again: as root under 2.0's unit,
+//     as mosquitto under 2.1's, whose User=mosquitto runs it so from the start);
 //   - an ACL file it can't open: "Error: Unable to open acl_file "F"." and
 //     "Error opening acl file "F"." (all three); 2.0 runs on, 2.1.2 exits
 //     with status 13;

@@ -85,6 +85,10 @@ func (u *brokerUnit) Run(_ context.Context, cmd system.Cmd) (system.Output, erro
 		u.top.Cleanup(b.Stop) // the subtest that restarts it is not its owner
 		u.b = b
 		return system.Output{}, nil
+	case "systemctl show -p User --value mosquitto":
+		// 2.0's unit (no User=): a restart runs the broker as root, as
+		// this one's does.
+		return system.Output{Stdout: []byte("\n")}, nil
 	case "systemctl reset-failed mosquitto":
 		return system.Output{}, nil
 	}

@@ -36,6 +36,13 @@ type fakeUnit struct {
 	// (loaded) and a start runs the broker with what was loaded then
 	// (startedWith), as the real one does with LimitNOFILE.
 	dropIn, loaded, startedWith string
+	// user is the unit's User= ("": none, the broker starts as root).
+	// unreadable is a conf.d file only root can read: a reload appends the
+	// broker's refusal to log and the broker runs on; a start fails when
+	// the unit runs the broker as user, who can't read it either.
+	user       string
+	unreadable bool
+	log        string
 }
 
 func newFakeUnit(t *testing.T, state string) *fakeUnit {
@@ -118,6 +125,9 @@ func (f *fakeUnit) Run(_ context.Context, cmd system.Cmd) (system.Output, error)
 		f.startedWith = f.loaded
 		data, _ := os.ReadFile(f.conf)
 		switch content := string(data); {
+		case f.unreadable && f.user != "":
+			f.state = "activating"
+			return fail(1, "", "Job for mosquitto.service failed because the control process exited with error code.")
 		case strings.HasPrefix(content, "broken"):
 			f.state = "failed"
 			return fail(1, "", "Job for mosquitto.service failed because the control process exited with error code.")
@@ -136,6 +146,18 @@ func (f *fakeUnit) Run(_ context.Context, cmd system.Cmd) (system.Output, error)
 		}
 		if f.noKill {
 			return fail(1, "", "Job for mosquitto.service failed.")
+		}
+		if f.unreadable {
+			lf, err := os.OpenFile(f.log, os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				return system.Output{}, err
+			}
+			lf.WriteString("1796314436: Reloading config.\n1796314436: Error: Unable to open config file '/etc/mosquitto/conf.d/local.conf'.\n1796314436: Error found at /etc/mosquitto/mosquitto.conf:13.\n")
+			lf.Close()
+		}
+	case "show":
+		if strings.Join(cmd.Args, " ") == "show -p User --value mosquitto" {
+			return system.Output{Stdout: []byte(f.user + "\n")}, nil
 		}
 	}
 	return system.Output{}, nil
@@ -260,6 +282,50 @@ func TestSettle(t *testing.T) {
 			}
 			if f.state != tt.wantState {
 				t.Errorf("unit %s after Settle, want %s", f.state, tt.wantState)
+			}
+		})
+	}
+}
+
+// A reload the broker refused (a conf.d file that is not mosqprov's and
+// that its user can't read; it runs on, without the files after it) is
+// rolled back: the files put back, and the broker left up on them. Under
+// 2.0's unit (no User=) the broker is restarted on them, as root; under
+// 2.1's (User=mosquitto) a restart reads every file as mosquitto and stops
+// at the same one, so it is reloaded instead, never restarted: the broker
+// that was serving stays up (seen with 2.1.2 under a real systemd,
+// TestApplyInRealSystemd/trixie/mosquitto_2.1 in pkg/plan).
+func TestSettleRefusedReloadUnitUser(t *testing.T) {
+	for _, c := range []struct {
+		user string
+		want []string // after the refused reload's journal
+	}{
+		{"", []string{"systemctl show -p User --value mosquitto", "systemctl reset-failed mosquitto", "systemctl restart mosquitto", "systemctl is-active mosquitto"}},
+		{"mosquitto", []string{"systemctl show -p User --value mosquitto", "systemctl reload mosquitto", "systemctl is-active mosquitto"}},
+	} {
+		t.Run("User="+c.user, func(t *testing.T) {
+			f := newFakeUnit(t, "active")
+			f.user, f.unreadable = c.user, true
+			f.log = filepath.Join(t.TempDir(), "mosquitto.log")
+			if err := os.WriteFile(f.log, []byte("1796314430: mosquitto version 2.1.2 running\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			s := service(f, false)
+			s.LogFiles = func() []string { return []string{f.log} }
+			if _, err := s.Sys.WriteFile(f.conf, []byte("good2"), system.Attr{Mode: 0o644}); err != nil {
+				t.Fatal(err)
+			}
+			_, err := s.Settle(context.Background(), system.NeedReload)
+			if !errors.Is(err, errs.ErrRolledBack) || !strings.Contains(err.Error(), errReloadRefused.Error()) || !strings.Contains(err.Error(), "local.conf") {
+				t.Fatalf("Settle: %v, want a rollback of the refused reload", err)
+			}
+			want := append([]string{"systemctl is-active mosquitto", "systemctl reload mosquitto", "systemctl is-active mosquitto",
+				"journalctl --sync", "journalctl -u mosquitto -n 20 --no-pager"}, c.want...)
+			if d := cmp.Diff(want, f.Calls()); d != "" {
+				t.Errorf("commands (-want +got):\n%s", d)
+			}
+			if got, _ := os.ReadFile(f.conf); string(got) != "good" || f.state != "active" || f.ln == nil {
+				t.Errorf("after the rollback: file %q, unit %s, listening %v; want the old file and the broker up", got, f.state, f.ln != nil)
 			}
 		})
 	}

@@ -5,6 +5,7 @@ package systemd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -178,6 +179,23 @@ func (s *Service) rollback(ctx context.Context, op string, cause error) (system.
 			break
 		}
 	}
+	// A broker that ran on after a refused reload (a file its user could
+	// not read again, or not parse, that is not this run's) is still up.
+	// Under a unit that runs it as its own user from the start (mosquitto
+	// 2.1's Debian unit: User=mosquitto; 2.0's starts it as root), a
+	// restart reads every file as that user and stops at the same file:
+	// the broker that was serving would stay down (seen with 2.1.2 under a
+	// real systemd, TestApplyInRealSystemd/trixie/mosquitto_2.1). A reload
+	// makes it read the restored files as far as it can, and leaves it up.
+	if errors.Is(cause, errReloadRefused) {
+		if user := s.unitUser(ctx); user != "" && user != "root" && user != "0" {
+			if _, err := s.sendReload(ctx); err == nil {
+				if _, err := s.WaitUp(ctx); err == nil {
+					return system.Change{}, &Error{Op: op, Err: fmt.Errorf("%w (%d file(s)): %v; the broker runs on, reloaded rather than restarted: its unit starts it as %s, so a restart would stop at the same file", errs.ErrRolledBack, countPaths(changes), cause, user), Journal: journal}
+				}
+			}
+		}
+	}
 	// Restart=on-failure may have hit the start limit while the broker
 	// failed on the new files; clear it or the restart below is refused.
 	s.Sys.Run(ctx, s.systemctl("reset-failed"))
@@ -188,6 +206,17 @@ func (s *Service) rollback(ctx context.Context, op string, cause error) (system.
 		return system.Change{}, &Error{Op: op, Err: fmt.Errorf("%v; previous files restored, but the broker does not come up on them either: %v", cause, err), Journal: journal}
 	}
 	return system.Change{}, &Error{Op: op, Err: fmt.Errorf("%w (%d file(s)): %v", errs.ErrRolledBack, countPaths(changes), cause), Journal: journal}
+}
+
+// unitUser is the unit's User= (systemctl show): the account the broker
+// runs as from its start; "" when the unit doesn't set one (it starts as
+// root, and the broker drops to its configured user itself).
+func (s *Service) unitUser(ctx context.Context) string {
+	out, err := s.Sys.Run(ctx, system.Cmd{Name: "systemctl", Args: []string{"show", "-p", "User", "--value", s.Unit}, ReadOnly: true})
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out.Stdout))
 }
 
 func countPaths(changes []system.FileChange) int {
