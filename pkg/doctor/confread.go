@@ -15,8 +15,10 @@ const IDConfUnreadable = "conf-unreadable"
 // every reload (SIGHUP), where such a file stops the read: the files after
 // it, mosqprov.conf and with it the password and ACL files, are not read
 // again, and mosqprov's reloads fail (checked with 2.0.11 and 2.0.21 under
-// Debian's unit, TestApplyInRealSystemd in pkg/plan). A symlink is left
-// alone: its own mode says nothing of its target's.
+// Debian's unit, TestApplyInRealSystemd in pkg/plan). Under 2.1.2's Debian
+// unit (User=mosquitto) the broker is that user from its start, so such a
+// file stops every start too (TestApplyInRealSystemd/trixie/mosquitto_2.1).
+// A symlink is left alone: its own mode says nothing of its target's.
 func (c *Checker) checkConfReadable() {
 	if c.cfg == nil || c.broker == nil {
 		return
@@ -28,7 +30,7 @@ func (c *Checker) checkConfReadable() {
 		}
 		c.add(Finding{ID: IDConfUnreadable, Severity: Error, Subject: p,
 			Problem: fmt.Sprintf("the broker's configuration file %s is not readable by its user %s (%s)", p, layout.BrokerUser, c.owner(fi)),
-			Why:     "the broker reads it as root when it starts, but as " + layout.BrokerUser + " on every reload, which then stops at this file: the files after it (mosqprov.conf, the password and ACL files) are not read again, so new users and passwords are not taken, and mosqprov's reloads fail",
+			Why:     "on every reload the broker reads it as " + layout.BrokerUser + ", and stops at this file: the files after it (mosqprov.conf, the password and ACL files) are not read again, so new users and passwords are not taken, and mosqprov's reloads fail; mosquitto 2.0's unit starts the broker as root, but 2.1's (User=" + layout.BrokerUser + ") starts it as " + layout.BrokerUser + " too, so it does not start at all",
 			Fix:     fmt.Sprintf("sudo chgrp %s %s && sudo chmod 640 %s", layout.BrokerUser, p, p)})
 	}
 }
