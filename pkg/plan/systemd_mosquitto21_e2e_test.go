@@ -21,9 +21,14 @@ import (
 // packages install on trixie (with forky's libc6, which its libdlt3 needs),
 // carried in the tree's second local repository (nspawn.Recipe.Next).
 //
-// The machine is made bare again (package purged, every file mosqprov or
-// the broker wrote removed) and apt's default release set to forky, as
-// `apt-get install -t forky` does; then mosqprov's own paths: the first
+// First the upgrade a Pi gets from Debian 13 to 14: mosqprov's files for
+// 2.0.21, `apt-get install -t forky mosquitto mosquitto-clients` over them,
+// then apply rewrites authentication per listener in 2.1's form with one
+// restart, and a second apply changes nothing. Then the machine is made
+// bare again (mosquitto, mosquitto-clients and libmosquitto1 purged, every
+// file mosqprov or the broker wrote removed; forky's other libraries stay)
+// and apt's default release set to forky, as `apt-get install -t forky`
+// does; then mosqprov's own paths: the first
 // apply installs 2.1.2, writes everything in 2.1's form, enables and starts
 // it under 2.1's unit (which runs the broker as the mosquitto user from the
 // start: User=mosquitto, RuntimeDirectory=, LogsDirectory=, no
@@ -43,13 +48,6 @@ func testMosquitto21InRealSystemd(t *testing.T, u *inUnit) {
 		t.Fatalf("the tree's %s has mosquitto %s, not 2.1", nspawn.Forky, want)
 	}
 
-	// Bare again: no mosquitto, none of the files mosqprov or the broker wrote.
-	u.run(t, "systemctl", "stop", "mosquitto")
-	u.run(t, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "purge", "-y", "-q", "mosquitto", "mosquitto-clients", "libmosquitto1")
-	u.run(t, "rm", "-rf", "/etc/mosquitto", "/etc/mosqprov", "/var/lib/mosquitto", "/var/log/mosquitto", "/run/mosquitto", "/etc/systemd/system/mosquitto.service.d")
-	u.run(t, "systemctl", "daemon-reload")
-	u.writeFile(t, "/etc/apt/apt.conf.d/99mosqprov-e2e-"+nspawn.Forky, `APT::Default-Release "`+nspawn.Forky+`";`+"\n", 0o644)
-
 	const plain, tls, sensorPort = 1883, 8883, 8884
 	blinds, blindsNew, sensor := "blinds-on-2.1", "blinds-new-on-2.1", "sensor-on-2.1"
 	spec := func(blindsHash, sensorHash string) string {
@@ -67,8 +65,65 @@ acl:
 `, plain, tls, sensorPort, blindsHash, sensorHash)
 	}
 	blindsHash, sensorHash := u.hash(t, blinds), u.hash(t, sensor)
+	ca := []string{"--cafile", layout.BrokerCACert}
+	// pub21 runs the container's own mosquitto_pub (2.1) and says whether
+	// the broker took the message.
+	pub21 := func(port int, user, pw string) error {
+		args := []string{"-h", "127.0.0.1", "-p", fmt.Sprint(port), "-u", user, "-P", pw, "-t", user + "/x", "-m", "1", "-q", "1"}
+		if port != plain {
+			args = append(args, ca...)
+		}
+		out, err := u.c.Exec(u.ctx, "mosquitto_pub", args...)
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, strings.TrimSpace(out))
+		}
+		return nil
+	}
+	// First the upgrade a Pi gets moving from Debian 13 to 14: mosqprov's
+	// files for 2.0.21 (authentication per listener in 2.0's form), then
+	// apt installs 2.1.2 over them (its postinst restarts the broker, on
+	// those files), then apply writes 2.1's form and restarts it once; a
+	// second apply changes nothing.
 	u.writeSpec(t, spec(blindsHash, sensorHash))
 	r := u.apply(t)
+	if data, _ := os.ReadFile(u.c.Path(layout.DropIn)); !strings.Contains(string(data), "per_listener_settings true") {
+		t.Fatalf("on 2.0.21 the drop-in is not in 2.0's form:\n%s", data)
+	}
+	u.run(t, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q", "-t", nspawn.Forky, "mosquitto", "mosquitto-clients")
+	if got := u.run(t, "dpkg-query", "-W", "-f", "${Version}", "mosquitto"); got != want {
+		t.Fatalf("the upgrade installed mosquitto %s, want %s", got, want)
+	}
+	waitFor(t, "2.1.2 up on 2.0's files after the upgrade", func() bool {
+		return pub21(sensorPort, "sensor", sensor) == nil
+	})
+	r = u.apply(t)
+	if !r.did("service mosquitto", "restart") {
+		t.Fatalf("apply after the upgrade to 2.1: %+v", r.Changes)
+	}
+	if data, _ := os.ReadFile(u.c.Path(layout.DropIn)); !strings.Contains(string(data), "plugin ") || strings.Contains(string(data), "per_listener_settings") {
+		t.Fatalf("after the upgrade apply left the drop-in in 2.0's form:\n%s", data)
+	}
+	for _, l := range []struct {
+		port     int
+		user, pw string
+	}{{plain, "blinds", blinds}, {tls, "blinds", blinds}, {sensorPort, "sensor", sensor}} {
+		if err := pub21(l.port, l.user, l.pw); err != nil {
+			t.Errorf("after the upgrade and apply: %s on %d: %v", l.user, l.port, err)
+		}
+	}
+	if r := u.apply(t); r.Changed {
+		t.Fatalf("second apply after the upgrade changed: %+v", r.Changes)
+	}
+
+	// Bare again: no mosquitto, none of the files mosqprov or the broker wrote.
+	u.run(t, "systemctl", "stop", "mosquitto")
+	u.run(t, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "purge", "-y", "-q", "mosquitto", "mosquitto-clients", "libmosquitto1")
+	u.run(t, "rm", "-rf", "/etc/mosquitto", "/etc/mosqprov", "/var/lib/mosquitto", "/var/log/mosquitto", "/run/mosquitto", "/etc/systemd/system/mosquitto.service.d")
+	u.run(t, "systemctl", "daemon-reload")
+	u.writeFile(t, "/etc/apt/apt.conf.d/99mosqprov-e2e-"+nspawn.Forky, `APT::Default-Release "`+nspawn.Forky+`";`+"\n", 0o644)
+
+	u.writeSpec(t, spec(blindsHash, sensorHash))
+	r = u.apply(t)
 	if !r.did("package mosquitto", "create") || !r.did("service mosquitto", "restart") {
 		t.Fatalf("first apply on a bare machine: %+v", r.Changes)
 	}
@@ -112,20 +167,6 @@ acl:
 		t.Errorf("verify on 2.1:\n%s", out)
 	}
 
-	ca := []string{"--cafile", layout.BrokerCACert}
-	// pub21 runs the container's own mosquitto_pub (2.1) and says whether
-	// the broker took the message.
-	pub21 := func(port int, user, pw string) error {
-		args := []string{"-h", "127.0.0.1", "-p", fmt.Sprint(port), "-u", user, "-P", pw, "-t", user + "/x", "-m", "1", "-q", "1"}
-		if port != plain {
-			args = append(args, ca...)
-		}
-		out, err := u.c.Exec(u.ctx, "mosquitto_pub", args...)
-		if err != nil {
-			return fmt.Errorf("%v: %s", err, strings.TrimSpace(out))
-		}
-		return nil
-	}
 	// roundtrip21 subscribes with the container's mosquitto_sub and
 	// publishes with its mosquitto_pub, both 2.1, over TLS.
 	roundtrip21 := func(user, pw string) error {
