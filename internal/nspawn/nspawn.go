@@ -296,9 +296,11 @@ func Image(ctx context.Context, cacheDir string, r Recipe, log func(string, ...a
 		return "", err
 	}
 	if r.Next != nil {
+		nextStart := time.Now()
 		if err := nextRepo(ctx, rootfs, r.Mirror, *r.Next); err != nil {
 			return "", err
 		}
+		log("nspawn: %s's %s and what they need, into %s: %s", r.Next.Suite, strings.Join(r.Next.Repo, ", "), NextRepo, time.Since(nextStart).Round(time.Second))
 	}
 	if len(r.Repo) > 0 {
 		if err := localRepo(ctx, rootfs, r.Repo, r.Next); err != nil {
