@@ -44,31 +44,12 @@ acl:
   - {anonymous: true, readwrite: ["local/#"]}
 `, plain, tls, sensorPort, blindsHash, sensorHash)
 	}
-	ca := []string{"--cafile", u.c.Path(layout.BrokerCACert)}
-	client := func(port int, user, pw string) brokertest.Client {
-		c := brokertest.Client{Port: port, User: user, Password: pw, NetNS: u.c.NetNS()}
-		if port != plain {
-			c.Extra = ca
-		}
-		return c
-	}
-	type login struct {
-		port     int
-		user, pw string
-		ok       bool
-	}
+	client := func(port int, user, pw string) brokertest.Client { return u.client(port, plain, user, pw) }
 	check := func(t *testing.T, stage string, logins []login) {
 		t.Helper()
-		for _, l := range logins {
-			err := client(l.port, l.user, l.pw).Publish(l.user+"/auth", "x")
-			if (err == nil) != l.ok {
-				who := l.user
-				if who == "" {
-					who = "anonymous"
-				}
-				t.Errorf("%s: %s on port %d (password %q): accepted=%v, want %v (%v)", stage, who, l.port, l.pw, err == nil, l.ok, err)
-			}
-		}
+		checkLogins(t, stage, logins, func(port int, user, pw string) error {
+			return client(port, user, pw).Publish(user+"/auth", "x")
+		})
 	}
 
 	u.writeSpec(t, spec(u.hash(t, sensor)))

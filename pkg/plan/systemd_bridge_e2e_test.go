@@ -111,6 +111,40 @@ func (u *inUnit) hash(t *testing.T, password string) string {
 	return u.run(t, "sh", "-c", "printf '%s\\n' \"$1\" | mosqprov user hash --password-stdin", "sh", password)
 }
 
+// client is a real client, on the host in the container's network, of the
+// broker's listener on port: TLS with the broker's CA, except on plain.
+func (u *inUnit) client(port, plain int, user, pw string) brokertest.Client {
+	c := brokertest.Client{Port: port, User: user, Password: pw, NetNS: u.c.NetNS()}
+	if port != plain {
+		c.Extra = []string{"--cafile", u.c.Path(layout.BrokerCACert)}
+	}
+	return c
+}
+
+// login is one login a test tries on a listener, and whether the broker
+// must take it.
+type login struct {
+	port     int
+	user, pw string
+	ok       bool
+}
+
+// checkLogins tries every login with publish and reports each one the
+// broker takes or refuses against what it must.
+func checkLogins(t *testing.T, stage string, logins []login, publish func(port int, user, pw string) error) {
+	t.Helper()
+	for _, l := range logins {
+		err := publish(l.port, l.user, l.pw)
+		if (err == nil) != l.ok {
+			who := l.user
+			if who == "" {
+				who = "anonymous"
+			}
+			t.Errorf("%s: %s on port %d (password %q): accepted=%v, want %v (%v)", stage, who, l.port, l.pw, err == nil, l.ok, err)
+		}
+	}
+}
+
 func (u *inUnit) mainPID(t *testing.T) string {
 	t.Helper()
 	return u.run(t, "systemctl", "show", "-p", "MainPID", "--value", "mosquitto")

@@ -178,29 +178,13 @@ acl:
 		}
 		return nil
 	}
-	host := func(port int, user, pw string) brokertest.Client {
-		c := brokertest.Client{Port: port, User: user, Password: pw, NetNS: u.c.NetNS()}
-		if port != plain {
-			c.Extra = []string{"--cafile", u.c.Path(layout.BrokerCACert)}
-		}
-		return c
-	}
+	host := func(port int, user, pw string) brokertest.Client { return u.client(port, plain, user, pw) }
 	if err := roundtrip21("blinds", blinds); err != nil {
 		t.Fatalf("2.1's mosquitto_sub and mosquitto_pub over TLS after the first apply: %v", err)
 	}
-	type login struct {
-		port     int
-		user, pw string
-		ok       bool
-	}
 	check := func(stage string, logins []login) {
 		t.Helper()
-		for _, l := range logins {
-			err := pub21(l.port, l.user, l.pw)
-			if (err == nil) != l.ok {
-				t.Errorf("%s: %s on port %d (password %q): accepted=%v, want %v (%v)", stage, l.user, l.port, l.pw, err == nil, l.ok, err)
-			}
-		}
+		checkLogins(t, stage, logins, pub21)
 	}
 	check("after the first apply", []login{
 		{plain, "blinds", blinds, true},
