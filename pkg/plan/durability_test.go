@@ -224,37 +224,32 @@ func straceRig(t *testing.T) (bin string, env *exampleEnv, spec, root, resolved 
 // checks the order of the system calls for every managed file.
 func TestAtomicWriteSyscalls(t *testing.T) {
 	bin, env, spec, root, resolved := straceRig(t)
-	run := func(label, password string) []syscallEvent {
+	// run runs the binary under strace, with stdin, and reads the calls.
+	run := func(label, stdin string, env []string, args ...string) []syscallEvent {
 		trace := filepath.Join(t.TempDir(), "trace")
-		cmd := exec.Command("strace", "-f", "-y", "-qq", "-s", "0", "-o", trace,
-			"-e", "trace=write,pwrite64,copy_file_range,fsync,fdatasync,rename,renameat,renameat2",
-			bin, "apply", "--yes", "--root", root, "-f", spec)
-		cmd.Env = append(os.Environ(), "MQTT_BLINDS_PASSWORD="+password)
+		cmd := exec.Command("strace", append([]string{"-f", "-y", "-qq", "-s", "0", "-o", trace,
+			"-e", "trace=write,pwrite64,copy_file_range,fsync,fdatasync,rename,renameat,renameat2", bin}, args...)...)
+		cmd.Env = append(os.Environ(), env...)
+		cmd.Stdin = strings.NewReader(stdin)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("%s: %v\n%s", label, err, out)
 		}
 		return parseStrace(t, trace)
 	}
-	events := run("first apply", env.blinds)
+	apply := []string{"apply", "--yes", "--root", root, "-f", spec}
+	events := run("first apply", "", []string{"MQTT_BLINDS_PASSWORD=" + env.blinds}, apply...)
 	for _, p := range managed {
 		checkDurableWrite(t, events, filepath.Join(resolved, p))
 	}
-	events = run("password change", env.blinds+"-changed")
+	events = run("password change", "", []string{"MQTT_BLINDS_PASSWORD=" + env.blinds + "-changed"}, apply...)
 	checkDurableWrite(t, events, filepath.Join(resolved, layout.PasswordFile))
 
 	// `user add` of a new user copies the file's lines from the old file to
 	// the temp file in the kernel (copy_file_range) and writes the new line:
 	// all of it before the temp file's fsync.
-	trace := filepath.Join(t.TempDir(), "trace")
-	cmd := exec.Command("strace", "-f", "-y", "-qq", "-s", "0", "-o", trace,
-		"-e", "trace=write,pwrite64,copy_file_range,fsync,fdatasync,rename,renameat,renameat2",
-		bin, "user", "add", "newcomer", "--password-stdin", "--no-reload", "--root", root)
-	cmd.Stdin = strings.NewReader("newcomer-password\n")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("user add: %v\n%s", err, out)
-	}
+	events = run("user add", "newcomer-password\n", nil, "user", "add", "newcomer", "--password-stdin", "--no-reload", "--root", root)
 	target := filepath.Join(resolved, layout.PasswordFile)
-	written := checkDurableWrite(t, parseStrace(t, trace), target)
+	written := checkDurableWrite(t, events, target)
 	st, err := os.Stat(target)
 	if err != nil {
 		t.Fatal(err)

@@ -316,14 +316,14 @@ func (w streamWriter) ReadFrom(r io.Reader) (int64, error) {
 	if !ok {
 		return w.Writer.ReadFrom(r)
 	}
-	k, ok := outerKept(sr)
+	outer, off, n := sr.Outer()
+	k, ok := outer.(*keptFile)
 	if !ok {
 		return w.Writer.ReadFrom(r)
 	}
 	if err := w.Flush(); err != nil {
 		return 0, err
 	}
-	_, off, n := sr.Outer()
 	if _, err := k.f.Seek(off, io.SeekStart); err != nil {
 		return 0, err
 	}
@@ -332,13 +332,6 @@ func (w streamWriter) ReadFrom(r io.Reader) (int64, error) {
 		err = fmt.Errorf("copy %s: %d of %d bytes: %w", k.f.Name(), copied, n, io.ErrUnexpectedEOF)
 	}
 	return copied, err
-}
-
-// outerKept is the kept file sr reads, when it reads one.
-func outerKept(sr *io.SectionReader) (*keptFile, bool) {
-	outer, _, _ := sr.Outer()
-	k, ok := outer.(*keptFile)
-	return k, ok
 }
 
 // reopen is a second descriptor of the file f has open, only ever read.
